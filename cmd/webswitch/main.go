@@ -1,0 +1,61 @@
+// Command webswitch is the layer-7 one-way Web switch daemon: it owns the
+// VIP at layer 2, completes TCP handshakes itself, reads each request, picks
+// a back-end by content and hands the connection off to that back-end's
+// agent; responses go from the back-end straight to the client.
+//
+//	webswitch -config /etc/webswitch/switch.toml [-log-level info]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"webswitch/conf"
+	"webswitch/shard"
+)
+
+func main() {
+	configPath := flag.String("config", "/etc/webswitch/switch.toml", "configuration file")
+	level := flag.String("log-level", "info", "log level: debug, info, warn, error")
+	flag.Parse()
+	lvl, err := zerolog.ParseLevel(*level)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "webswitch: -log-level: %v\n", err)
+		os.Exit(2)
+	}
+	log := zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("app", "webswitch").Logger()
+
+	c, err := conf.LoadSwitch(*configPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
+		os.Exit(2)
+	}
+	secret, err := conf.LoadSecret(c.Control.SecretFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
+		os.Exit(2)
+	}
+	cfg, err := shard.FromConf(c, secret)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "webswitch: %s: %v\n", *configPath, err)
+		os.Exit(2)
+	}
+	sw, err := shard.New(cfg, log)
+	if err != nil {
+		log.Error().Err(err).Msg("start")
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := sw.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("run")
+		os.Exit(1)
+	}
+	log.Info().Msg("stopped")
+}

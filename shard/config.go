@@ -1,0 +1,137 @@
+// Package shard is the switch's data path: one loop per CPU, each owning a
+// ring socket of a fanout group, a flow table, a timer wheel, counters and
+// its own control connections to every agent. It ties ring, tcpfsm, l7 and
+// handoff together; see DESIGN.md section 3 for the packet walk.
+package shard
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"webswitch/conf"
+	"webswitch/l7"
+	"webswitch/tcpfsm"
+)
+
+// Backend is one back-end as the data path sees it.
+type Backend struct {
+	Name  string
+	IP    [4]byte
+	Agent netip.AddrPort
+}
+
+// Config is everything the data path needs, built once from the TOML file.
+type Config struct {
+	Interface string
+	VIP       [4]byte
+	Ports     []uint16
+	Shards    int
+	Backends  []Backend
+	Pools     []l7.Pool
+	Router    *l7.Router
+	FSM       tcpfsm.Config
+
+	MaxFlows       int // per shard
+	MaxRequestHead int
+	RequestTimeout time.Duration
+	HandoffTimeout time.Duration
+	IdleTimeout    time.Duration
+	Linger         time.Duration
+
+	RingBlockSize    int
+	RingBlocks       int
+	RingBlockTimeout time.Duration
+	ARPRefresh       time.Duration
+
+	Secret         []byte
+	ConnectTimeout time.Duration
+	ReconnectMin   time.Duration
+	ReconnectMax   time.Duration
+}
+
+// The switch's TCP parameters that are not in the configuration file.
+const (
+	advertisedWScale = 7 // the back-ends inherit it; 7 lets their receive window grow to 8 MiB
+	rtoInitial       = 300 * time.Millisecond
+	rtoMax           = 10 * time.Second
+	maxRetries       = 6
+)
+
+// FromConf builds the data path's configuration from a loaded file.
+func FromConf(c *conf.Switch, secret []byte) (*Config, error) {
+	s := &c.Switch
+	ifi, err := net.InterfaceByName(s.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("switch.interface %q: %w", s.Interface, err)
+	}
+	shards := s.Shards
+	if shards == 0 {
+		shards = runtime.NumCPU()
+	}
+	cfg := &Config{
+		Interface:        s.Interface,
+		VIP:              s.VIP.As4(),
+		Ports:            s.Ports,
+		Shards:           shards,
+		MaxFlows:         max(1, s.MaxFlows/shards),
+		MaxRequestHead:   s.MaxRequestHead,
+		RequestTimeout:   s.RequestTimeout.Duration,
+		HandoffTimeout:   s.HandoffTimeout.Duration,
+		IdleTimeout:      s.IdleTimeout.Duration,
+		Linger:           s.Linger.Duration,
+		RingBlockSize:    s.RingBlockSize,
+		RingBlocks:       s.RingBlocks,
+		RingBlockTimeout: s.RingBlockTimeout.Duration,
+		ARPRefresh:       s.ARPRefresh.Duration,
+		Secret:           secret,
+		ConnectTimeout:   c.Control.ConnectTimeout.Duration,
+		ReconnectMin:     c.Control.ReconnectMin.Duration,
+		ReconnectMax:     c.Control.ReconnectMax.Duration,
+		FSM: tcpfsm.Config{
+			MSS:        uint16(min(ifi.MTU-40, 0xFFFF)),
+			WScale:     advertisedWScale,
+			Window:     s.RequestWindow,
+			RTOInitial: int64(rtoInitial),
+			RTOMax:     int64(rtoMax),
+			MaxRetries: maxRetries,
+			Linger:     int64(s.Linger.Duration),
+		},
+	}
+	backendIndex := map[string]int{}
+	for i, b := range c.Backends {
+		backendIndex[b.Name] = i
+		cfg.Backends = append(cfg.Backends, Backend{Name: b.Name, IP: b.Address.As4(), Agent: b.Agent})
+	}
+	poolIndex := map[string]int{}
+	for i, p := range c.Pools {
+		poolIndex[p.Name] = i
+		pool := l7.Pool{Name: p.Name}
+		for _, name := range p.Backends {
+			pool.Backends = append(pool.Backends, backendIndex[name])
+		}
+		cfg.Pools = append(cfg.Pools, pool)
+	}
+	var rules []l7.Rule
+	for _, r := range c.Rules {
+		m := l7.Match{Host: r.Host, PathPrefix: r.PathPrefix}
+		m.Header, m.HeaderValue, m.HeaderHasValue = r.HeaderMatch()
+		m.Cookie, m.CookieValue, m.CookieHasValue = r.CookieMatch()
+		rules = append(rules, l7.Rule{Match: m, Pool: poolIndex[r.Pool]})
+	}
+	if cfg.Router, err = l7.NewRouter(rules); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (cfg *Config) hasPort(p uint16) bool {
+	for _, q := range cfg.Ports {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}

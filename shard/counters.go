@@ -1,0 +1,105 @@
+package shard
+
+import "sync/atomic"
+
+// Drop says why a frame was dropped; each kind has a counter.
+type Drop uint8
+
+// Kinds of dropped frames.
+const (
+	DropTruncated Drop = iota
+	DropNotIPv4
+	DropIPHeader
+	DropFragment
+	DropIPChecksum
+	DropNotTCP
+	DropTCPHeader
+	DropTCPChecksum
+	DropBadOptions
+	DropPort
+	DropNoFlow     // not a SYN, no flow, cookie invalid
+	DropTableFull  // no room for a new flow
+	DropQueueFull  // frame arrived during a handoff and the flow's queue was full
+	DropNoNeighbor // spliced frame, back-end MAC unknown
+	numDrops
+)
+
+var dropNames = [numDrops]string{
+	"truncated", "not_ipv4", "ip_header", "fragment", "ip_checksum", "not_tcp",
+	"tcp_header", "tcp_checksum", "tcp_options", "port", "no_flow", "table_full",
+	"queue_full", "no_neighbor",
+}
+
+func (d Drop) String() string { return dropNames[d] }
+
+// Counters are a shard's statistics. The shard writes them; anyone may read
+// them with atomic loads at any time.
+type Counters struct {
+	FramesIn        atomic.Uint64
+	FramesForwarded atomic.Uint64 // spliced frames sent to a back-end
+	FramesSent      atomic.Uint64 // frames the switch built itself (SYN-ACK, ACK, responses, RST)
+	SynAcks         atomic.Uint64
+	Flows           atomic.Uint64 // connections accepted (valid cookie)
+	HandoffsSent    atomic.Uint64
+	HandoffsOK      atomic.Uint64
+	HandoffsErr     atomic.Uint64
+	HandoffsTimeout atomic.Uint64
+	Resets          atomic.Uint64 // RSTs sent
+	ActiveFlows     atomic.Int64
+	SplicedFlows    atomic.Int64
+	HTTPErrors      [600]atomic.Uint64 // switch-generated responses by status
+	Drops           [numDrops]atomic.Uint64
+}
+
+// Snapshot is a plain copy of Counters for logs and tests.
+type Snapshot struct {
+	Shard           int               `json:"shard"`
+	FramesIn        uint64            `json:"frames_in"`
+	FramesForwarded uint64            `json:"frames_forwarded"`
+	FramesSent      uint64            `json:"frames_sent"`
+	SynAcks         uint64            `json:"syn_acks"`
+	Flows           uint64            `json:"flows"`
+	HandoffsSent    uint64            `json:"handoffs_sent"`
+	HandoffsOK      uint64            `json:"handoffs_ok"`
+	HandoffsErr     uint64            `json:"handoffs_err"`
+	HandoffsTimeout uint64            `json:"handoffs_timeout"`
+	Resets          uint64            `json:"resets"`
+	ActiveFlows     int64             `json:"active_flows"`
+	SplicedFlows    int64             `json:"spliced_flows"`
+	HTTPErrors      map[int]uint64    `json:"http_errors,omitempty"`
+	Drops           map[string]uint64 `json:"drops,omitempty"`
+	RingPackets     uint64            `json:"ring_packets"`
+	RingDrops       uint64            `json:"ring_drops"`
+	RingFreezes     uint64            `json:"ring_freezes"`
+}
+
+func (c *Counters) snapshot(shard int) Snapshot {
+	s := Snapshot{
+		Shard:           shard,
+		FramesIn:        c.FramesIn.Load(),
+		FramesForwarded: c.FramesForwarded.Load(),
+		FramesSent:      c.FramesSent.Load(),
+		SynAcks:         c.SynAcks.Load(),
+		Flows:           c.Flows.Load(),
+		HandoffsSent:    c.HandoffsSent.Load(),
+		HandoffsOK:      c.HandoffsOK.Load(),
+		HandoffsErr:     c.HandoffsErr.Load(),
+		HandoffsTimeout: c.HandoffsTimeout.Load(),
+		Resets:          c.Resets.Load(),
+		ActiveFlows:     c.ActiveFlows.Load(),
+		SplicedFlows:    c.SplicedFlows.Load(),
+		HTTPErrors:      map[int]uint64{},
+		Drops:           map[string]uint64{},
+	}
+	for i := range c.HTTPErrors {
+		if v := c.HTTPErrors[i].Load(); v != 0 {
+			s.HTTPErrors[i] = v
+		}
+	}
+	for i := range c.Drops {
+		if v := c.Drops[i].Load(); v != 0 {
+			s.Drops[Drop(i).String()] = v
+		}
+	}
+	return s
+}

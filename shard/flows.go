@@ -1,0 +1,205 @@
+package shard
+
+import (
+	"webswitch/l7"
+	"webswitch/tcpfsm"
+)
+
+// flowState is where a flow is in its life.
+type flowState uint8
+
+const (
+	flowInvalid flowState = iota
+	flowOwned             // the switch owns the connection (tcpfsm): request, handoff, own response
+	flowSpliced           // a back-end owns it; the switch forwards the client's frames
+)
+
+// flow is one entry of the shard's flow table. A spliced flow needs only
+// this; a flow the switch owns also has a conn.
+type flow struct {
+	key      uint64
+	deadline int64 // when the timer wheel visits it (0: not in the wheel)
+	last     int64 // spliced: time of the last frame (idle timeout)
+	endAt    int64 // spliced: the client's FIN or RST was seen; expire then
+	conn     *conn // nil when spliced
+	gen      uint32
+	next     int32 // timer wheel links
+	prev     int32
+	slot     int32
+	backend  uint16
+	state    flowState
+}
+
+// conn is the state of a flow the switch owns: its TCP, its request and,
+// during the handoff, the client frames that wait for the agent's answer.
+type conn struct {
+	tcp       tcpfsm.Conn
+	req       l7.Request
+	clientMAC [6]byte
+	buf       []byte // request buffer, tcpfsm.Config.BufferSize()
+	queue     []byte // frames during the handoff: u16 length + frame (vnet header included)
+	created   int64
+	handoffAt int64
+	backend   int
+}
+
+func flowKey(t *tcpfsm.Tuple) uint64 {
+	return uint64(t.ClientIP[0])<<56 | uint64(t.ClientIP[1])<<48 | uint64(t.ClientIP[2])<<40 |
+		uint64(t.ClientIP[3])<<32 | uint64(t.ClientPort)<<16 | uint64(t.VIPPort)
+}
+
+// table is the shard's flow table: a map from key to slot and a slab of
+// flows with a free list; conns are pooled. No allocation once warm.
+type table struct {
+	index map[uint64]int32
+	flows []flow
+	free  []int32
+	conns []*conn
+	bufSize, queueSize int
+	max                int
+}
+
+func newTable(max, bufSize, queueSize int) *table {
+	return &table{
+		index:     make(map[uint64]int32, min(max, 1<<16)),
+		flows:     make([]flow, 0, min(max, 1<<16)),
+		max:       max,
+		bufSize:   bufSize,
+		queueSize: queueSize,
+	}
+}
+
+func (t *table) lookup(key uint64) (int32, bool) {
+	i, ok := t.index[key]
+	return i, ok
+}
+
+// add creates a flow owned by the switch; ok=false when the table is full.
+func (t *table) add(key uint64) (int32, bool) {
+	if len(t.index) >= t.max {
+		return -1, false
+	}
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		i = int32(len(t.flows))
+		t.flows = append(t.flows, flow{})
+	}
+	f := &t.flows[i]
+	gen := f.gen + 1
+	*f = flow{key: key, gen: gen, state: flowOwned, next: -1, prev: -1, conn: t.getConn()}
+	t.index[key] = i
+	return i, true
+}
+
+func (t *table) getConn() *conn {
+	if n := len(t.conns); n > 0 {
+		c := t.conns[n-1]
+		t.conns = t.conns[:n-1]
+		return c
+	}
+	return &conn{buf: make([]byte, 0, t.bufSize), queue: make([]byte, 0, t.queueSize)}
+}
+
+// release returns a flow's conn to the pool (the flow goes on, spliced).
+func (t *table) release(f *flow) {
+	if f.conn != nil {
+		c := f.conn
+		c.queue = c.queue[:0]
+		t.conns = append(t.conns, c)
+		f.conn = nil
+	}
+}
+
+// remove deletes a flow (it must already be out of the timer wheel).
+func (t *table) remove(i int32) {
+	f := &t.flows[i]
+	t.release(f)
+	delete(t.index, f.key)
+	f.state = flowInvalid
+	t.free = append(t.free, i)
+}
+
+// wheel is a hashed timing wheel over flow slots: each flow is in at most
+// one slot list; a slot is visited every len(slots)*tick and its flows whose
+// deadline has come are fired, the others stay.
+type wheel struct {
+	slots []int32
+	tick  int64
+	done  int64 // ticks processed up to (exclusive)
+}
+
+func newWheel(slots int, tick int64, now int64) *wheel {
+	w := &wheel{slots: make([]int32, slots), tick: tick, done: now / tick}
+	for i := range w.slots {
+		w.slots[i] = -1
+	}
+	return w
+}
+
+func (w *wheel) slotOf(deadline int64) int {
+	t := max(deadline/w.tick, w.done)
+	return int(t % int64(len(w.slots)))
+}
+
+func (w *wheel) add(fl []flow, i int32, deadline int64) {
+	f := &fl[i]
+	f.deadline = deadline
+	s := w.slotOf(deadline)
+	f.slot = int32(s)
+	f.prev, f.next = -1, w.slots[s]
+	if f.next >= 0 {
+		fl[f.next].prev = i
+	}
+	w.slots[s] = i
+}
+
+func (w *wheel) remove(fl []flow, i int32) {
+	f := &fl[i]
+	if f.deadline == 0 {
+		return
+	}
+	if f.prev >= 0 {
+		fl[f.prev].next = f.next
+	} else {
+		w.slots[f.slot] = f.next
+	}
+	if f.next >= 0 {
+		fl[f.next].prev = f.prev
+	}
+	f.deadline, f.next, f.prev = 0, -1, -1
+}
+
+// set moves flow i to deadline (0: stop its timer).
+func (w *wheel) set(fl []flow, i int32, deadline int64) {
+	if fl[i].deadline == deadline {
+		return
+	}
+	w.remove(fl, i)
+	if deadline != 0 {
+		w.add(fl, i, deadline)
+	}
+}
+
+// advance visits the slots up to now and calls fire for each flow whose
+// deadline has come, after taking it out of the wheel.
+func (w *wheel) advance(fl []flow, now int64, fire func(i int32)) {
+	end := now / w.tick
+	if end-w.done > int64(len(w.slots)) {
+		w.done = end - int64(len(w.slots))
+	}
+	for ; w.done <= end; w.done++ {
+		s := int(w.done % int64(len(w.slots)))
+		for i := w.slots[s]; i >= 0; {
+			next := fl[i].next
+			if fl[i].deadline <= now {
+				w.remove(fl, i)
+				fire(i)
+			}
+			i = next
+		}
+	}
+	w.done = end // the current tick may still get deadlines
+}

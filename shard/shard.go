@@ -1,0 +1,538 @@
+package shard
+
+import (
+	"errors"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"webswitch/handoff"
+	"webswitch/internal/sys"
+	"webswitch/l7"
+	"webswitch/ring"
+	"webswitch/tcpfsm"
+	"webswitch/tcpfsm/header"
+	"webswitch/tcpfsm/seqnum"
+)
+
+var errControlTimeout = errors.New("connect or handshake timed out")
+
+const (
+	pollTick   = 10 * time.Millisecond // the loop wakes at least this often for timers
+	wheelTick  = int64(10 * time.Millisecond)
+	wheelSlots = 4096
+	txBatch    = 64
+	// frameOverhead bounds the header bytes of the frames queued during a
+	// handoff, beyond the window's payload.
+	frameOverhead = 16 << 10
+)
+
+// Shard is one data-path loop. Everything in it belongs to its goroutine;
+// only Counters are read from outside.
+type Shard struct {
+	id      int
+	cpu     int
+	cfg     *Config
+	log     zerolog.Logger
+	ring    *ring.Ring
+	tx      *ring.Sender
+	mac     [6]byte
+	cookies *tcpfsm.Cookies
+	tab     *table
+	wheel   *wheel
+	ctl     []*control
+	nb      *neighbors
+	rr      []uint32 // round-robin cursor per pool
+	up      func(backend int) bool
+	fire    func(i int32)
+	out     tcpfsm.Out
+	pollfds []sys.PollFd
+	clock   func() int64
+	now     int64
+	ipID    uint16
+	vnetLen int // bytes of vnet header before each frame on the ring and the TX path
+
+	C Counters
+}
+
+func newShard(id, cpu int, cfg *Config, r *ring.Ring, vnet bool, cookies *tcpfsm.Cookies, nb *neighbors, clock func() int64, log zerolog.Logger) *Shard {
+	s := &Shard{
+		id: id, cpu: cpu, cfg: cfg, log: log, ring: r, tx: r.NewSender(txBatch),
+		cookies: cookies, nb: nb, clock: clock,
+		tab: newTable(cfg.MaxFlows, cfg.FSM.BufferSize(), cfg.FSM.BufferSize()+frameOverhead),
+		rr:  make([]uint32, len(cfg.Pools)),
+	}
+	copy(s.mac[:], r.HardwareAddr())
+	if vnet {
+		s.vnetLen = ring.VnetHdrLen
+	}
+	s.now = clock()
+	s.wheel = newWheel(wheelSlots, wheelTick, s.now)
+	for b := range cfg.Backends {
+		s.ctl = append(s.ctl, newControl(b))
+	}
+	s.up = func(b int) bool {
+		_, known := s.nb.mac(b)
+		c := s.ctl[b]
+		return known && c.state == ctlReady && !c.draining
+	}
+	s.fire = s.timer
+	return s
+}
+
+// run is the shard loop: poll the ring and the control connections, handle
+// frames block by block, then timers; until stop is set.
+func (s *Shard) run(stop *atomic.Bool) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := sys.PinToCPU(s.cpu); err != nil {
+		s.log.Warn().Err(err).Int("shard", s.id).Msg("cpu affinity")
+	}
+	var f ring.Frame
+	for !stop.Load() {
+		s.pollfds = append(s.pollfds[:0], sys.PollFd{Fd: int32(s.ring.Fd()), Events: sys.PollIn})
+		for _, c := range s.ctl {
+			if ev := c.pollEvents(); ev != 0 {
+				s.pollfds = append(s.pollfds, sys.PollFd{Fd: int32(c.fd), Events: ev})
+			}
+		}
+		if _, err := sys.Poll(s.pollfds, pollTick); err != nil {
+			s.log.Error().Err(err).Int("shard", s.id).Msg("poll")
+			time.Sleep(pollTick)
+		}
+		s.now = s.clock()
+		for b, ok := s.ring.NextBlock(); ok; b, ok = s.ring.NextBlock() {
+			for b.Next(&f) {
+				s.frame(&f)
+			}
+			if b.Corrupt() {
+				s.C.Drops[DropTruncated].Add(1)
+			}
+			s.tx.Flush() // forwarded frames point into the block
+			s.ring.Release(b)
+		}
+		for _, pfd := range s.pollfds[1:] {
+			if pfd.Revents == 0 {
+				continue
+			}
+			for _, c := range s.ctl {
+				if c.fd == int(pfd.Fd) {
+					s.ctlEvents(c, pfd.Revents)
+				}
+			}
+		}
+		s.wheel.advance(s.tab.flows, s.now, s.fire)
+		for _, c := range s.ctl {
+			s.ctlStep(c)
+		}
+		s.tx.Flush()
+	}
+	for _, c := range s.ctl {
+		if c.fd >= 0 {
+			sys.Close(c.fd)
+		}
+	}
+}
+
+// frame handles one received frame.
+func (s *Shard) frame(f *ring.Frame) {
+	s.C.FramesIn.Add(1)
+	data := f.Data
+	if len(data) < header.EthernetLen {
+		s.drop(DropTruncated)
+		return
+	}
+	if header.Ethernet(data).Type() != header.EtherTypeIPv4 {
+		s.drop(DropNotIPv4)
+		return
+	}
+	ip, err := header.ParseIPv4(data[header.EthernetLen:])
+	if err != nil {
+		s.dropErr(err)
+		return
+	}
+	if ip.Protocol() != header.ProtocolTCP || ip.Dst() != s.cfg.VIP {
+		s.drop(DropNotTCP)
+		return
+	}
+	tcp, err := header.ParseTCP(ip.Payload())
+	if err != nil {
+		s.drop(DropTCPHeader)
+		return
+	}
+	if !s.cfg.hasPort(tcp.DstPort()) {
+		s.drop(DropPort)
+		return
+	}
+	t := tcpfsm.Tuple{ClientIP: ip.Src(), VIP: s.cfg.VIP, ClientPort: tcp.SrcPort(), VIPPort: tcp.DstPort()}
+	key := flowKey(&t)
+	if i, ok := s.tab.lookup(key); ok {
+		fl := &s.tab.flows[i]
+		if fl.state == flowSpliced {
+			s.forward(i, f, tcp.Flags())
+			return
+		}
+		c := fl.conn
+		if c.tcp.State() == tcpfsm.HandingOff {
+			s.enqueue(c, f)
+			return
+		}
+		if !s.valid(f, ip, tcp) {
+			return
+		}
+		seg := segment(tcp)
+		s.out.Reset()
+		c.tcp.Input(s.now, &seg, &s.out)
+		s.after(i)
+		return
+	}
+	if !s.valid(f, ip, tcp) {
+		return
+	}
+	s.newFlow(&t, f, tcp)
+}
+
+// valid checks the checksums of a frame the switch consumes itself. Frames
+// from a local sender carry a partial TCP checksum (vnet NEEDS_CSUM) or one
+// the kernel already verified; those are trusted.
+func (s *Shard) valid(f *ring.Frame, ip header.IPv4, tcp header.TCP) bool {
+	if !ip.ChecksumValid() {
+		s.drop(DropIPChecksum)
+		return false
+	}
+	if f.Vnet != nil && ring.VnetHeader(f.Vnet).Flags()&(ring.VnetFlagNeedsCsum|ring.VnetFlagDataValid) != 0 {
+		return true
+	}
+	if !tcp.ChecksumValid(ip.Src(), ip.Dst()) {
+		s.drop(DropTCPChecksum)
+		return false
+	}
+	return true
+}
+
+func segment(tcp header.TCP) tcpfsm.Segment {
+	return tcpfsm.Segment{
+		Seq: seqnum.Value(tcp.Seq()), Ack: seqnum.Value(tcp.Ack()),
+		Flags: tcp.Flags(), Window: tcp.Window(), Payload: tcp.Payload(),
+	}
+}
+
+// newFlow handles a frame of a connection the shard has no state for: a SYN
+// gets a stateless SYN-ACK; an ACK with a valid cookie creates the flow.
+func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP) {
+	flags := tcp.Flags()
+	clientMAC := [6]byte(header.Ethernet(f.Data).Src())
+	switch {
+	case flags&(header.FlagSYN|header.FlagACK|header.FlagRST|header.FlagFIN) == header.FlagSYN:
+		var o header.SynOptions
+		if err := header.ParseSynOptions(tcp.Options(), &o); err != nil {
+			s.drop(DropBadOptions)
+			return
+		}
+		var seg tcpfsm.Seg
+		s.cfg.FSM.SynAck(s.now, s.cookies, t, seqnum.Value(tcp.Seq()), &o, &seg)
+		s.send(t, clientMAC, &seg)
+		s.C.SynAcks.Add(1)
+	case flags&(header.FlagSYN|header.FlagRST|header.FlagACK) == header.FlagACK:
+		i, ok := s.tab.add(flowKey(t))
+		if !ok {
+			s.drop(DropTableFull)
+			s.reset(t, clientMAC, tcp)
+			return
+		}
+		c := s.tab.flows[i].conn
+		seg := segment(tcp)
+		s.out.Reset()
+		if !c.tcp.Accept(s.now, &s.cfg.FSM, s.cookies, t, &seg, c.buf, &s.out) {
+			s.tab.remove(i)
+			s.drop(DropNoFlow)
+			if len(seg.Payload) == 0 {
+				// A bare ACK with a bad cookie: tell the client there is no
+				// connection. Data is only dropped: if it is a first segment
+				// that overtook a lost one, the retransmission will succeed.
+				s.reset(t, clientMAC, tcp)
+			}
+			return
+		}
+		c.clientMAC = clientMAC
+		c.created = s.now
+		c.req.Reset(s.cfg.MaxRequestHead)
+		s.C.Flows.Add(1)
+		s.C.ActiveFlows.Add(1)
+		s.after(i)
+	default:
+		s.drop(DropNoFlow)
+	}
+}
+
+// after acts on what the connection's TCP produced: send its segments, free
+// it, or parse the new request bytes and hand off or answer.
+func (s *Shard) after(i int32) {
+	fl := &s.tab.flows[i]
+	c := fl.conn
+	s.sendOut(fl)
+	if s.out.Free {
+		s.free(i)
+		return
+	}
+	if c.tcp.State() == tcpfsm.RequestWait {
+		switch {
+		case s.out.Delivered:
+			switch c.req.Parse(c.tcp.Request()) {
+			case l7.NeedMore:
+				if s.out.PeerFIN {
+					s.respond(i, 400)
+					return
+				}
+				s.out.Reset()
+				c.tcp.Ack(&s.out)
+				s.sendOut(fl)
+			case l7.Done:
+				s.dispatch(i)
+				return
+			case l7.Malformed:
+				s.respond(i, 400)
+				return
+			case l7.TooLarge:
+				s.respond(i, 431)
+				return
+			}
+		case s.out.PeerFIN:
+			if len(c.tcp.Request()) == 0 {
+				s.respond(i, 0) // the client closed without a request: just close
+			} else {
+				s.respond(i, 400)
+			}
+			return
+		}
+	}
+	s.schedule(i)
+}
+
+// dispatch routes a complete request and hands the connection off.
+func (s *Shard) dispatch(i int32) {
+	fl := &s.tab.flows[i]
+	c := fl.conn
+	req := c.tcp.Request()
+	pool, ok := s.cfg.Router.Route(&c.req, req)
+	if !ok {
+		s.respond(i, 404)
+		return
+	}
+	b, ok := s.cfg.Pools[pool].PickRoundRobin(&s.rr[pool], s.up)
+	if !ok {
+		s.respond(i, 503)
+		return
+	}
+	p := c.tcp.Params()
+	st := handoff.ConnState{
+		SndISN: uint32(p.ISS), SndNxt: uint32(p.ISS + 1),
+		RcvIRS: uint32(p.IRS), RcvNxt: uint32(p.RcvNxt),
+		SndWnd: p.SndWnd, RcvWnd: p.RcvWnd,
+		MSS: p.Opts.MSS, SndWScale: p.Opts.WScale, RcvWScale: p.RcvWScale,
+		WScaleOK: p.Opts.WScaleOK, SACKOK: p.Opts.SACKOK,
+	}
+	st.Client, st.VIP = s.addrs(fl.key)
+	ctl := s.ctl[b]
+	if err := ctl.sess.SendHandoff(uint64(fl.gen)<<32|uint64(i), &st, req); err != nil {
+		s.log.Warn().Err(err).Int("shard", s.id).Msg("handoff send")
+		s.respond(i, 503)
+		return
+	}
+	c.tcp.StartHandoff()
+	c.backend = b
+	c.handoffAt = s.now
+	s.C.HandoffsSent.Add(1)
+	s.ctlFlush(ctl)
+	s.schedule(i)
+}
+
+// handoffDone takes an agent's answer to a handoff.
+func (s *Shard) handoffDone(backend int, id uint64, ok bool) {
+	i := int32(uint32(id))
+	if i < 0 || int(i) >= len(s.tab.flows) {
+		return
+	}
+	fl := &s.tab.flows[i]
+	if fl.gen != uint32(id>>32) || fl.state != flowOwned || fl.conn.tcp.State() != tcpfsm.HandingOff || fl.conn.backend != backend {
+		return // an answer for a flow that already timed out
+	}
+	if !ok {
+		s.C.HandoffsErr.Add(1)
+		s.respond(i, 503)
+		return
+	}
+	s.C.HandoffsOK.Add(1)
+	s.C.SplicedFlows.Add(1)
+	c := fl.conn
+	fl.state = flowSpliced
+	fl.backend = uint16(backend)
+	fl.last = s.now
+	mac, _ := s.nb.mac(backend)
+	for q := c.queue; len(q) >= 2; {
+		n := int(q[0])<<8 | int(q[1])
+		raw := q[2 : 2+n]
+		q = q[2+n:]
+		if frameFlags(raw[s.vnetLen:])&(header.FlagFIN|header.FlagRST) != 0 {
+			fl.endAt = s.now + int64(s.cfg.Linger)
+		}
+		s.forwardRaw(raw, mac)
+	}
+	s.tx.Flush() // the queue goes back to the pool
+	s.tab.release(fl)
+	s.schedule(i)
+}
+
+// failHandoffs answers 503 to the flows waiting for a back-end whose control
+// connection broke.
+func (s *Shard) failHandoffs(backend int) {
+	for i := range s.tab.flows {
+		fl := &s.tab.flows[i]
+		if fl.state == flowOwned && fl.conn.tcp.State() == tcpfsm.HandingOff && fl.conn.backend == backend {
+			s.C.HandoffsErr.Add(1)
+			s.respond(int32(i), 503)
+		}
+	}
+}
+
+// enqueue keeps a frame that arrived during the handoff: the back-end's
+// kernel would reset it before the socket exists.
+func (s *Shard) enqueue(c *conn, f *ring.Frame) {
+	if len(c.queue)+2+len(f.Raw) > cap(c.queue) || len(f.Raw) > 0xFFFF {
+		s.drop(DropQueueFull)
+		return
+	}
+	c.queue = append(c.queue, byte(len(f.Raw)>>8), byte(len(f.Raw)))
+	c.queue = append(c.queue, f.Raw...)
+}
+
+// forward sends a spliced flow's frame to its back-end: MAC rewrite only.
+func (s *Shard) forward(i int32, f *ring.Frame, flags uint8) {
+	fl := &s.tab.flows[i]
+	mac, ok := s.nb.mac(int(fl.backend))
+	if !ok {
+		s.drop(DropNoNeighbor)
+		return
+	}
+	fl.last = s.now
+	s.forwardRaw(f.Raw, mac)
+	if flags&(header.FlagFIN|header.FlagRST) != 0 && fl.endAt == 0 {
+		fl.endAt = s.now + int64(s.cfg.Linger)
+		s.schedule(i)
+	}
+}
+
+// forwardRaw rewrites a frame's MAC addresses (it starts with the vnet
+// header when the ring has them) and queues it for sending.
+func (s *Shard) forwardRaw(raw []byte, mac [6]byte) {
+	header.Ethernet(raw[s.vnetLen:]).SetAddrs(mac[:], s.mac[:])
+	s.tx.Add(raw)
+	s.C.FramesForwarded.Add(1)
+}
+
+// respond makes the switch answer the client itself with an HTTP error
+// (status 0: no response, just a clean close).
+func (s *Shard) respond(i int32, status int) {
+	fl := &s.tab.flows[i]
+	c := fl.conn
+	c.queue = c.queue[:0]
+	var body []byte
+	if status != 0 {
+		body = l7.ErrorResponse(status)
+		s.C.HTTPErrors[status].Add(1)
+	}
+	s.out.Reset()
+	c.tcp.Respond(s.now, body, &s.out)
+	s.sendOut(fl)
+	if s.out.Free {
+		s.free(i)
+		return
+	}
+	s.schedule(i)
+}
+
+// timer handles a flow whose deadline came.
+func (s *Shard) timer(i int32) {
+	fl := &s.tab.flows[i]
+	if fl.state == flowSpliced {
+		if fl.endAt != 0 && s.now >= fl.endAt || s.now >= fl.last+int64(s.cfg.IdleTimeout) {
+			s.free(i)
+			return
+		}
+		s.schedule(i)
+		return
+	}
+	c := fl.conn
+	switch c.tcp.State() {
+	case tcpfsm.RequestWait:
+		if s.now >= c.created+int64(s.cfg.RequestTimeout) {
+			s.respond(i, 408)
+			return
+		}
+	case tcpfsm.HandingOff:
+		if s.now >= c.handoffAt+int64(s.cfg.HandoffTimeout) {
+			s.C.HandoffsTimeout.Add(1)
+			s.respond(i, 504)
+			return
+		}
+	case tcpfsm.Responding, tcpfsm.FinWait:
+		s.out.Reset()
+		c.tcp.Tick(s.now, &s.out)
+		s.sendOut(fl)
+		if s.out.Free {
+			s.free(i)
+			return
+		}
+	}
+	s.schedule(i)
+}
+
+// schedule puts a flow in the timer wheel at its next deadline.
+func (s *Shard) schedule(i int32) {
+	fl := &s.tab.flows[i]
+	var d int64
+	if fl.state == flowSpliced {
+		d = fl.last + int64(s.cfg.IdleTimeout)
+		if fl.endAt != 0 {
+			d = min(d, fl.endAt)
+		}
+	} else {
+		c := fl.conn
+		switch c.tcp.State() {
+		case tcpfsm.RequestWait:
+			d = c.created + int64(s.cfg.RequestTimeout)
+		case tcpfsm.HandingOff:
+			d = c.handoffAt + int64(s.cfg.HandoffTimeout)
+		default:
+			d = c.tcp.Deadline()
+		}
+	}
+	s.wheel.set(s.tab.flows, i, d)
+}
+
+func (s *Shard) free(i int32) {
+	fl := &s.tab.flows[i]
+	if fl.state == flowSpliced {
+		s.C.SplicedFlows.Add(-1)
+	}
+	s.C.ActiveFlows.Add(-1)
+	s.wheel.remove(s.tab.flows, i)
+	s.tab.remove(i)
+}
+
+func (s *Shard) drop(d Drop) { s.C.Drops[d].Add(1) }
+
+func (s *Shard) dropErr(err error) {
+	switch err {
+	case header.ErrFragment:
+		s.drop(DropFragment)
+	case header.ErrTruncated:
+		s.drop(DropTruncated)
+	case header.ErrVersion:
+		s.drop(DropNotIPv4)
+	default:
+		s.drop(DropIPHeader)
+	}
+}

@@ -1,0 +1,151 @@
+package shard
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"webswitch/ring"
+	"webswitch/tcpfsm"
+)
+
+// Switch is the whole data path: the shards, the ARP responder and the
+// shared read-mostly state.
+type Switch struct {
+	cfg    *Config
+	log    zerolog.Logger
+	shards []*Shard
+	rings  []*ring.Ring
+	nb     *neighbors
+	arp    *arpResponder
+}
+
+// New opens one ring per shard in one fanout group and the ARP socket.
+// It refuses to start when the host's kernel would interfere (IP forwarding
+// on: the kernel would forward frames for the VIP and send redirects).
+func New(cfg *Config, log zerolog.Logger) (*Switch, error) {
+	if err := checkForwarding(); err != nil {
+		return nil, err
+	}
+	var key [16]byte
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, err
+	}
+	cookies := tcpfsm.NewCookies(key)
+	start := time.Now()
+	// The cookie epoch needs a clock that is the same for every shard and
+	// that only moves forward: monotonic time since start, offset by the
+	// wall clock so epochs do not restart at 0.
+	base := start.UnixNano()
+	clock := func() int64 { return base + int64(time.Since(start)) }
+	sw := &Switch{cfg: cfg, log: log, nb: newNeighbors(len(cfg.Backends))}
+	group := uint16(os.Getpid()&0x7fff) + 1
+	for i := range cfg.Shards {
+		r, err := ring.Open(ring.Config{
+			Interface:    cfg.Interface,
+			BlockSize:    cfg.RingBlockSize,
+			NumBlocks:    cfg.RingBlocks,
+			BlockTimeout: cfg.RingBlockTimeout,
+			FanoutGroup:  group,
+			Filter:       ring.FilterTCPToAddr(cfg.VIP),
+			VnetHdr:      true,
+			QdiscBypass:  true,
+		})
+		if err != nil {
+			sw.closeRings()
+			return nil, fmt.Errorf("shard %d: %w", i, err)
+		}
+		sw.rings = append(sw.rings, r)
+		sw.shards = append(sw.shards, newShard(i, i%runtime.NumCPU(), cfg, r, true, cookies, sw.nb, clock, log))
+	}
+	arp, err := newARPResponder(cfg, sw.nb, log)
+	if err != nil {
+		sw.closeRings()
+		return nil, fmt.Errorf("arp: %w", err)
+	}
+	sw.arp = arp
+	return sw, nil
+}
+
+func checkForwarding() error {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	if err != nil {
+		return nil // not Linux procfs: nothing to check
+	}
+	if strings.TrimSpace(string(b)) != "0" {
+		return fmt.Errorf("net.ipv4.ip_forward is on: the kernel would forward frames for the VIP and send ICMP redirects; set it to 0 on the switch")
+	}
+	return nil
+}
+
+func (sw *Switch) closeRings() {
+	for _, r := range sw.rings {
+		r.Close()
+	}
+}
+
+// Run runs the shards and the ARP responder until ctx ends.
+func (sw *Switch) Run(ctx context.Context) error {
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for _, s := range sw.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.run(&stop)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sw.arp.run(ctx)
+	}()
+	sw.log.Info().Int("shards", len(sw.shards)).Str("interface", sw.cfg.Interface).
+		Str("vip", fmt.Sprintf("%d.%d.%d.%d", sw.cfg.VIP[0], sw.cfg.VIP[1], sw.cfg.VIP[2], sw.cfg.VIP[3])).
+		Msg("switch running")
+	tick := time.NewTicker(statsInterval)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			stop.Store(true)
+			wg.Wait()
+			done = true
+		}
+		for _, snap := range sw.Snapshots() {
+			ev := sw.log.Info()
+			if done {
+				ev = ev.Bool("final", true)
+			}
+			ev.Interface("counters", snap).Msg("shard counters")
+		}
+	}
+	sw.closeRings()
+	return nil
+}
+
+// statsInterval is how often the shards' counters are logged.
+const statsInterval = 10 * time.Second
+
+// Snapshots returns every shard's counters, with its ring's kernel
+// statistics. Call it from one goroutine at a time (Run does).
+func (sw *Switch) Snapshots() []Snapshot {
+	var out []Snapshot
+	for i, s := range sw.shards {
+		snap := s.C.snapshot(i)
+		if st, err := sw.rings[i].Stats(); err == nil {
+			snap.RingPackets, snap.RingDrops, snap.RingFreezes = st.Packets, st.Drops, st.Freezes
+		}
+		out = append(out, snap)
+	}
+	return out
+}
