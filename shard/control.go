@@ -11,11 +11,11 @@ import (
 type ctlState uint8
 
 const (
-	ctlInvalid ctlState = iota
-	ctlIdle             // not connected; retry at retryAt
-	ctlConnecting       // non-blocking connect in progress
-	ctlAuth             // connected; session handshake in progress
-	ctlReady            // handoffs may be sent
+	ctlInvalid    ctlState = iota
+	ctlIdle                // not connected; retry at retryAt
+	ctlConnecting          // non-blocking connect in progress
+	ctlAuth                // connected; session handshake in progress
+	ctlReady               // handoffs may be sent
 )
 
 var ctlStateNames = [...]string{"invalid", "idle", "connecting", "auth", "ready"}

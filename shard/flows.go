@@ -51,10 +51,10 @@ func flowKey(t *tcpfsm.Tuple) uint64 {
 // table is the shard's flow table: a map from key to slot and a slab of
 // flows with a free list; conns are pooled. No allocation once warm.
 type table struct {
-	index map[uint64]int32
-	flows []flow
-	free  []int32
-	conns []*conn
+	index              map[uint64]int32
+	flows              []flow
+	free               []int32
+	conns              []*conn
 	bufSize, queueSize int
 	max                int
 }
