@@ -1,0 +1,68 @@
+package conf
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+)
+
+// Agent is the back-end agent's configuration file.
+type Agent struct {
+	Agent AgentSection `toml:"agent"`
+	Serve Serve        `toml:"serve"`
+}
+
+// AgentSection is the [agent] table. All keys are required.
+type AgentSection struct {
+	// Listen is the address the agent accepts the switch's control
+	// connections on.
+	Listen netip.AddrPort `toml:"listen"`
+	// VIP is the virtual IPv4 address, configured on the back-end's lo.
+	VIP netip.Addr `toml:"vip"`
+	// SecretFile is the shared secret's file, read with LoadSecret.
+	SecretFile string `toml:"secret_file"`
+}
+
+// Serve is the [serve] table: what serves the handed-off connections.
+// Exactly one of its keys is set.
+type Serve struct {
+	// StaticRoot is the directory the built-in static file server serves.
+	StaticRoot string `toml:"static_root"`
+	// Upstream is the "host:port" of a local server the connections are
+	// spliced to.
+	Upstream string `toml:"upstream"`
+}
+
+// LoadAgent reads the agent configuration file at path, decodes it
+// strictly and validates it. Errors are *Error.
+func LoadAgent(path string) (*Agent, error) {
+	a := new(Agent)
+	if err := load(path, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// setDefaults does nothing: every key of the agent's file is required.
+func (a *Agent) setDefaults() {}
+
+func (a *Agent) validate(v *validator) {
+	v.addrPort("agent.listen", a.Agent.Listen)
+	v.ipv4("agent.vip", a.Agent.VIP)
+	v.required("agent.secret_file", a.Agent.SecretFile != "")
+	switch s := a.Serve; {
+	case s.StaticRoot != "" && s.Upstream != "":
+		v.fail("serve", "static_root and upstream are both set; set one of them")
+	case s.StaticRoot == "" && s.Upstream == "":
+		v.fail("serve", "one of static_root and upstream is required")
+	case s.Upstream != "":
+		host, port, err := net.SplitHostPort(s.Upstream)
+		if err != nil {
+			v.fail("serve.upstream", "%q is not host:port", s.Upstream)
+			break
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); host == "" || err != nil || n == 0 {
+			v.fail("serve.upstream", "%q is not host:port with a port from 1 to 65535", s.Upstream)
+		}
+	}
+}

@@ -1,0 +1,334 @@
+package conf
+
+import (
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+var cmpAddrs = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{})
+
+func loadSwitch(path string) (any, error) { return LoadSwitch(path) }
+func loadAgent(path string) (any, error)  { return LoadAgent(path) }
+
+// TestLoadErrors loads one broken file per kind of error from testdata/bad;
+// each file's first line says what is wrong with it.
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		file string
+		load func(string) (any, error)
+		line int
+		key  string
+		msg  string // a part of the message
+	}{
+		// Syntax errors, with the parser's message.
+		{"syntax", loadSwitch, 4, "switch.vip", "Invalid float value"},
+		{"syntax-string", loadSwitch, 22, "backend[2].address", "strings cannot contain newlines"},
+		{"syntax-duplicate-key", loadSwitch, 19, "backend[1].name", "already been defined"},
+		{"agent-syntax", loadAgent, 7, "serve", "to end table name"},
+		// Strict decoding.
+		{"unknown-key", loadSwitch, 19, "backend[1].weight", "unknown key"},
+		{"unknown-key-case", loadSwitch, 4, "switch.VIP", "unknown key"},
+		{"unknown-table", loadSwitch, 40, "metrics", "unknown key"},
+		{"agent-unknown-key", loadAgent, 9, "serve.index", "unknown key"},
+		{"inline-table", loadSwitch, 2, "rule[1].weight", "unknown key"},
+		{"wrong-type", loadSwitch, 6, "switch.shards", "expected an integer, found a string"},
+		{"wrong-type-array", loadSwitch, 31, "pool[1].backends", "expected an array, found a string"},
+		{"wrong-type-element", loadSwitch, 5, "switch.ports[1]", "expected an integer, found a string"},
+		{"wrong-type-table", loadSwitch, 2, "control", "expected a table, found a string"},
+		{"duration-integer", loadSwitch, 9, "control.connect_timeout", "expected a string, found an integer"},
+		{"bad-duration", loadSwitch, 6, "switch.request_timeout", `invalid duration "10"`},
+		{"bad-ip", loadSwitch, 22, "backend[2].address", `"198.18.0.256" is not an IP address`},
+		{"bad-agent", loadSwitch, 18, "backend[1].agent", `"198.18.0.21" is not an IP address and port`},
+		{"agent-listen", loadAgent, 3, "agent.listen", `"198.18.0.21" is not an IP address and port`},
+		{"out-of-range-port", loadSwitch, 5, "switch.ports[1]", "70000 is out of range"},
+		// Missing keys are reported at their table's line, if any.
+		{"missing-required", loadSwitch, 15, "backend[1].address", "required"},
+		{"missing-section", loadSwitch, 0, "control.secret_file", "required"},
+		{"missing-rules", loadSwitch, 0, "rule", "at least one [[rule]]"},
+		{"rule-without-pool", loadSwitch, 37, "rule[1].pool", "required"},
+		{"agent-missing-vip", loadAgent, 2, "agent.vip", "required"},
+		// Validation.
+		{"ipv6-vip", loadSwitch, 4, "switch.vip", "not an IPv4 address"},
+		{"bad-interface", loadSwitch, 3, "switch.interface", "not a valid interface name"},
+		{"duplicate-port", loadSwitch, 5, "switch.ports[2]", "port 80 is listed twice"},
+		{"out-of-range", loadSwitch, 6, "switch.max_request_head", "512 is out of range [1024, 1048576]"},
+		{"out-of-range-shards", loadSwitch, 6, "switch.shards", "300 is out of range [0, 256]"},
+		{"small-window", loadSwitch, 7, "switch.request_window", "smaller than max_request_head"},
+		{"ring-block-size", loadSwitch, 6, "switch.ring_block_size", "not a power of two"},
+		{"ring-block-timeout", loadSwitch, 6, "switch.ring_block_timeout", "whole number of milliseconds"},
+		{"negative-duration", loadSwitch, 6, "switch.idle_timeout", "not longer than zero"},
+		{"reconnect-order", loadSwitch, 10, "control.reconnect_max", "shorter than reconnect_min"},
+		{"duplicate-backend", loadSwitch, 21, "backend[2].name", `backend "be1" is already defined by backend[1]`},
+		{"duplicate-address", loadSwitch, 22, "backend[2].address", "already used by backend[1]"},
+		{"backend-is-vip", loadSwitch, 12, "backend[0].address", "is the VIP"},
+		{"duplicate-pool", loadSwitch, 30, "pool[1].name", `pool "web" is already defined by pool[0]`},
+		{"unknown-backend", loadSwitch, 31, "pool[1].backends[1]", `unknown backend "be9"`},
+		{"empty-pool", loadSwitch, 31, "pool[1].backends", "at least one backend"},
+		{"bad-policy", loadSwitch, 28, "pool[0].policy", `unknown policy "least-connections"`},
+		{"unknown-pool", loadSwitch, 38, "rule[1].pool", `unknown pool "api"`},
+		{"multiline-array", loadSwitch, 41, "rule[1].pool", `unknown pool "api"`},
+		{"bad-header", loadSwitch, 35, "rule[0].header", `header name "X Canary" is not an HTTP token`},
+		{"bad-header-value", loadSwitch, 38, "rule[1].header", "control characters"},
+		{"bad-cookie", loadSwitch, 38, "rule[1].cookie", `cookie value "a b"`},
+		{"bad-path-prefix", loadSwitch, 34, "rule[0].path_prefix", `does not start with "/"`},
+		{"bad-host", loadSwitch, 38, "rule[1].host", "not a valid host name"},
+		{"agent-both", loadAgent, 7, "serve", "both set"},
+		{"agent-neither", loadAgent, 7, "serve", "one of static_root and upstream is required"},
+		{"agent-upstream", loadAgent, 8, "serve.upstream", "port from 1 to 65535"},
+	}
+	tested := make(map[string]bool)
+	for _, tt := range tests {
+		file := filepath.Join("testdata", "bad", tt.file+".toml")
+		tested[file] = true
+		t.Run(tt.file, func(t *testing.T) {
+			c, err := tt.load(file)
+			var got *Error
+			if !errors.As(err, &got) {
+				t.Fatalf("load(%s) = %+v, %v; want an *Error", file, c, err)
+			}
+			want := Error{File: file, Line: tt.line, Key: tt.key}
+			if diff := cmp.Diff(want, *got, cmpopts.IgnoreFields(Error{}, "Msg", "Err")); diff != "" {
+				t.Errorf("load(%s) error mismatch (-want +got):\n%s", file, diff)
+			}
+			if !strings.Contains(got.Msg, tt.msg) {
+				t.Errorf("load(%s) message %q does not contain %q", file, got.Msg, tt.msg)
+			}
+		})
+	}
+	files, err := filepath.Glob("testdata/bad/*.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !tested[f] {
+			t.Errorf("%s has no test case", f)
+		}
+	}
+}
+
+func TestErrorString(t *testing.T) {
+	tests := []struct {
+		name string
+		err  *Error
+		want string
+	}{
+		{"full", &Error{File: "a.toml", Line: 3, Key: "switch.vip", Msg: "bad"}, "a.toml:3: switch.vip: bad"},
+		{"no line", &Error{File: "a.toml", Key: "rule", Msg: "missing"}, "a.toml: rule: missing"},
+		{"no key", &Error{File: "secret", Msg: "short"}, "secret: short"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "none.toml")
+	_, err := LoadSwitch(file)
+	var e *Error
+	if !errors.As(err, &e) || e.File != file || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("LoadSwitch(%s) = %v; want an *Error wrapping fs.ErrNotExist", file, err)
+	}
+	if want := file + ": open: no such file or directory"; err.Error() != want {
+		t.Errorf("error = %q, want %q", err, want)
+	}
+}
+
+func defaultSwitchSection() SwitchSection {
+	return SwitchSection{
+		Interface:        "eth0",
+		VIP:              netip.MustParseAddr("198.18.0.100"),
+		Ports:            []uint16{80},
+		MaxFlows:         262144,
+		MaxRequestHead:   16384,
+		RequestWindow:    65536,
+		RequestTimeout:   Duration{10 * time.Second},
+		HandoffTimeout:   Duration{2 * time.Second},
+		IdleTimeout:      Duration{300 * time.Second},
+		Linger:           Duration{10 * time.Second},
+		RingBlockSize:    1048576,
+		RingBlocks:       16,
+		RingBlockTimeout: Duration{time.Millisecond},
+		ARPRefresh:       Duration{10 * time.Second},
+	}
+}
+
+func TestLoadSwitchDefaults(t *testing.T) {
+	got, err := LoadSwitch("testdata/switch-minimal.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Switch{
+		Switch: defaultSwitchSection(),
+		Control: Control{
+			SecretFile:     "secret",
+			ConnectTimeout: Duration{time.Second},
+			ReconnectMin:   Duration{100 * time.Millisecond},
+			ReconnectMax:   Duration{5 * time.Second},
+		},
+		Backends: []Backend{{Name: "be1", Address: netip.MustParseAddr("198.18.0.21"), Agent: netip.MustParseAddrPort("198.18.0.21:7070")}},
+		Pools:    []Pool{{Name: "all", Backends: []string{"be1"}, Policy: PolicyRoundRobin}},
+		Rules:    []Rule{{Pool: "all"}},
+	}
+	if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
+		t.Errorf("LoadSwitch mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestLoadSwitchExample checks the documented example file.
+func TestLoadSwitchExample(t *testing.T) {
+	got, err := LoadSwitch("testdata/switch.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := defaultSwitchSection()
+	section.Ports = []uint16{80, 8080}
+	section.Shards = 2
+	want := &Switch{
+		Switch: section,
+		Control: Control{
+			SecretFile:     "/etc/webswitch/secret",
+			ConnectTimeout: Duration{time.Second},
+			ReconnectMin:   Duration{100 * time.Millisecond},
+			ReconnectMax:   Duration{5 * time.Second},
+		},
+		Backends: []Backend{
+			{Name: "be1", Address: netip.MustParseAddr("198.18.0.21"), Agent: netip.MustParseAddrPort("198.18.0.21:7070")},
+			{Name: "be2", Address: netip.MustParseAddr("198.18.0.22"), Agent: netip.MustParseAddrPort("198.18.0.22:7070")},
+		},
+		Pools: []Pool{
+			{Name: "static", Backends: []string{"be1"}, Policy: PolicyRoundRobin},
+			{Name: "web", Backends: []string{"be1", "be2"}, Policy: PolicyRoundRobin},
+		},
+		Rules: []Rule{
+			{PathPrefix: "/static/", Pool: "static"},
+			{Host: "api.example.com", Header: "X-Canary: 1", Cookie: "beta", Pool: "web"},
+			{Pool: "web"},
+		},
+	}
+	if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
+		t.Errorf("LoadSwitch mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadAgentExample(t *testing.T) {
+	got, err := LoadAgent("testdata/agent.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Agent{
+		Agent: AgentSection{
+			Listen:     netip.MustParseAddrPort("198.18.0.21:7070"),
+			VIP:        netip.MustParseAddr("198.18.0.100"),
+			SecretFile: "/etc/webswitch/secret",
+		},
+		Serve: Serve{StaticRoot: "/srv/www"},
+	}
+	if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
+		t.Errorf("LoadAgent mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestRuleMatch(t *testing.T) {
+	type match struct {
+		Name, Value string
+		HasValue    bool
+	}
+	tests := []struct {
+		name   string
+		rule   Rule
+		header match
+		cookie match
+	}{
+		{"unset", Rule{}, match{}, match{}},
+		{"present", Rule{Header: "X-Canary", Cookie: "beta"}, match{"X-Canary", "", false}, match{"beta", "", false}},
+		{"equal", Rule{Header: "X-Canary: 1", Cookie: "beta=on"}, match{"X-Canary", "1", true}, match{"beta", "on", true}},
+		{"blanks", Rule{Header: " X-A :\tb c ", Cookie: " id = 7 "}, match{"X-A", "b c", true}, match{"id", "7", true}},
+		{"empty value", Rule{Header: "X-A:", Cookie: "id="}, match{"X-A", "", true}, match{"id", "", true}},
+		{"separator in value", Rule{Header: "X-A: b:c", Cookie: "id=a=b"}, match{"X-A", "b:c", true}, match{"id", "a=b", true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h, c match
+			h.Name, h.Value, h.HasValue = tt.rule.HeaderMatch()
+			c.Name, c.Value, c.HasValue = tt.rule.CookieMatch()
+			if diff := cmp.Diff(tt.header, h); diff != "" {
+				t.Errorf("HeaderMatch mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.cookie, c); diff != "" {
+				t.Errorf("CookieMatch mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadSecret(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		want    string
+		wantErr string
+	}{
+		{"exact", "0123456789abcdef", "0123456789abcdef", ""},
+		{"trailing newline", "0123456789abcdef\n", "0123456789abcdef", ""},
+		{"trailing blanks", "0123456789abcdef \t\r\n\n", "0123456789abcdef", ""},
+		{"leading blanks kept", " 0123456789abcdef", " 0123456789abcdef", ""},
+		{"binary", "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\xff", "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\xff", ""},
+		{"short", "0123456789abcde\n", "", "secret is 15 bytes long, want at least 16"},
+		{"blank", " \n\n", "", "secret is 0 bytes long"},
+		{"empty", "", "", "secret is 0 bytes long"},
+	}
+	dir := t.TempDir()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(dir, "secret"+string(rune('a'+i)))
+			if err := os.WriteFile(file, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := LoadSecret(file)
+			if tt.wantErr != "" {
+				var e *Error
+				if !errors.As(err, &e) || e.File != file || e.Line != 0 || e.Key != "" || !strings.Contains(e.Msg, tt.wantErr) {
+					t.Fatalf("LoadSecret = %q, %v; want an *Error for %s containing %q", got, err, file, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tt.want {
+				t.Fatalf("LoadSecret = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	t.Run("missing", func(t *testing.T) {
+		file := filepath.Join(dir, "none")
+		_, err := LoadSecret(file)
+		var e *Error
+		if !errors.As(err, &e) || e.File != file || !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("LoadSecret = %v; want an *Error for %s wrapping fs.ErrNotExist", err, file)
+		}
+	})
+}
+
+func TestDurationText(t *testing.T) {
+	var d Duration
+	if err := d.UnmarshalText([]byte("1m30s")); err != nil || d.Duration != 90*time.Second {
+		t.Fatalf("UnmarshalText(1m30s) = %v, %v", d, err)
+	}
+	if b, err := d.MarshalText(); err != nil || string(b) != "1m30s" {
+		t.Fatalf("MarshalText = %q, %v", b, err)
+	}
+	if err := d.UnmarshalText([]byte("90")); err == nil {
+		t.Fatal("UnmarshalText(90) succeeded; want an error")
+	}
+}

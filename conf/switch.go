@@ -1,0 +1,367 @@
+package conf
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Switch is the switch's configuration file.
+type Switch struct {
+	Switch   SwitchSection `toml:"switch"`
+	Control  Control       `toml:"control"`
+	Backends []Backend     `toml:"backend"`
+	Pools    []Pool        `toml:"pool"`
+	Rules    []Rule        `toml:"rule"`
+}
+
+// SwitchSection is the [switch] table: the data path.
+type SwitchSection struct {
+	// Interface is the network interface the switch captures on (required).
+	Interface string `toml:"interface"`
+	// VIP is the virtual IPv4 address clients connect to (required).
+	VIP netip.Addr `toml:"vip"`
+	// Ports are the TCP ports served on the VIP; default [80].
+	Ports []uint16 `toml:"ports"`
+	// Shards is the number of shards; 0, the default, means one per CPU.
+	Shards int `toml:"shards"`
+	// MaxFlows bounds the flow table; default 262144.
+	MaxFlows int `toml:"max_flows"`
+	// MaxRequestHead bounds a request head; a bigger one is answered with
+	// 431. Default 16384.
+	MaxRequestHead int `toml:"max_request_head"`
+	// RequestWindow is the number of client bytes the switch buffers per
+	// flow before the handoff; at least MaxRequestHead. Default 65536.
+	RequestWindow int `toml:"request_window"`
+	// RequestTimeout is the time the whole request head has to arrive in,
+	// else 408. Default 10s.
+	RequestTimeout Duration `toml:"request_timeout"`
+	// HandoffTimeout is the time an agent has to accept a handoff, else
+	// 504. Default 2s.
+	HandoffTimeout Duration `toml:"handoff_timeout"`
+	// IdleTimeout expires an idle spliced flow. Default 300s.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// Linger is how long a flow is kept after the client's FIN or RST.
+	// Default 10s.
+	Linger Duration `toml:"linger"`
+	// RingBlockSize is the size of an RX ring block: a power of two and a
+	// multiple of 4096. Default 1048576.
+	RingBlockSize int `toml:"ring_block_size"`
+	// RingBlocks is the number of blocks of an RX ring. Default 16.
+	RingBlocks int `toml:"ring_blocks"`
+	// RingBlockTimeout is the RX block retire timeout, in whole
+	// milliseconds from 1ms to 1s. Default 1ms.
+	RingBlockTimeout Duration `toml:"ring_block_timeout"`
+	// ARPRefresh is the period of the back-ends' ARP refresh. Default 10s.
+	ARPRefresh Duration `toml:"arp_refresh"`
+}
+
+// Control is the [control] table: the switch's connections to the agents.
+type Control struct {
+	// SecretFile is the shared secret's file, read with LoadSecret
+	// (required).
+	SecretFile string `toml:"secret_file"`
+	// ConnectTimeout bounds a connection attempt. Default 1s.
+	ConnectTimeout Duration `toml:"connect_timeout"`
+	// ReconnectMin and ReconnectMax bound the reconnection backoff.
+	// Defaults 100ms and 5s.
+	ReconnectMin Duration `toml:"reconnect_min"`
+	ReconnectMax Duration `toml:"reconnect_max"`
+}
+
+// Backend is a [[backend]] table. All keys are required; names and
+// addresses are unique.
+type Backend struct {
+	Name string `toml:"name"`
+	// Address is the back-end's IPv4 address on the LAN.
+	Address netip.Addr `toml:"address"`
+	// Agent is the address of the back-end's agent.
+	Agent netip.AddrPort `toml:"agent"`
+}
+
+// PolicyRoundRobin is the default (and for now only) pool policy.
+const PolicyRoundRobin = "round-robin"
+
+// Pool is a [[pool]] table: named back-ends a rule sends requests to.
+type Pool struct {
+	// Name is unique among pools (required).
+	Name string `toml:"name"`
+	// Backends are names of [[backend]]s (at least one).
+	Backends []string `toml:"backends"`
+	// Policy picks a back-end of the pool; default "round-robin".
+	Policy string `toml:"policy"`
+}
+
+func (p *Pool) setDefaults() { p.Policy = PolicyRoundRobin }
+
+// Rule is a [[rule]] table. Rules are tried in file order; a request
+// matches a rule when it matches all the rule's conditions (non-empty
+// fields other than Pool), and a rule without conditions matches every
+// request.
+type Rule struct {
+	// Host is the request's host name.
+	Host string `toml:"host"`
+	// PathPrefix starts the request path; it starts with "/".
+	PathPrefix string `toml:"path_prefix"`
+	// Header is "Name" (the header is present) or "Name: value" (it has
+	// that value); see HeaderMatch.
+	Header string `toml:"header"`
+	// Cookie is "name" (the cookie is present) or "name=value" (it has that
+	// value); see CookieMatch.
+	Cookie string `toml:"cookie"`
+	// Pool is the name of the [[pool]] matching requests go to (required).
+	Pool string `toml:"pool"`
+}
+
+// HeaderMatch splits the Header condition into the header name and the
+// value to compare with; hasValue is false when only the header's presence
+// is required. Blanks around the name and the value are dropped.
+func (r Rule) HeaderMatch() (name, value string, hasValue bool) {
+	name, value, hasValue = strings.Cut(r.Header, ":")
+	return strings.Trim(name, " \t"), strings.Trim(value, " \t"), hasValue
+}
+
+// CookieMatch splits the Cookie condition into the cookie name and the
+// value to compare with; hasValue is false when only the cookie's presence
+// is required. Blanks around the name and the value are dropped.
+func (r Rule) CookieMatch() (name, value string, hasValue bool) {
+	name, value, hasValue = strings.Cut(r.Cookie, "=")
+	return strings.Trim(name, " \t"), strings.Trim(value, " \t"), hasValue
+}
+
+// LoadSwitch reads the switch configuration file at path, decodes it
+// strictly, applies the defaults and validates it. Errors are *Error.
+func LoadSwitch(path string) (*Switch, error) {
+	s := new(Switch)
+	if err := load(path, s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Switch) setDefaults() {
+	s.Switch = SwitchSection{
+		Ports:            []uint16{80},
+		MaxFlows:         262144,
+		MaxRequestHead:   16384,
+		RequestWindow:    65536,
+		RequestTimeout:   Duration{10 * time.Second},
+		HandoffTimeout:   Duration{2 * time.Second},
+		IdleTimeout:      Duration{300 * time.Second},
+		Linger:           Duration{10 * time.Second},
+		RingBlockSize:    1 << 20,
+		RingBlocks:       16,
+		RingBlockTimeout: Duration{time.Millisecond},
+		ARPRefresh:       Duration{10 * time.Second},
+	}
+	s.Control = Control{
+		ConnectTimeout: Duration{time.Second},
+		ReconnectMin:   Duration{100 * time.Millisecond},
+		ReconnectMax:   Duration{5 * time.Second},
+	}
+}
+
+func (s *Switch) validate(v *validator) {
+	s.Switch.validate(v)
+	s.Control.validate(v)
+	s.validateBackends(v)
+	s.validatePools(v)
+	s.validateRules(v)
+}
+
+func (s *SwitchSection) validate(v *validator) {
+	if v.required("switch.interface", s.Interface != "") && !validInterfaceName(s.Interface) {
+		v.fail("switch.interface", "%q is not a valid interface name", s.Interface)
+	}
+	v.ipv4("switch.vip", s.VIP)
+	if len(s.Ports) == 0 {
+		v.fail("switch.ports", "at least one port is required")
+	}
+	for i, p := range s.Ports {
+		path := indexPath("switch.ports", i)
+		switch {
+		case p == 0:
+			v.fail(path, "port 0 is not allowed")
+		case i > 0 && containsBefore(s.Ports, i):
+			v.fail(path, "port %d is listed twice", p)
+		}
+	}
+	v.intRange("switch.shards", s.Shards, 0, 256)
+	v.intRange("switch.max_flows", s.MaxFlows, 1, 1<<24)
+	v.intRange("switch.max_request_head", s.MaxRequestHead, 1024, 1<<20)
+	if s.RequestWindow < s.MaxRequestHead {
+		v.fail("switch.request_window", "%d is smaller than max_request_head (%d)", s.RequestWindow, s.MaxRequestHead)
+	}
+	v.intRange("switch.request_window", s.RequestWindow, 1024, 1<<20)
+	v.positive("switch.request_timeout", s.RequestTimeout)
+	v.positive("switch.handoff_timeout", s.HandoffTimeout)
+	v.positive("switch.idle_timeout", s.IdleTimeout)
+	if s.Linger.Duration < 0 {
+		v.fail("switch.linger", "%v is negative", s.Linger)
+	}
+	if n := s.RingBlockSize; n < 4096 || n&(n-1) != 0 {
+		v.fail("switch.ring_block_size", "%d is not a power of two and a multiple of 4096", n)
+	}
+	v.intRange("switch.ring_blocks", s.RingBlocks, 2, 1024)
+	v.durationRange("switch.ring_block_timeout", s.RingBlockTimeout, time.Millisecond, time.Second)
+	if s.RingBlockTimeout.Duration%time.Millisecond != 0 {
+		v.fail("switch.ring_block_timeout", "%v is not a whole number of milliseconds", s.RingBlockTimeout)
+	}
+	v.positive("switch.arp_refresh", s.ARPRefresh)
+}
+
+func (c *Control) validate(v *validator) {
+	v.required("control.secret_file", c.SecretFile != "")
+	v.positive("control.connect_timeout", c.ConnectTimeout)
+	v.positive("control.reconnect_min", c.ReconnectMin)
+	if c.ReconnectMax.Duration < c.ReconnectMin.Duration {
+		v.fail("control.reconnect_max", "%v is shorter than reconnect_min (%v)", c.ReconnectMax, c.ReconnectMin)
+	}
+}
+
+func (s *Switch) validateBackends(v *validator) {
+	if len(s.Backends) == 0 {
+		v.fail("backend", "at least one [[backend]] is required")
+	}
+	names := make(map[string]int)
+	addrs := make(map[netip.Addr]int)
+	for i, b := range s.Backends {
+		path := indexPath("backend", i)
+		if v.required(path+".name", b.Name != "") {
+			if j, dup := names[b.Name]; dup {
+				v.fail(path+".name", "backend %q is already defined by backend[%d]", b.Name, j)
+			} else {
+				names[b.Name] = i
+			}
+		}
+		v.ipv4(path+".address", b.Address)
+		if j, dup := addrs[b.Address]; dup && b.Address.IsValid() {
+			v.fail(path+".address", "address %v is already used by backend[%d]", b.Address, j)
+		} else {
+			addrs[b.Address] = i
+		}
+		if b.Address == s.Switch.VIP && b.Address.IsValid() {
+			v.fail(path+".address", "address %v is the VIP", b.Address)
+		}
+		v.addrPort(path+".agent", b.Agent)
+	}
+}
+
+func (s *Switch) validatePools(v *validator) {
+	backends := make(map[string]bool)
+	for _, b := range s.Backends {
+		backends[b.Name] = true
+	}
+	names := make(map[string]int)
+	for i, p := range s.Pools {
+		path := indexPath("pool", i)
+		if v.required(path+".name", p.Name != "") {
+			if j, dup := names[p.Name]; dup {
+				v.fail(path+".name", "pool %q is already defined by pool[%d]", p.Name, j)
+			} else {
+				names[p.Name] = i
+			}
+		}
+		if len(p.Backends) == 0 {
+			v.fail(path+".backends", "at least one backend is required")
+		}
+		for j, b := range p.Backends {
+			switch {
+			case !backends[b]:
+				v.fail(indexPath(path+".backends", j), "unknown backend %q", b)
+			case containsBefore(p.Backends, j):
+				v.fail(indexPath(path+".backends", j), "backend %q is listed twice", b)
+			}
+		}
+		if p.Policy != PolicyRoundRobin {
+			v.fail(path+".policy", "unknown policy %q (supported: %s)", p.Policy, PolicyRoundRobin)
+		}
+	}
+}
+
+func (s *Switch) validateRules(v *validator) {
+	if len(s.Rules) == 0 {
+		v.fail("rule", "at least one [[rule]] is required")
+	}
+	pools := make(map[string]bool)
+	for _, p := range s.Pools {
+		pools[p.Name] = true
+	}
+	for i, r := range s.Rules {
+		path := indexPath("rule", i)
+		if r.Host != "" && !validHost(r.Host) {
+			v.fail(path+".host", "%q is not a valid host name", r.Host)
+		}
+		switch {
+		case r.PathPrefix == "":
+		case r.PathPrefix[0] != '/':
+			v.fail(path+".path_prefix", "%q does not start with \"/\"", r.PathPrefix)
+		case strings.ContainsFunc(r.PathPrefix, isSpaceOrControl):
+			v.fail(path+".path_prefix", "%q contains blanks or control characters", r.PathPrefix)
+		}
+		if r.Header != "" {
+			name, value, _ := r.HeaderMatch()
+			switch {
+			case !isToken(name):
+				v.fail(path+".header", "header name %q is not an HTTP token", name)
+			case strings.ContainsFunc(value, func(c rune) bool { return c != '\t' && isControl(c) }):
+				v.fail(path+".header", "header value %q contains control characters", value)
+			}
+		}
+		if r.Cookie != "" {
+			name, value, _ := r.CookieMatch()
+			switch {
+			case !isToken(name):
+				v.fail(path+".cookie", "cookie name %q is not an HTTP token", name)
+			case strings.ContainsFunc(value, func(c rune) bool { return !isCookieOctet(c) }):
+				v.fail(path+".cookie", "cookie value %q contains characters not allowed in a cookie", value)
+			}
+		}
+		if v.required(path+".pool", r.Pool != "") && !pools[r.Pool] {
+			v.fail(path+".pool", "unknown pool %q", r.Pool)
+		}
+	}
+}
+
+// containsBefore reports whether s[i] is also in s[:i].
+func containsBefore[T comparable](s []T, i int) bool {
+	for _, x := range s[:i] {
+		if x == s[i] {
+			return true
+		}
+	}
+	return false
+}
+
+// validInterfaceName follows the kernel's dev_valid_name.
+func validInterfaceName(name string) bool {
+	return len(name) < 16 && name != "." && name != ".." &&
+		!strings.ContainsFunc(name, func(c rune) bool { return c == '/' || c == ':' || isSpaceOrControl(c) })
+}
+
+// validHost accepts a DNS name or an IP address, with an optional port:
+// the characters a Host header may carry.
+func validHost(h string) bool {
+	return !strings.ContainsFunc(h, func(c rune) bool {
+		return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("-._:[]", c))
+	})
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110, section 5.6.2).
+func isToken(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(c rune) bool {
+		return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", c))
+	})
+}
+
+// isCookieOctet reports whether c may appear in a cookie value (RFC 6265,
+// section 4.1.1).
+func isCookieOctet(c rune) bool {
+	return c == 0x21 || 0x23 <= c && c <= 0x2b || 0x2d <= c && c <= 0x3a || 0x3c <= c && c <= 0x5b || 0x5d <= c && c <= 0x7e
+}
+
+// isControl reports whether c is an ASCII control character.
+func isControl(c rune) bool { return c < ' ' || c == 0x7f }
+
+// isSpaceOrControl reports whether c is an ASCII space or control character.
+func isSpaceOrControl(c rune) bool { return c == ' ' || isControl(c) }
