@@ -1,0 +1,463 @@
+// Package testbed builds the webswitch test network out of Linux network
+// namespaces (DESIGN.md section 5): a LAN namespace holding a bridge, and one
+// namespace each for the client, the switch and every back-end, each joined
+// to the bridge by a veth pair whose host end is called eth0.
+//
+//	<prefix>-lan   br0, with the LAN ends of the veth pairs (named cli, sw, be1, ...)
+//	<prefix>-cli   eth0 198.18.0.10/24
+//	<prefix>-sw    eth0 198.18.0.2/24, ip_forward=0, no VIP in its kernel
+//	<prefix>-beN   eth0 198.18.0.(20+N)/24, VIP 198.18.0.100/32 on lo, arp_ignore=1, arp_announce=2
+//
+// Everything is done with the ip (iproute2) and ethtool commands run inside
+// the namespaces; the root namespace's interfaces and routes are never
+// touched. The package is Linux only and needs root.
+package testbed
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// Addresses of the test LAN.
+const (
+	LAN      = "198.18.0.0/24" // the LAN every host namespace is on
+	ClientIP = "198.18.0.10"   // the client's eth0 address
+	SwitchIP = "198.18.0.2"    // the switch's eth0 address
+	VIP      = "198.18.0.100"  // the virtual IP; on the back-ends' lo, never in the switch's kernel
+)
+
+// Limits on Config values.
+const (
+	// MaxBackends is the largest number of back-ends: their addresses
+	// (198.18.0.21 upward) must stay below the VIP.
+	MaxBackends = 64
+	// MaxPrefixLen is the longest accepted namespace prefix.
+	MaxPrefixLen = 24
+)
+
+// lanBits is the prefix length of LAN.
+const lanBits = "24"
+
+// Errors returned by Up and the Testbed methods.
+var (
+	ErrBadPrefix = errors.New("testbed: prefix must be 1-24 characters from [A-Za-z0-9_] starting with a letter")
+	ErrBackends  = errors.New("testbed: Backends must be between 1 and 64")
+	ErrExists    = errors.New("testbed: a namespace with this prefix already exists")
+	ErrHost      = errors.New("testbed: unknown host")
+	ErrDown      = errors.New("testbed: the testbed has been torn down")
+)
+
+// BackendIP returns the LAN address of back-end i, counting from 1:
+// "198.18.0.21" for 1, "198.18.0.22" for 2, and so on.
+func BackendIP(i int) string {
+	return "198.18.0." + strconv.Itoa(20+i)
+}
+
+// Config describes a testbed. The zero value is a valid configuration.
+type Config struct {
+	// Prefix starts every namespace name; it must be unique on the machine
+	// while the testbed exists. Empty means "ws" followed by 4 random hex
+	// digits, "p" and the process id, for example "ws3fa2p48211".
+	Prefix string
+	// Backends is the number of back-end namespaces; 0 means 2.
+	Backends int
+	// ClientOffloads leaves the client's veth offloads at their defaults
+	// (partial checksums and TSO super-frames reach the switch) when nil or
+	// true; false turns off tx checksumming, TSO, GSO and GRO on the
+	// client's eth0 with ethtool.
+	ClientOffloads *bool
+	// CongestionControl is set with "congctl" on the LAN route of every host
+	// namespace; empty means "cubic". New namespaces otherwise inherit the
+	// host's algorithm (bbr on our machines, which is expensive on veth).
+	CongestionControl string
+}
+
+// Testbed is a running test network. Its methods may be called from several
+// goroutines.
+type Testbed struct {
+	Prefix            string // namespace name prefix
+	Backends          int    // number of back-end namespaces
+	CongestionControl string // per-route congestion control; empty for an attached testbed
+	ClientOffloads    bool   // whether the client's offloads were left on
+
+	mu    sync.Mutex
+	owned []string // namespaces this Testbed deletes on Down, in creation order
+	procs []*Proc  // processes started by Start, stopped on Down
+	down  bool
+}
+
+// Up creates the test network described by cfg. On any error it deletes the
+// namespaces it created and returns the error.
+func Up(cfg Config) (_ *Testbed, err error) {
+	tb, err := newTestbed(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return nil, fmt.Errorf("testbed: the ip command (iproute2) is required: %w", err)
+	}
+	if !tb.ClientOffloads {
+		if _, err := exec.LookPath("ethtool"); err != nil {
+			return nil, fmt.Errorf("testbed: ClientOffloads=false needs the ethtool command: %w", err)
+		}
+	}
+	existing, err := listNamespaces()
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range tb.Hosts() {
+		if existing[tb.NS(h)] {
+			return nil, fmt.Errorf("%w: %s", ErrExists, tb.NS(h))
+		}
+	}
+	defer func() {
+		if err != nil {
+			if derr := tb.Down(); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
+	}()
+	for _, h := range tb.Hosts() {
+		if err := tb.addNamespace(h); err != nil {
+			return nil, err
+		}
+	}
+	lan := tb.NS("lan")
+	if err := runAll(
+		[]string{"ip", "-n", lan, "link", "add", "br0", "type", "bridge"},
+		[]string{"ip", "-n", lan, "link", "set", "br0", "up"},
+	); err != nil {
+		return nil, err
+	}
+	if err := tb.bridgeWithoutNetfilter(); err != nil {
+		return nil, err
+	}
+	for _, h := range tb.Hosts()[1:] {
+		if err := tb.addHost(h); err != nil {
+			return nil, err
+		}
+	}
+	return tb, nil
+}
+
+// newTestbed validates cfg and fills in its defaults.
+func newTestbed(cfg Config) (*Testbed, error) {
+	tb := &Testbed{
+		Prefix:            cfg.Prefix,
+		Backends:          cfg.Backends,
+		CongestionControl: cfg.CongestionControl,
+		ClientOffloads:    cfg.ClientOffloads == nil || *cfg.ClientOffloads,
+	}
+	if tb.Prefix == "" {
+		tb.Prefix = newPrefix()
+	}
+	if !validPrefix(tb.Prefix) {
+		return nil, fmt.Errorf("%w: %q", ErrBadPrefix, tb.Prefix)
+	}
+	if tb.Backends == 0 {
+		tb.Backends = 2
+	}
+	if tb.Backends < 1 || tb.Backends > MaxBackends {
+		return nil, fmt.Errorf("%w: %d", ErrBackends, tb.Backends)
+	}
+	if tb.CongestionControl == "" {
+		tb.CongestionControl = "cubic"
+	}
+	return tb, nil
+}
+
+// newPrefix returns "ws", 4 random hex digits, "p" and the process id.
+func newPrefix() string {
+	var b [2]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics instead)
+	return "ws" + hex.EncodeToString(b[:]) + "p" + strconv.Itoa(os.Getpid())
+}
+
+// validPrefix reports whether p is a usable namespace prefix.
+func validPrefix(p string) bool {
+	if p == "" || len(p) > MaxPrefixLen {
+		return false
+	}
+	for i, c := range []byte(p) {
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if i == 0 && !letter || !letter && c != '_' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Hosts returns the host names of the testbed: "lan", "cli", "sw", then
+// "be1" to "beN".
+func (tb *Testbed) Hosts() []string {
+	hosts := []string{"lan", "cli", "sw"}
+	for i := 1; i <= tb.Backends; i++ {
+		hosts = append(hosts, "be"+strconv.Itoa(i))
+	}
+	return hosts
+}
+
+// backendIndex returns N for a host "beN" with 1 <= N <= max, else 0.
+func backendIndex(host string, max int) int {
+	num, ok := strings.CutPrefix(host, "be")
+	if !ok || num == "" || num[0] == '0' {
+		return 0
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 || n > max {
+		return 0
+	}
+	return n
+}
+
+// NS returns the full namespace name of host ("lan", "cli", "sw", "be1" ...),
+// or "" if the testbed has no such host.
+func (tb *Testbed) NS(host string) string {
+	switch host {
+	case "lan", "cli", "sw":
+	default:
+		if backendIndex(host, tb.Backends) == 0 {
+			return ""
+		}
+	}
+	return tb.Prefix + "-" + host
+}
+
+// IP returns the LAN address of host, or "" for "lan" and unknown hosts.
+func (tb *Testbed) IP(host string) string {
+	switch host {
+	case "cli":
+		return ClientIP
+	case "sw":
+		return SwitchIP
+	}
+	if i := backendIndex(host, tb.Backends); i > 0 {
+		return BackendIP(i)
+	}
+	return ""
+}
+
+// addNamespace creates the namespace of host, records it as owned, brings lo
+// up and turns IPv6 off so that the LAN carries no IPv6 chatter.
+func (tb *Testbed) addNamespace(host string) error {
+	ns := tb.NS(host)
+	if _, err := run("ip", "netns", "add", ns); err != nil {
+		return err
+	}
+	tb.mu.Lock()
+	tb.owned = append(tb.owned, ns)
+	tb.mu.Unlock()
+	if _, err := run("ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
+		return err
+	}
+	return tb.sysctl(host,
+		"net.ipv6.conf.all.disable_ipv6", "1",
+		"net.ipv6.conf.default.disable_ipv6", "1")
+}
+
+// bridgeWithoutNetfilter makes br0 a plain layer-2 bridge: where
+// br_netfilter is loaded, new namespaces pass bridged frames through
+// iptables, arptables and ip6tables by default.
+func (tb *Testbed) bridgeWithoutNetfilter() error {
+	if _, err := os.Stat("/proc/sys/net/bridge"); err != nil {
+		return nil // no br_netfilter
+	}
+	return tb.sysctl("lan",
+		"net.bridge.bridge-nf-call-iptables", "0",
+		"net.bridge.bridge-nf-call-arptables", "0",
+		"net.bridge.bridge-nf-call-ip6tables", "0")
+}
+
+// addHost connects host to the bridge and configures it for its role.
+func (tb *Testbed) addHost(host string) error {
+	ns, lan, ip := tb.NS(host), tb.NS("lan"), tb.IP(host)
+	if err := runAll(
+		[]string{"ip", "-n", lan, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns},
+		[]string{"ip", "-n", lan, "link", "set", host, "master", "br0", "up"},
+	); err != nil {
+		return err
+	}
+	backend := backendIndex(host, tb.Backends) > 0
+	switch {
+	case host == "sw":
+		err := tb.sysctl(host, "net.ipv4.ip_forward", "0")
+		if err != nil {
+			return err
+		}
+	case backend:
+		// Before the VIP exists, so that it is never answered for.
+		err := tb.sysctl(host,
+			"net.ipv4.conf.all.arp_ignore", "1",
+			"net.ipv4.conf.all.arp_announce", "2",
+			"net.ipv4.conf.eth0.arp_ignore", "1",
+			"net.ipv4.conf.eth0.arp_announce", "2")
+		if err != nil {
+			return err
+		}
+	}
+	cmds := [][]string{
+		{"ip", "-n", ns, "addr", "add", ip + "/" + lanBits, "dev", "eth0"},
+		{"ip", "-n", ns, "link", "set", "eth0", "up"},
+		{"ip", "-n", ns, "route", "replace", LAN, "dev", "eth0", "proto", "kernel", "scope", "link",
+			"src", ip, "congctl", tb.CongestionControl},
+	}
+	if backend {
+		cmds = append(cmds, []string{"ip", "-n", ns, "addr", "add", VIP + "/32", "dev", "lo"})
+	}
+	if host == "cli" && !tb.ClientOffloads {
+		cmds = append(cmds, []string{"ip", "netns", "exec", ns,
+			"ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "gro", "off"})
+	}
+	return runAll(cmds...)
+}
+
+// Attach returns a Testbed for the namespaces named prefix-lan, prefix-cli,
+// prefix-sw and prefix-beN that exist now, typically made by Up in another
+// process. Down deletes exactly those. Attach finds nothing to delete (and
+// returns no error) when none exist. CongestionControl is left empty and
+// ClientOffloads true, since neither is recorded in the namespaces' names.
+func Attach(prefix string) (*Testbed, error) {
+	if !validPrefix(prefix) {
+		return nil, fmt.Errorf("%w: %q", ErrBadPrefix, prefix)
+	}
+	existing, err := listNamespaces()
+	if err != nil {
+		return nil, err
+	}
+	tb := &Testbed{Prefix: prefix, ClientOffloads: true}
+	// Back-ends first, so that NS knows all of them.
+	for ns := range existing {
+		host, ok := strings.CutPrefix(ns, prefix+"-")
+		if i := backendIndex(host, MaxBackends); ok && i > tb.Backends {
+			tb.Backends = i
+		}
+	}
+	for _, h := range tb.Hosts() {
+		if ns := tb.NS(h); existing[ns] {
+			tb.owned = append(tb.owned, ns)
+		}
+	}
+	return tb, nil
+}
+
+// Namespaces returns the namespaces this Testbed will delete on Down.
+func (tb *Testbed) Namespaces() []string {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	return append([]string(nil), tb.owned...)
+}
+
+// Describe returns one paragraph describing the testbed.
+func (tb *Testbed) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Testbed %s: namespaces %s (bridge br0, no bridge netfilter), %s (client %s), %s (switch %s, ip_forward=0, VIP not configured)",
+		tb.Prefix, tb.NS("lan"), tb.NS("cli"), ClientIP, tb.NS("sw"), SwitchIP)
+	for i := 1; i <= tb.Backends; i++ {
+		host := "be" + strconv.Itoa(i)
+		fmt.Fprintf(&b, ", %s (back-end %s)", tb.NS(host), BackendIP(i))
+	}
+	fmt.Fprintf(&b, "; LAN %s on eth0 in every host namespace, IPv6 off; VIP %s on the back-ends' lo with arp_ignore=1 and arp_announce=2. ", LAN, VIP)
+	if tb.CongestionControl != "" {
+		fmt.Fprintf(&b, "Congestion control: %s (congctl on every LAN route). ", tb.CongestionControl)
+	} else {
+		b.WriteString("Congestion control: not known (attached testbed). ")
+	}
+	if tb.ClientOffloads {
+		b.WriteString("Client offloads: veth defaults (partial checksums and TSO super-frames reach the switch).")
+	} else {
+		b.WriteString("Client offloads: off (tx checksumming, TSO, GSO and GRO disabled on the client's eth0).")
+	}
+	return b.String()
+}
+
+// Down stops every process started with Start (SIGTERM to its process group,
+// SIGKILL after 2 s, and waits for it), then deletes the namespaces this
+// Testbed owns. It is idempotent and safe to call from several goroutines,
+// including a signal handler's; later calls to Start fail with ErrDown.
+func (tb *Testbed) Down() error {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	tb.down = true
+	var wg sync.WaitGroup
+	for _, p := range tb.procs {
+		// The exit status of a process is not Down's failure.
+		wg.Go(func() { p.stop(downGrace) })
+	}
+	wg.Wait()
+	tb.procs = nil
+	if len(tb.owned) == 0 {
+		return nil
+	}
+	existing, err := listNamespaces()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	var left []string
+	for i := len(tb.owned) - 1; i >= 0; i-- {
+		ns := tb.owned[i]
+		if !existing[ns] {
+			continue
+		}
+		if _, err := run("ip", "netns", "delete", ns); err != nil {
+			errs = append(errs, err)
+			left = append([]string{ns}, left...)
+		}
+	}
+	tb.owned = left
+	return errors.Join(errs...)
+}
+
+// listNamespaces returns the names of the namespaces in "ip netns list".
+func listNamespaces() (map[string]bool, error) {
+	out, err := run("ip", "netns", "list")
+	if err != nil {
+		return nil, err
+	}
+	return parseNetnsList(out), nil
+}
+
+// parseNetnsList parses "ip netns list" output: one namespace a line, the
+// name first, optionally followed by "(id: N)".
+func parseNetnsList(out string) map[string]bool {
+	names := make(map[string]bool)
+	for line := range strings.Lines(out) {
+		if f := strings.Fields(line); len(f) > 0 {
+			names[f[0]] = true
+		}
+	}
+	return names
+}
+
+// run runs a command to completion and returns its combined output; the
+// error names the command and includes the output.
+func run(name string, args ...string) (string, error) {
+	return output(exec.Command(name, args...))
+}
+
+// runAll runs commands in order and stops at the first error.
+func runAll(cmds ...[]string) error {
+	for _, c := range cmds {
+		if _, err := run(c[0], c[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// output runs cmd and returns its combined output, with an error naming the
+// command and including the output.
+func output(cmd *exec.Cmd) (string, error) {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("testbed: %s: %w: %s", strings.Join(cmd.Args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}

@@ -1,0 +1,71 @@
+// Command wsbench runs the webswitch test network and benchmarks.
+//
+//	wsbench testbed up [-prefix P] [-backends N] [-offloads=true|false] [-cc cubic]
+//	wsbench testbed down -prefix P
+//	wsbench testbed list
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// errUsage reports a command line that could not be understood; the usage
+// has already been printed.
+var errUsage = errors.New("usage error")
+
+// command is one wsbench subcommand.
+type command struct {
+	name    string
+	summary string
+	// run runs the subcommand with the arguments after its name, writing
+	// results to stdout and usage messages to stderr.
+	run func(args []string, stdout, stderr io.Writer) error
+}
+
+// commands lists the subcommands in the order usage shows them.
+var commands = []command{
+	{name: "testbed", summary: "create, delete and list namespace test networks", run: runTestbed},
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches to the subcommand named by args[0] and returns the exit
+// status: 0, 1 for a failure, 2 for a usage error.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "help" {
+		usage(stderr)
+		return 2
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(args[1:], stdout, stderr)
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+			return 2
+		default:
+			fmt.Fprintf(stderr, "wsbench %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "wsbench: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+// usage prints the list of subcommands.
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: wsbench <command> [arguments]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+}
