@@ -1,0 +1,146 @@
+package l7
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func mustParse(t testing.TB, head string) (*Request, []byte) {
+	t.Helper()
+	buf := []byte(head)
+	r := new(Request)
+	r.Reset(0)
+	if st := r.Parse(buf); st != Done {
+		t.Fatalf("Parse(%q) = %v", head, st)
+	}
+	return r, buf
+}
+
+func get(host, target string, headers ...string) string {
+	h := "GET " + target + " HTTP/1.1\r\nHost: " + host + "\r\n"
+	for _, l := range headers {
+		h += l + "\r\n"
+	}
+	return h + "\r\n"
+}
+
+func TestRoute(t *testing.T) {
+	rules := []Rule{
+		{Match: Match{Host: "API.example.com", PathPrefix: "/v2/"}, Pool: 1},
+		{Match: Match{Host: "api.example.com"}, Pool: 2},
+		{Match: Match{Host: "*.Static.example.com"}, Pool: 3},
+		{Match: Match{PathPrefix: "/img/"}, Pool: 4},
+		{Match: Match{Header: "X-Canary", HeaderValue: "yes", HeaderHasValue: true}, Pool: 5},
+		{Match: Match{Header: "X-Debug"}, Pool: 6},
+		{Match: Match{Cookie: "shard", CookieValue: "b", CookieHasValue: true}, Pool: 7},
+		{Match: Match{Cookie: "session"}, Pool: 8},
+		{Match: Match{Host: "[2001:db8::1]"}, Pool: 9},
+	}
+	rt, err := NewRouter(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		head string
+		pool int
+		ok   bool
+	}{
+		{name: "host and path", head: get("api.example.com", "/v2/users"), pool: 1, ok: true},
+		{name: "host case and port ignored", head: get("Api.Example.COM:8443", "/v2/x"), pool: 1, ok: true},
+		{name: "host trailing dot ignored", head: get("api.example.com.", "/v2/x"), pool: 1, ok: true},
+		{name: "first match wins, next host rule", head: get("api.example.com", "/v1/users"), pool: 2, ok: true},
+		{name: "path prefix is byte-exact", head: get("api.example.com", "/V2/users"), pool: 2, ok: true},
+		{name: "absolute-form host", head: get("other", "http://api.example.com/v2/"), pool: 1, ok: true},
+		{name: "wildcard subdomain", head: get("a.static.example.com", "/"), pool: 3, ok: true},
+		{name: "wildcard deep subdomain", head: get("a.b.STATIC.example.com", "/"), pool: 3, ok: true},
+		{name: "wildcard not apex", head: get("static.example.com", "/"), ok: false},
+		{name: "wildcard not a suffix without dot", head: get("xstatic.example.com", "/"), ok: false},
+		{name: "path prefix", head: get("www", "/img/a.png?x"), pool: 4, ok: true},
+		{name: "path prefix ignores query", head: get("www", "/im?g/"), ok: false},
+		{name: "header value", head: get("www", "/", "x-canary: yes"), pool: 5, ok: true},
+		{name: "header other value", head: get("www", "/", "X-Canary: no"), ok: false},
+		{name: "header present", head: get("www", "/", "X-Debug:"), pool: 6, ok: true},
+		{name: "cookie value", head: get("www", "/", "Cookie: a=1; shard=b"), pool: 7, ok: true},
+		{name: "cookie other value, present", head: get("www", "/", "Cookie: shard=c; session=1"), pool: 8, ok: true},
+		{name: "cookie present", head: get("www", "/", "Cookie: session=x"), pool: 8, ok: true},
+		{name: "IPv6 literal", head: get("[2001:DB8::1]:80", "/"), pool: 9, ok: true},
+		{name: "no rule", head: get("www", "/"), ok: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, buf := mustParse(t, tt.head)
+			pool, ok := rt.Route(r, buf)
+			if pool != tt.pool || ok != tt.ok {
+				t.Fatalf("Route = %d, %v; want %d, %v", pool, ok, tt.pool, tt.ok)
+			}
+		})
+	}
+}
+
+func TestRouteCatchAll(t *testing.T) {
+	rt, err := NewRouter([]Rule{{Match: Match{Host: "a"}, Pool: 1}, {Pool: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, buf := mustParse(t, get("b", "/"))
+	if pool, ok := rt.Route(r, buf); pool != 2 || !ok {
+		t.Fatalf("Route = %d, %v; want catch-all 2", pool, ok)
+	}
+}
+
+func TestRouteNotDone(t *testing.T) {
+	rt, err := NewRouter([]Rule{{Pool: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := []byte("GET / HTTP/1.1\r\n")
+	var r Request
+	r.Reset(0)
+	r.Parse(buf)
+	if _, ok := rt.Route(&r, buf); ok {
+		t.Fatal("Route matched a request that is not Done")
+	}
+}
+
+func TestNewRouterErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		rules []Rule
+		err   error
+		index string
+	}{
+		{name: "rule after catch-all", rules: []Rule{{Match: Match{Host: "a"}}, {}, {Match: Match{Host: "b"}}}, err: ErrUnreachableRule, index: "rule 2"},
+		{name: "catch-all after catch-all", rules: []Rule{{}, {}}, err: ErrUnreachableRule, index: "rule 1"},
+		{name: "bare star", rules: []Rule{{Match: Match{Host: "*"}}}, err: ErrHostPattern, index: "rule 0"},
+		{name: "star without dot", rules: []Rule{{Match: Match{Host: "*example.com"}}}, err: ErrHostPattern, index: "rule 0"},
+		{name: "star dot only", rules: []Rule{{Match: Match{Host: "*."}}}, err: ErrHostPattern, index: "rule 0"},
+		{name: "inner star", rules: []Rule{{Match: Match{Host: "a.*.com"}}}, err: ErrHostPattern, index: "rule 0"},
+		{name: "host with port", rules: []Rule{{Match: Match{Host: "a"}}, {Match: Match{Host: "a:80"}}}, err: ErrHostPattern, index: "rule 1"},
+		{name: "bad header name", rules: []Rule{{Match: Match{Header: "X Y"}}}, err: ErrHeaderName, index: "rule 0"},
+		{name: "bad cookie name", rules: []Rule{{Match: Match{Cookie: "a=b"}}}, err: ErrCookieName, index: "rule 0"},
+		{name: "header value without name", rules: []Rule{{Match: Match{PathPrefix: "/", HeaderHasValue: true}}}, err: ErrValueWithoutKey, index: "rule 0"},
+		{name: "cookie value without name", rules: []Rule{{Match: Match{PathPrefix: "/", CookieHasValue: true}}}, err: ErrValueWithoutKey, index: "rule 0"},
+		{name: "negative pool", rules: []Rule{{Match: Match{Host: "a"}, Pool: -1}}, err: ErrPoolIndex, index: "rule 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewRouter(tt.rules)
+			if !errors.Is(err, tt.err) || !strings.Contains(err.Error(), tt.index) {
+				t.Fatalf("NewRouter error %v; want %v naming %q", err, tt.err, tt.index)
+			}
+		})
+	}
+}
+
+func TestNewRouterEmpty(t *testing.T) {
+	rt, err := NewRouter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, buf := mustParse(t, get("a", "/"))
+	if _, ok := rt.Route(r, buf); ok {
+		t.Fatal("empty router matched")
+	}
+}
