@@ -1,0 +1,437 @@
+package handoff
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Agent defaults.
+const (
+	DefaultLoadInterval = time.Second
+	DefaultAgentTimeout = 5 * time.Second
+)
+
+// errAgentConfig is returned by Serve when a required field is missing.
+var errAgentConfig = errors.New("handoff: Agent needs Secret, Recreate and Deliver")
+
+// Agent serves control connections from switches: handshake, then for each
+// HANDOFF it calls Recreate and answers OK or ERR(code, reason) with the same
+// id, then hands the new connection to Deliver. It answers PING with PONG and
+// sends LOAD every LoadInterval (and once right after the handshake).
+//
+// Messages from one connection are handled in order and each reply is written
+// as soon as it is ready. Recreate is only called for a message whose MAC
+// verified, so a rejected message never creates a socket. A connection that
+// fails (wrong secret, bad MAC, bad framing, handshake timeout) is closed and
+// counted in Stats; the others keep working.
+type Agent struct {
+	Secret []byte // shared with the switches; must not be empty
+
+	// Recreate re-creates the client connection (TCP_REPAIR in production, a
+	// fake in tests). request aliases the receive buffer and is only valid
+	// during the call. It is called from the connection's goroutine, so a
+	// slow Recreate holds up later messages of that switch.
+	Recreate func(st *ConnState, request []byte) (net.Conn, error)
+	// Deliver gives a re-created connection to the server, after its OK was
+	// written. It must not block for long, for the same reason.
+	Deliver func(c net.Conn)
+	// Active optionally reports the number of active connections for LOAD.
+	Active func() uint32
+
+	LoadInterval time.Duration // between LOAD reports; 0 means DefaultLoadInterval
+	Timeout      time.Duration // handshake deadline and per-write deadline; 0 means DefaultAgentTimeout
+	Log          zerolog.Logger
+
+	// Stats counts handoffs and rejected connections; read with atomic loads.
+	Stats AgentStats
+
+	draining atomic.Bool
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	wg        sync.WaitGroup
+}
+
+// AgentStats are the Agent's counters.
+type AgentStats struct {
+	Sessions       atomic.Uint64 // control connections that completed the handshake
+	Handoffs       atomic.Uint64 // HANDOFFs re-created, answered OK and passed to Deliver
+	RecreateFailed atomic.Uint64 // HANDOFFs answered ERR(ErrCodeRecreate)
+	Malformed      atomic.Uint64 // HANDOFFs answered ERR(ErrCodeMalformed): authentic but undecodable
+
+	// Connections closed because of a protocol error, by reason.
+	RejectAuth      atomic.Uint64 // ErrAuth: the switch proved a different secret
+	RejectMAC       atomic.Uint64 // ErrMAC
+	RejectVersion   atomic.Uint64 // ErrVersion
+	RejectType      atomic.Uint64 // ErrType
+	RejectState     atomic.Uint64 // ErrState
+	RejectTooLarge  atomic.Uint64 // ErrTooLarge
+	RejectMalformed atomic.Uint64 // ErrMalformed (a handshake body too long)
+	RejectTruncated atomic.Uint64 // ErrTruncated: a short handshake body, or EOF inside a message
+	RejectTimeout   atomic.Uint64 // no complete handshake, or a write not done, within Timeout
+}
+
+// SetDraining sets the draining flag that later LOAD reports carry, telling
+// the switches to send no new connections. HANDOFFs still in flight are
+// served.
+func (a *Agent) SetDraining(on bool) { a.draining.Store(on) }
+
+// Serve accepts control connections on l and serves each in its own
+// goroutine. It returns nil once Close is called, or the error that stopped
+// l (wrapping net.ErrClosed if l was closed by its owner). Temporary accept
+// errors (such as running out of file descriptors) are retried with backoff.
+func (a *Agent) Serve(l net.Listener) error {
+	if len(a.Secret) == 0 || a.Recreate == nil || a.Deliver == nil {
+		return errAgentConfig
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	if a.listeners == nil {
+		a.listeners = make(map[net.Listener]struct{})
+	}
+	a.listeners[l] = struct{}{}
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		delete(a.listeners, l)
+		a.mu.Unlock()
+	}()
+
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if a.isClosed() {
+				return nil
+			}
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				a.Log.Warn().Err(err).Dur("retry", delay).Msg("handoff agent: accept")
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if !a.addConn(c) {
+			c.Close()
+			return nil
+		}
+		go a.serveConn(c)
+	}
+}
+
+// Close stops every Serve call, closes the open control connections and
+// waits for their goroutines to finish. It returns the first error from
+// closing a listener.
+func (a *Agent) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	var err error
+	for l := range a.listeners {
+		if cerr := l.Close(); cerr != nil && err == nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
+	}
+	for c := range a.conns {
+		c.Close()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+	return err
+}
+
+func (a *Agent) isClosed() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.closed
+}
+
+// addConn registers c for Close and its goroutine for the wait group; it
+// reports false once the agent is closed.
+func (a *Agent) addConn(c net.Conn) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return false
+	}
+	if a.conns == nil {
+		a.conns = make(map[net.Conn]struct{})
+	}
+	a.conns[c] = struct{}{}
+	a.wg.Add(1)
+	return true
+}
+
+func (a *Agent) removeConn(c net.Conn) {
+	a.mu.Lock()
+	delete(a.conns, c)
+	a.mu.Unlock()
+	a.wg.Done()
+}
+
+// agentConn is one control connection. mu serialises the Session and the
+// writes between the reading goroutine and the LOAD reporter.
+type agentConn struct {
+	a       *Agent
+	c       net.Conn
+	log     zerolog.Logger
+	timeout time.Duration
+
+	mu   sync.Mutex
+	sess *Session
+	load [loadLen]byte
+}
+
+// serveConn runs one control connection to its end and counts why it ended.
+func (a *Agent) serveConn(c net.Conn) {
+	defer a.removeConn(c)
+	defer c.Close()
+	cc := &agentConn{
+		a:       a,
+		c:       c,
+		log:     a.Log.With().Stringer("switch", c.RemoteAddr()).Logger(),
+		timeout: a.Timeout,
+		sess:    NewAgentSession(a.Secret, nil),
+	}
+	if cc.timeout <= 0 {
+		cc.timeout = DefaultAgentTimeout
+	}
+	err := cc.run()
+	if err == nil || a.isClosed() {
+		cc.log.Debug().Err(err).Msg("handoff agent: control connection closed")
+		return
+	}
+	if reason := a.countReject(err); reason != "" {
+		cc.log.Warn().Err(err).Str("reason", reason).Msg("handoff agent: control connection rejected")
+		return
+	}
+	cc.log.Info().Err(err).Msg("handoff agent: control connection lost")
+}
+
+// countReject counts err as a rejection and returns its reason, or "" when
+// err is not a protocol error (an I/O error, say).
+func (a *Agent) countReject(err error) string {
+	s := &a.Stats
+	for _, r := range [...]struct {
+		err    error
+		n      *atomic.Uint64
+		reason string
+	}{
+		{ErrAuth, &s.RejectAuth, "auth"},
+		{ErrMAC, &s.RejectMAC, "mac"},
+		{ErrVersion, &s.RejectVersion, "version"},
+		{ErrType, &s.RejectType, "type"},
+		{ErrState, &s.RejectState, "state"},
+		{ErrTooLarge, &s.RejectTooLarge, "too large"},
+		{ErrMalformed, &s.RejectMalformed, "malformed"},
+		{ErrTruncated, &s.RejectTruncated, "truncated"},
+		{os.ErrDeadlineExceeded, &s.RejectTimeout, "timeout"},
+	} {
+		if errors.Is(err, r.err) {
+			r.n.Add(1)
+			return r.reason
+		}
+	}
+	return ""
+}
+
+// run reads and handles messages until the connection ends. It returns nil
+// when the switch closes the connection between two messages.
+func (cc *agentConn) run() error {
+	// The handshake must finish within the timeout.
+	if err := cc.c.SetDeadline(time.Now().Add(cc.timeout)); err != nil {
+		return err
+	}
+	cc.mu.Lock()
+	err := cc.flushLocked() // HELLO
+	cc.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	stop := make(chan struct{})
+	var loader sync.WaitGroup
+	defer func() {
+		close(stop)
+		loader.Wait()
+	}()
+
+	buf := make([]byte, 4<<10)
+	var r, w int // buf[r:w] is received and not yet consumed
+	for {
+		switch {
+		case r == w:
+			r, w = 0, 0
+		case w == len(buf) && r > 0:
+			w = copy(buf, buf[r:w])
+			r = 0
+		case w == len(buf):
+			// A frame larger than buf: Receive has checked its length
+			// against MaxBody, so growing up to MaxFrame is bounded.
+			nb := make([]byte, min(2*len(buf), MaxFrame))
+			copy(nb, buf[:w])
+			buf = nb
+		}
+		n, rerr := cc.c.Read(buf[w:])
+		w += n
+		for r < w {
+			cc.mu.Lock()
+			wasReady := cc.sess.Ready()
+			n, m, ok, err := cc.sess.Receive(buf[r:w])
+			if err == nil && !ok {
+				err = cc.flushLocked() // handshake reply
+			}
+			authenticated := !wasReady && cc.sess.Ready()
+			cc.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				break
+			}
+			r += n
+			if ok {
+				if err := cc.handle(m); err != nil {
+					return err
+				}
+			} else if authenticated {
+				if err := cc.c.SetReadDeadline(time.Time{}); err != nil {
+					return err
+				}
+				cc.a.Stats.Sessions.Add(1)
+				cc.log.Info().Msg("handoff agent: switch authenticated")
+				loader.Add(1)
+				go cc.reportLoad(stop, &loader)
+			}
+		}
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				if r < w {
+					return ErrTruncated
+				}
+				return nil
+			}
+			return rerr
+		}
+	}
+}
+
+// handle answers one application message.
+func (cc *agentConn) handle(m Msg) error {
+	switch m.Type {
+	case MsgHandoff:
+		return cc.handoff(m)
+	case MsgPing:
+		return cc.send(MsgPong, m.ID, nil)
+	}
+	return nil // PONG: the switch answered a PING; nothing to do
+}
+
+func (cc *agentConn) handoff(m Msg) error {
+	a := cc.a
+	var st ConnState
+	req, err := DecodeHandoffBody(m.Body, &st)
+	if err != nil {
+		a.Stats.Malformed.Add(1)
+		return cc.sendErr(m.ID, ErrCodeMalformed, err.Error())
+	}
+	conn, err := a.Recreate(&st, req)
+	if err != nil {
+		a.Stats.RecreateFailed.Add(1)
+		cc.log.Debug().Err(err).Stringer("client", st.Client).Msg("handoff agent: re-creation failed")
+		return cc.sendErr(m.ID, ErrCodeRecreate, err.Error())
+	}
+	if err := cc.send(MsgOK, m.ID, nil); err != nil {
+		conn.Close()
+		return err
+	}
+	a.Stats.Handoffs.Add(1)
+	a.Deliver(conn)
+	return nil
+}
+
+// send queues one message and writes it.
+func (cc *agentConn) send(t MsgType, id uint64, body []byte) error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if err := cc.sess.Send(t, id, body); err != nil {
+		return err
+	}
+	return cc.flushLocked()
+}
+
+func (cc *agentConn) sendErr(id uint64, code uint16, reason string) error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if err := cc.sess.SendErr(id, code, reason); err != nil {
+		return err
+	}
+	return cc.flushLocked()
+}
+
+// flushLocked writes everything pending, each write bounded by the timeout.
+func (cc *agentConn) flushLocked() error {
+	for p := cc.sess.Pending(); len(p) > 0; p = cc.sess.Pending() {
+		if err := cc.c.SetWriteDeadline(time.Now().Add(cc.timeout)); err != nil {
+			return err
+		}
+		n, err := cc.c.Write(p)
+		cc.sess.Written(n)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reportLoad sends LOAD now and every LoadInterval until stop is closed or
+// the session fails. A failed write closes the connection, which ends the
+// reading goroutine too.
+func (cc *agentConn) reportLoad(stop <-chan struct{}, done *sync.WaitGroup) {
+	defer done.Done()
+	a := cc.a
+	interval := a.LoadInterval
+	if interval <= 0 {
+		interval = DefaultLoadInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		var active uint32
+		if a.Active != nil {
+			active = a.Active()
+		}
+		cc.mu.Lock()
+		err := cc.sess.Send(MsgLoad, 0, AppendLoadBody(cc.load[:0], active, a.draining.Load()))
+		if err != nil {
+			// The session failed: the reading goroutine has the error
+			// and is ending the connection.
+			cc.mu.Unlock()
+			return
+		}
+		err = cc.flushLocked()
+		cc.mu.Unlock()
+		if err != nil {
+			cc.c.Close() // wakes the reading goroutine
+			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,514 @@
+package handoff
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// fakeRepair records Recreate calls and returns one end of a pipe, or err.
+type fakeRepair struct {
+	mu        sync.Mutex
+	err       error // returned by the next Recreate, then cleared
+	states    []ConnState
+	requests  [][]byte
+	delivered chan net.Conn
+}
+
+func newFakeRepair() *fakeRepair { return &fakeRepair{delivered: make(chan net.Conn, 16)} }
+
+func (f *fakeRepair) Recreate(st *ConnState, request []byte) (net.Conn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.states = append(f.states, *st)
+	f.requests = append(f.requests, append([]byte(nil), request...))
+	if err := f.err; err != nil {
+		f.err = nil
+		return nil, err
+	}
+	c, peer := net.Pipe()
+	peer.Close()
+	return c, nil
+}
+
+func (f *fakeRepair) Deliver(c net.Conn) { f.delivered <- c }
+
+func (f *fakeRepair) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.states)
+}
+
+// startAgent serves an Agent on a loopback port until the test ends.
+func startAgent(t *testing.T, f *fakeRepair, configure func(a *Agent)) (*Agent, string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{Secret: testSecret, Recreate: f.Recreate, Deliver: f.Deliver}
+	if configure != nil {
+		configure(a)
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(l) }()
+	t.Cleanup(func() {
+		if err := a.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return a, l.Addr().String()
+}
+
+// testSwitch is a blocking switch end of a control connection.
+type testSwitch struct {
+	t    *testing.T
+	c    net.Conn
+	s    *Session
+	buf  []byte
+	r, w int
+}
+
+// dialSwitch connects to addr and, if the secret is right, completes the
+// handshake. It returns the error that ended the handshake early, if any.
+func dialSwitch(t *testing.T, addr string, secret []byte) (*testSwitch, error) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	ts := &testSwitch{t: t, c: c, s: NewSwitchSession(secret, nil), buf: make([]byte, 1<<20)}
+	for !ts.s.Ready() {
+		if _, err := ts.next(); err != nil {
+			return ts, err
+		}
+	}
+	return ts, nil
+}
+
+// next flushes pending bytes, then returns the next application message,
+// handling handshake messages on the way (it returns a zero Msg when the
+// handshake completes).
+func (ts *testSwitch) next() (Msg, error) {
+	for {
+		if p := ts.s.Pending(); len(p) > 0 {
+			n, err := ts.c.Write(p)
+			ts.s.Written(n)
+			if err != nil {
+				return Msg{}, err
+			}
+		}
+		wasReady := ts.s.Ready()
+		n, m, ok, err := ts.s.Receive(ts.buf[ts.r:ts.w])
+		if err != nil {
+			return Msg{}, err
+		}
+		ts.r += n
+		if ok {
+			return m, nil
+		}
+		if n > 0 {
+			if !wasReady && ts.s.Ready() {
+				return Msg{}, ts.flush()
+			}
+			continue
+		}
+		rn, err := ts.c.Read(ts.buf[ts.w:])
+		ts.w += rn
+		if err != nil {
+			return Msg{}, err
+		}
+	}
+}
+
+func (ts *testSwitch) flush() error {
+	p := ts.s.Pending()
+	n, err := ts.c.Write(p)
+	ts.s.Written(n)
+	return err
+}
+
+// reply returns the next message that is not a LOAD.
+func (ts *testSwitch) reply() Msg {
+	ts.t.Helper()
+	for {
+		m, err := ts.next()
+		if err != nil {
+			ts.t.Fatalf("waiting for a reply: %v", err)
+		}
+		if m.Type != MsgLoad {
+			return m
+		}
+	}
+}
+
+// closedByAgent waits for the agent to close the connection.
+func (ts *testSwitch) closedByAgent() {
+	ts.t.Helper()
+	for {
+		_, err := ts.next()
+		if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
+			return
+		}
+		if err != nil {
+			ts.t.Fatalf("want the agent to close the connection, got %v", err)
+		}
+	}
+}
+
+func isReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && !op.Timeout()
+}
+
+// waitFor polls cond until it holds or a second passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Second); !cond(); time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+func TestAgentHandoffs(t *testing.T) {
+	f := newFakeRepair()
+	_, addr := startAgent(t, f, nil)
+	ts, err := dialSwitch(t, addr, testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	var want []ConnState
+	var wantReqs [][]byte
+	for id := uint64(1); id <= 3; id++ { // pipelined: all sent before any reply is read
+		req := bytes.Repeat([]byte{byte('a' + id)}, int(id)*1000)
+		st := testState(len(req))
+		st.Client = netip.AddrPortFrom(st.Client.Addr(), 40000+uint16(id))
+		st.SndISN += uint32(id)
+		st.SndNxt += uint32(id)
+		if err := ts.s.SendHandoff(id, &st, req); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, st)
+		wantReqs = append(wantReqs, req)
+	}
+	if err := ts.flush(); err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if m := ts.reply(); m.Type != MsgOK || m.ID != id || len(m.Body) != 0 {
+			t.Fatalf("reply %d: %v id %d body %q, want OK", id, m.Type, m.ID, m.Body)
+		}
+		select {
+		case c := <-f.delivered:
+			c.Close()
+		case <-time.After(time.Second):
+			t.Fatalf("handoff %d not delivered", id)
+		}
+	}
+	f.mu.Lock()
+	if diff := cmp.Diff(want, f.states, cmpAddrPort); diff != "" {
+		t.Errorf("re-created states (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantReqs, f.requests); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	f.mu.Unlock()
+
+	if err := ts.s.Send(MsgPing, 99, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if m := ts.reply(); m.Type != MsgPong || m.ID != 99 {
+		t.Errorf("reply to PING: %v id %d, want PONG 99", m.Type, m.ID)
+	}
+}
+
+func TestAgentLoad(t *testing.T) {
+	f := newFakeRepair()
+	a, addr := startAgent(t, f, func(a *Agent) {
+		a.LoadInterval = 10 * time.Millisecond
+		a.Active = func() uint32 { return 42 }
+	})
+	ts, err := dialSwitch(t, addr, testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	load := func() (uint32, bool) {
+		t.Helper()
+		m, err := ts.next()
+		if err != nil || m.Type != MsgLoad {
+			t.Fatalf("want LOAD, got %v, %v", m.Type, err)
+		}
+		active, draining, err := DecodeLoadBody(m.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return active, draining
+	}
+	if active, draining := load(); active != 42 || draining {
+		t.Errorf("first LOAD: %d, draining %v; want 42, false", active, draining)
+	}
+	a.SetDraining(true)
+	for i := 0; ; i++ {
+		if active, draining := load(); draining {
+			if active != 42 {
+				t.Errorf("draining LOAD: %d active, want 42", active)
+			}
+			break
+		}
+		if i > 100 {
+			t.Fatal("no LOAD reported draining")
+		}
+	}
+}
+
+func TestAgentRejects(t *testing.T) {
+	tests := []struct {
+		name    string
+		secret  []byte
+		attack  func(ts *testSwitch) // after the handshake, if it succeeds
+		counter func(s *AgentStats) *atomic.Uint64
+	}{
+		{
+			name:    "wrong secret",
+			secret:  []byte("not the secret"),
+			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectAuth },
+		},
+		{
+			name:   "tampered HANDOFF",
+			secret: testSecret,
+			attack: func(ts *testSwitch) {
+				st := testState(4)
+				if err := ts.s.SendHandoff(1, &st, []byte("GET ")); err != nil {
+					ts.t.Fatal(err)
+				}
+				p := ts.s.Pending()
+				p[len(p)-MACLen-1] ^= 1 // the last request byte
+				if err := ts.flush(); err != nil {
+					ts.t.Fatal(err)
+				}
+			},
+			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectMAC },
+		},
+		{
+			name:   "version 2",
+			secret: testSecret,
+			attack: func(ts *testSwitch) {
+				if err := ts.s.Send(MsgPing, 1, nil); err != nil {
+					ts.t.Fatal(err)
+				}
+				ts.s.Pending()[hdrVersion] = 2
+				if err := ts.flush(); err != nil {
+					ts.t.Fatal(err)
+				}
+			},
+			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectVersion },
+		},
+		{
+			name:   "EOF inside a frame",
+			secret: testSecret,
+			attack: func(ts *testSwitch) {
+				if err := ts.s.Send(MsgPing, 1, nil); err != nil {
+					ts.t.Fatal(err)
+				}
+				if _, err := ts.c.Write(ts.s.Pending()[:HeaderLen+1]); err != nil {
+					ts.t.Fatal(err)
+				}
+				ts.s.Written(len(ts.s.Pending())) // the rest is never sent
+				if err := ts.c.(*net.TCPConn).CloseWrite(); err != nil {
+					ts.t.Fatal(err)
+				}
+			},
+			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectTruncated },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeRepair()
+			a, addr := startAgent(t, f, nil)
+			bad, err := dialSwitch(t, addr, tt.secret)
+			if tt.attack != nil {
+				if err != nil {
+					t.Fatalf("handshake: %v", err)
+				}
+				tt.attack(bad)
+			}
+			bad.closedByAgent()
+			if n := tt.counter(&a.Stats).Load(); n != 1 {
+				t.Errorf("rejection counted %d times, want 1", n)
+			}
+			if n := f.calls(); n != 0 {
+				t.Errorf("Recreate called %d times for a rejected connection", n)
+			}
+
+			// A good switch on the same agent keeps working.
+			good, err := dialSwitch(t, addr, testSecret)
+			if err != nil {
+				t.Fatalf("good handshake: %v", err)
+			}
+			st := testState(0)
+			if err := good.s.SendHandoff(5, &st, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := good.flush(); err != nil {
+				t.Fatal(err)
+			}
+			if m := good.reply(); m.Type != MsgOK || m.ID != 5 {
+				t.Errorf("good switch got %v id %d, want OK 5", m.Type, m.ID)
+			}
+			// Counted after the OK is written.
+			waitFor(t, "Stats.Handoffs = 1", func() bool { return a.Stats.Handoffs.Load() == 1 })
+		})
+	}
+}
+
+func TestAgentHandshakeTimeout(t *testing.T) {
+	a, addr := startAgent(t, newFakeRepair(), func(a *Agent) { a.Timeout = 50 * time.Millisecond })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// Read the HELLO and say nothing: the agent must give up.
+	if _, err := io.Copy(io.Discard, c); err != nil && !isReset(err) {
+		t.Fatalf("reading until the agent closes: %v", err)
+	}
+	waitFor(t, "the timeout to be counted", func() bool { return a.Stats.RejectTimeout.Load() == 1 })
+}
+
+func TestAgentErrReplies(t *testing.T) {
+	f := newFakeRepair()
+	a, addr := startAgent(t, f, nil)
+	ts, err := dialSwitch(t, addr, testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	st := testState(4)
+	badBody := AppendHandoffBody(nil, &st, []byte("GET "))
+	badBody[hoSndWScale] = 15
+
+	f.mu.Lock()
+	f.err = errors.New("bind: address already in use")
+	f.mu.Unlock()
+	if err := ts.s.SendHandoff(1, &st, []byte("GET ")); err != nil {
+		t.Fatal(err)
+	}
+	// An authentic but undecodable body, as from a buggy switch.
+	if err := ts.s.Send(MsgHandoff, 2, badBody); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.s.SendHandoff(3, &st, []byte("GET ")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	type reply struct {
+		Type   MsgType
+		ID     uint64
+		Code   uint16
+		Reason string
+	}
+	var got []reply
+	for range 3 {
+		m := ts.reply()
+		r := reply{Type: m.Type, ID: m.ID}
+		if m.Type == MsgErr {
+			code, reason, err := DecodeErrBody(m.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Code, r.Reason = code, string(reason)
+		}
+		got = append(got, r)
+	}
+	want := []reply{
+		{MsgErr, 1, ErrCodeRecreate, "bind: address already in use"},
+		{MsgErr, 2, ErrCodeMalformed, ErrMalformed.Error()},
+		{MsgOK, 3, 0, ""},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("replies (-want +got):\n%s", diff)
+	}
+	if n := f.calls(); n != 2 {
+		t.Errorf("Recreate called %d times, want 2 (not for the malformed body)", n)
+	}
+	waitFor(t, "Stats.Handoffs = 1", func() bool { return a.Stats.Handoffs.Load() == 1 })
+	for name, tc := range map[string]struct {
+		n    *atomic.Uint64
+		want uint64
+	}{
+		"RecreateFailed": {&a.Stats.RecreateFailed, 1},
+		"Malformed":      {&a.Stats.Malformed, 1},
+		"Sessions":       {&a.Stats.Sessions, 1},
+	} {
+		if got := tc.n.Load(); got != tc.want {
+			t.Errorf("Stats.%s = %d, want %d", name, got, tc.want)
+		}
+	}
+}
+
+func TestAgentClose(t *testing.T) {
+	f := newFakeRepair()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{Secret: testSecret, Recreate: f.Recreate, Deliver: f.Deliver}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(l) }()
+	ts, err := dialSwitch(t, l.Addr().String(), testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("Serve after Close: %v", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("Serve did not return after Close")
+	}
+	ts.closedByAgent()
+	if err := a.Serve(l); err != nil {
+		t.Errorf("Serve on a closed agent: %v", err)
+	}
+}
+
+func TestAgentConfig(t *testing.T) {
+	f := newFakeRepair()
+	for name, a := range map[string]*Agent{
+		"no secret":   {Recreate: f.Recreate, Deliver: f.Deliver},
+		"no Recreate": {Secret: testSecret, Deliver: f.Deliver},
+		"no Deliver":  {Secret: testSecret, Recreate: f.Recreate},
+	} {
+		if err := a.Serve(nil); !errors.Is(err, errAgentConfig) {
+			t.Errorf("%s: Serve = %v, want the config error", name, err)
+		}
+	}
+}

@@ -1,0 +1,264 @@
+package handoff
+
+import (
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"slices"
+	"strconv"
+)
+
+// Version is the wire protocol version this package speaks.
+const Version = 1
+
+// Frame sizes. Every message is a 16-byte header, the body and a 16-byte MAC;
+// all integers are big-endian:
+//
+//	0  u8  version
+//	1  u8  type
+//	2  u16 flags (0)
+//	4  u32 body length
+//	8  u64 id
+//	16 body
+//	.. MAC
+const (
+	HeaderLen = 16                           // bytes in a frame header
+	MACLen    = 16                           // bytes in a frame's trailing MAC
+	MaxBody   = 1<<20 + 4<<10                // largest body a frame may carry
+	MaxFrame  = HeaderLen + MaxBody + MACLen // largest frame on the wire
+)
+
+// Header field offsets.
+const (
+	hdrVersion = 0
+	hdrType    = 1
+	hdrFlags   = 2
+	hdrLen     = 4
+	hdrID      = 8
+)
+
+// MsgType is the type of a control message. The zero value is invalid.
+type MsgType uint8
+
+// Message types. HELLO, AUTH and AUTH_OK make up the handshake and are handled
+// inside Session; the others are application messages.
+const (
+	MsgHello   MsgType = 1 // agent→switch: the agent's nonce
+	MsgAuth    MsgType = 2 // switch→agent: the switch's nonce and proof
+	MsgAuthOK  MsgType = 3 // agent→switch: the agent's proof
+	MsgHandoff MsgType = 4 // switch→agent: a connection to re-create (see AppendHandoffBody)
+	MsgOK      MsgType = 5 // agent→switch: the handoff with this id succeeded (empty body)
+	MsgErr     MsgType = 6 // agent→switch: the handoff with this id failed (see DecodeErrBody)
+	MsgLoad    MsgType = 7 // agent→switch: load report (see AppendLoadBody)
+	MsgPing    MsgType = 8 // either way: liveness probe (empty body)
+	MsgPong    MsgType = 9 // either way: answer to a PING with the same id (empty body)
+)
+
+var msgTypeNames = [...]string{
+	MsgHello:   "HELLO",
+	MsgAuth:    "AUTH",
+	MsgAuthOK:  "AUTH_OK",
+	MsgHandoff: "HANDOFF",
+	MsgOK:      "OK",
+	MsgErr:     "ERR",
+	MsgLoad:    "LOAD",
+	MsgPing:    "PING",
+	MsgPong:    "PONG",
+}
+
+// Valid reports whether t is a message type of this protocol version.
+func (t MsgType) Valid() bool { return t >= MsgHello && t <= MsgPong }
+
+// String returns the protocol name of t, or "MsgType(n)" for an unknown type.
+func (t MsgType) String() string {
+	if t.Valid() {
+		return msgTypeNames[t]
+	}
+	return "MsgType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// ERR codes carried in the body of a MsgErr.
+const (
+	ErrCodeRecreate  uint16 = 1 // the agent could not re-create the socket
+	ErrCodeBusy      uint16 = 2 // the agent is overloaded
+	ErrCodeDraining  uint16 = 3 // the agent is draining and takes no new connections
+	ErrCodeMalformed uint16 = 4 // the HANDOFF body did not decode
+)
+
+// Errors returned by the codec and Session. Every one of them is fatal for
+// the control connection it came from; none allocates when returned.
+var (
+	ErrVersion   = errors.New("handoff: unsupported protocol version or flags")
+	ErrType      = errors.New("handoff: unknown or misdirected message type")
+	ErrMAC       = errors.New("handoff: message authentication failed")
+	ErrTooLarge  = errors.New("handoff: message body too large")
+	ErrTruncated = errors.New("handoff: message truncated")
+	ErrState     = errors.New("handoff: message not valid in this session state")
+	ErrAuth      = errors.New("handoff: handshake authentication failed")
+	ErrMalformed = errors.New("handoff: malformed message body")
+)
+
+// HandoffFixedLen is the size of a HANDOFF body without its request bytes.
+const HandoffFixedLen = hoReqLen + 4
+
+// HANDOFF body layout (all big-endian), followed by the request bytes.
+const (
+	hoFamily    = 0
+	hoClientIP  = 1
+	hoClientPt  = 5
+	hoVIP       = 7
+	hoVIPPort   = 11
+	hoSndISN    = 13
+	hoSndNxt    = 17
+	hoRcvIRS    = 21
+	hoRcvNxt    = 25
+	hoSndWnd    = 29
+	hoRcvWnd    = 33
+	hoMSS       = 37
+	hoSndWScale = 39
+	hoRcvWScale = 40
+	hoFlags     = 41
+	hoRTT       = 42
+	hoReqLen    = 46
+
+	familyIPv4 = 4
+
+	flagWScaleOK = 1 << 0
+	flagSACKOK   = 1 << 1
+	knownFlags   = flagWScaleOK | flagSACKOK
+
+	maxWScale = 14 // RFC 7323
+	minMSS    = 64
+)
+
+// AppendHandoffBody appends the HANDOFF body for st and request to dst and
+// returns the extended slice. It does not allocate when dst has room for
+// HandoffFixedLen+len(request) more bytes.
+//
+// Only IPv4 addresses (or IPv4-mapped IPv6) can be encoded; any other address
+// is written with family 0, which DecodeHandoffBody rejects.
+func AppendHandoffBody(dst []byte, st *ConnState, request []byte) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, HandoffFixedLen+len(request))[:n+HandoffFixedLen+len(request)]
+	b := dst[n : n+HandoffFixedLen]
+	client, vip := st.Client.Addr().Unmap(), st.VIP.Addr().Unmap()
+	if client.Is4() && vip.Is4() {
+		b[hoFamily] = familyIPv4
+		c4, v4 := client.As4(), vip.As4()
+		copy(b[hoClientIP:], c4[:])
+		copy(b[hoVIP:], v4[:])
+	} else {
+		b[hoFamily] = 0
+		clear(b[hoClientIP : hoClientIP+4])
+		clear(b[hoVIP : hoVIP+4])
+	}
+	be := binary.BigEndian
+	be.PutUint16(b[hoClientPt:], st.Client.Port())
+	be.PutUint16(b[hoVIPPort:], st.VIP.Port())
+	be.PutUint32(b[hoSndISN:], st.SndISN)
+	be.PutUint32(b[hoSndNxt:], st.SndNxt)
+	be.PutUint32(b[hoRcvIRS:], st.RcvIRS)
+	be.PutUint32(b[hoRcvNxt:], st.RcvNxt)
+	be.PutUint32(b[hoSndWnd:], st.SndWnd)
+	be.PutUint32(b[hoRcvWnd:], st.RcvWnd)
+	be.PutUint16(b[hoMSS:], st.MSS)
+	b[hoSndWScale] = st.SndWScale
+	b[hoRcvWScale] = st.RcvWScale
+	var flags byte
+	if st.WScaleOK {
+		flags |= flagWScaleOK
+	}
+	if st.SACKOK {
+		flags |= flagSACKOK
+	}
+	b[hoFlags] = flags
+	be.PutUint32(b[hoRTT:], st.RTTMicros)
+	be.PutUint32(b[hoReqLen:], uint32(len(request)))
+	copy(dst[n+HandoffFixedLen:], request)
+	return dst
+}
+
+// DecodeHandoffBody decodes a HANDOFF body into st and returns the request
+// bytes, which alias body. It does not allocate. It returns ErrTruncated when
+// body is shorter than the fixed part, and ErrMalformed when the family is not
+// IPv4, the request length does not match the body, RcvNxt is not
+// RcvIRS+1+len(request), a window scale exceeds 14, the MSS is below 64 or an
+// unknown flag bit is set. st is left unspecified on error.
+func DecodeHandoffBody(body []byte, st *ConnState) (request []byte, err error) {
+	if len(body) < HandoffFixedLen {
+		return nil, ErrTruncated
+	}
+	be := binary.BigEndian
+	reqLen := be.Uint32(body[hoReqLen:])
+	if body[hoFamily] != familyIPv4 || uint64(reqLen) != uint64(len(body)-HandoffFixedLen) {
+		return nil, ErrMalformed
+	}
+	flags := body[hoFlags]
+	*st = ConnState{
+		Client:    netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[hoClientIP:])), be.Uint16(body[hoClientPt:])),
+		VIP:       netip.AddrPortFrom(netip.AddrFrom4([4]byte(body[hoVIP:])), be.Uint16(body[hoVIPPort:])),
+		SndISN:    be.Uint32(body[hoSndISN:]),
+		SndNxt:    be.Uint32(body[hoSndNxt:]),
+		RcvIRS:    be.Uint32(body[hoRcvIRS:]),
+		RcvNxt:    be.Uint32(body[hoRcvNxt:]),
+		SndWnd:    be.Uint32(body[hoSndWnd:]),
+		RcvWnd:    be.Uint32(body[hoRcvWnd:]),
+		MSS:       be.Uint16(body[hoMSS:]),
+		SndWScale: body[hoSndWScale],
+		RcvWScale: body[hoRcvWScale],
+		WScaleOK:  flags&flagWScaleOK != 0,
+		SACKOK:    flags&flagSACKOK != 0,
+		RTTMicros: be.Uint32(body[hoRTT:]),
+	}
+	switch {
+	case flags&^knownFlags != 0,
+		st.RcvNxt != st.RcvIRS+1+reqLen, // wraps mod 2^32 like the sequence space
+		st.SndWScale > maxWScale || st.RcvWScale > maxWScale,
+		st.MSS < minMSS:
+		return nil, ErrMalformed
+	}
+	return body[HandoffFixedLen:], nil
+}
+
+// errFixedLen is the size of an ERR body without its reason text.
+const errFixedLen = 2
+
+// AppendErrBody appends an ERR body (code, then the reason text) to dst.
+func AppendErrBody(dst []byte, code uint16, reason string) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, code)
+	return append(dst, reason...)
+}
+
+// DecodeErrBody decodes an ERR body. The reason aliases body. It returns
+// ErrTruncated when body is shorter than the code.
+func DecodeErrBody(body []byte) (code uint16, reason []byte, err error) {
+	if len(body) < errFixedLen {
+		return 0, nil, ErrTruncated
+	}
+	return binary.BigEndian.Uint16(body), body[errFixedLen:], nil
+}
+
+// loadLen is the size of a LOAD body.
+const loadLen = 5
+
+// AppendLoadBody appends a LOAD body (active connections, draining flag) to dst.
+func AppendLoadBody(dst []byte, active uint32, draining bool) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, active)
+	var d byte
+	if draining {
+		d = 1
+	}
+	return append(dst, d)
+}
+
+// DecodeLoadBody decodes a LOAD body. It returns ErrTruncated for a short
+// body and ErrMalformed for a long one or a draining byte other than 0 or 1.
+func DecodeLoadBody(body []byte) (active uint32, draining bool, err error) {
+	switch {
+	case len(body) < loadLen:
+		return 0, false, ErrTruncated
+	case len(body) > loadLen || body[4] > 1:
+		return 0, false, ErrMalformed
+	}
+	return binary.BigEndian.Uint32(body), body[4] == 1, nil
+}

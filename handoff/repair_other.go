@@ -1,0 +1,16 @@
+//go:build !linux
+
+package handoff
+
+import (
+	"errors"
+	"net"
+)
+
+var errNoRepair = errors.New("repair: TCP_REPAIR needs Linux")
+
+// Recreate re-creates a connection the switch accepted with TCP_REPAIR. It
+// needs Linux; elsewhere it always fails.
+func Recreate(st *ConnState, request []byte) (net.Conn, error) {
+	return nil, errNoRepair
+}
