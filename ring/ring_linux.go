@@ -1,0 +1,252 @@
+package ring
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// SockFilter is one classic BPF instruction (struct sock_filter).
+type SockFilter = unix.SockFilter
+
+// Ring is an AF_PACKET socket bound to one interface for IPv4 frames, with a
+// TPACKET_V3 receive ring. NextBlock, Release, Wait and the Senders belong to
+// one goroutine; Stats, Fd, HardwareAddr and Ifindex may be called from any.
+type Ring struct {
+	fd        int
+	mem       []byte  // the mmapped ring
+	blocks    []Block // one view per block, reused
+	blockSize int
+	cur       int // next block to hand out
+	vnet      bool
+	ifindex   int
+	hw        net.HardwareAddr
+	pfd       [1]unix.PollFd
+
+	corrupt atomic.Uint64 // blocks released with Corrupt set
+
+	mu     sync.Mutex // guards total and closed
+	total  Stats      // kernel counters summed since Open
+	closed bool
+}
+
+// htons converts a 16-bit value to network byte order.
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Open creates the socket, attaches the filter, maps the ring, binds to the
+// interface and joins the fanout group, in that order so that no unfiltered
+// frame and no frame from another interface reaches the ring.
+func Open(cfg Config) (*Ring, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.check(os.Getpagesize()); err != nil {
+		return nil, err
+	}
+	ifi, err := net.InterfaceByName(cfg.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("ring: interface %q: %w", cfg.Interface, err)
+	}
+	// Protocol 0: the socket receives nothing until bind names ETH_P_IP.
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("ring: socket AF_PACKET: %w", err)
+	}
+	r := &Ring{fd: fd, blockSize: cfg.BlockSize, vnet: cfg.VnetHdr, ifindex: ifi.Index, hw: ifi.HardwareAddr}
+	if err := r.setup(cfg); err != nil {
+		r.release()
+		return nil, err
+	}
+	r.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	return r, nil
+}
+
+// setup configures the socket of a new ring; the caller frees it on error.
+func (r *Ring) setup(cfg Config) error {
+	fd := r.fd
+	if cfg.Filter != nil {
+		if len(cfg.Filter) == 0 || len(cfg.Filter) > 0xffff {
+			return fmt.Errorf("%w: filter of %d instructions", ErrBadConfig, len(cfg.Filter))
+		}
+		prog := unix.SockFprog{Len: uint16(len(cfg.Filter)), Filter: &cfg.Filter[0]}
+		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
+			return fmt.Errorf("ring: setsockopt SO_ATTACH_FILTER: %w", err)
+		}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return fmt.Errorf("ring: setsockopt PACKET_VERSION: %w", err)
+	}
+	if cfg.VnetHdr { // must come before the ring
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+			return fmt.Errorf("ring: setsockopt PACKET_VNET_HDR: %w", err)
+		}
+	}
+	if cfg.QdiscBypass {
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+			return fmt.Errorf("ring: setsockopt PACKET_QDISC_BYPASS: %w", err)
+		}
+	}
+	tov := (cfg.BlockTimeout + time.Millisecond - 1) / time.Millisecond
+	req := unix.TpacketReq3{
+		Block_size:     uint32(cfg.BlockSize),
+		Block_nr:       uint32(cfg.NumBlocks),
+		Frame_size:     uint32(cfg.FrameSize),
+		Frame_nr:       uint32(cfg.BlockSize / cfg.FrameSize * cfg.NumBlocks),
+		Retire_blk_tov: uint32(max(tov, 1)),
+	}
+	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return fmt.Errorf("ring: setsockopt PACKET_RX_RING: %w", err)
+	}
+	mem, err := unix.Mmap(fd, 0, cfg.BlockSize*cfg.NumBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("ring: mmap: %w", err)
+	}
+	r.mem = mem
+	r.blocks = make([]Block, cfg.NumBlocks)
+	for i := range r.blocks {
+		r.blocks[i].idx = i
+	}
+	sa := unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: r.ifindex}
+	if err := unix.Bind(fd, &sa); err != nil {
+		return fmt.Errorf("ring: bind %s: %w", cfg.Interface, err)
+	}
+	if cfg.FanoutGroup != 0 {
+		arg := int(cfg.FanoutGroup) | (unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_DEFRAG)<<16
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, arg); err != nil {
+			return fmt.Errorf("ring: setsockopt PACKET_FANOUT: %w", err)
+		}
+	}
+	return nil
+}
+
+// release unmaps the ring and closes the socket.
+func (r *Ring) release() error {
+	var err error
+	if r.mem != nil {
+		err = unix.Munmap(r.mem)
+		r.mem = nil
+	}
+	if cerr := unix.Close(r.fd); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("ring: close: %w", err)
+	}
+	return nil
+}
+
+// Close unmaps the ring and closes the socket. Frames and blocks of the ring
+// must not be used afterwards. Closing twice returns ErrClosed.
+func (r *Ring) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	r.closed = true
+	return r.release()
+}
+
+// Fd returns the socket, for poll(2) together with other descriptors: it is
+// readable when a block is ready.
+func (r *Ring) Fd() int { return r.fd }
+
+// HardwareAddr returns the MAC address of the interface.
+func (r *Ring) HardwareAddr() net.HardwareAddr { return r.hw }
+
+// Ifindex returns the index of the interface.
+func (r *Ring) Ifindex() int { return r.ifindex }
+
+// statusWord returns the block_status word of block i, shared with the kernel.
+func (r *Ring) statusWord(i int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&r.mem[i*r.blockSize+bdBlockStatus]))
+}
+
+// NextBlock returns the next block the kernel handed to user space, or
+// ok=false if it has none ready (it does not block: wait with Wait or poll on
+// Fd). Blocks come in ring order; several may be held at once, and each must
+// be given back with Release. It never allocates.
+func (r *Ring) NextBlock() (b *Block, ok bool) {
+	if !r.ready() {
+		return nil, false
+	}
+	b = &r.blocks[r.cur]
+	start, end := r.cur*r.blockSize, (r.cur+1)*r.blockSize
+	b.reset(r.mem[start:end:end], r.vnet)
+	b.held = true
+	r.cur++
+	if r.cur == len(r.blocks) {
+		r.cur = 0
+	}
+	return b, true
+}
+
+// ready reports whether the next block is in user space and not yet handed out.
+func (r *Ring) ready() bool {
+	return !r.blocks[r.cur].held && atomic.LoadUint32(r.statusWord(r.cur))&unix.TP_STATUS_USER != 0
+}
+
+// Release gives b back to the kernel. Its frames must not be used afterwards,
+// so flush any Sender holding them first.
+func (r *Ring) Release(b *Block) {
+	if !b.held {
+		return
+	}
+	if b.corrupt {
+		r.corrupt.Add(1)
+	}
+	b.held = false
+	b.mem = nil
+	atomic.StoreUint32(r.statusWord(b.idx), unix.TP_STATUS_KERNEL)
+}
+
+// Wait blocks until a block is ready (nil) or timeout elapses (ErrTimeout); a
+// negative timeout waits forever. Signals (EINTR) do not end the wait. It is
+// meant to be called with every block released: while the next block is
+// held, the ring cannot advance.
+func (r *Ring) Wait(timeout time.Duration) error {
+	var deadline time.Time
+	if timeout >= 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	for {
+		if r.ready() {
+			return nil
+		}
+		ms := -1
+		if timeout >= 0 {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return ErrTimeout
+			}
+			ms = int((left + time.Millisecond - 1) / time.Millisecond)
+		}
+		if _, err := unix.Poll(r.pfd[:], ms); err != nil && err != unix.EINTR {
+			return fmt.Errorf("ring: poll: %w", err)
+		}
+	}
+}
+
+// Stats returns the kernel's counters summed since Open (the kernel resets
+// them on every read, so the ring accumulates them).
+func (r *Ring) Stats() (Stats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return Stats{}, ErrClosed
+	}
+	st, err := unix.GetsockoptTpacketStatsV3(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	if err != nil {
+		return Stats{}, fmt.Errorf("ring: getsockopt PACKET_STATISTICS: %w", err)
+	}
+	r.total.Packets += uint64(st.Packets)
+	r.total.Drops += uint64(st.Drops)
+	r.total.Freezes += uint64(st.Freeze_q_cnt)
+	out := r.total
+	out.Corrupt = r.corrupt.Load()
+	return out, nil
+}
