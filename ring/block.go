@@ -75,8 +75,9 @@ func (b *Block) reset(mem []byte, vnet bool) {
 // Len reports how many frames the kernel put in the block.
 func (b *Block) Len() int { return int(b.n) }
 
-// Corrupt reports whether the walk stopped early at a frame header pointing
-// outside the block (a corrupt ring); the remaining frames are skipped.
+// Corrupt reports whether the block descriptor or a frame header pointed
+// outside the block (a corrupt ring): the walk stopped there and the
+// remaining frames are skipped. Release counts such blocks in Stats.Corrupt.
 func (b *Block) Corrupt() bool { return b.corrupt }
 
 // Next fills f with the next frame of the block and reports whether there was

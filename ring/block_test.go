@@ -175,8 +175,9 @@ func TestBlockNextNoAllocs(t *testing.T) {
 }
 
 func FuzzBlockNext(f *testing.F) {
-	f.Add(buildBlock(4096, false, threeFrames[:1]), false)
-	f.Add(buildBlock(8192, true, vnetFrames), true)
+	small := []synthFrame{{Data: []byte("a small frame"), Len: 13}, {Data: []byte("another"), Len: 7}}
+	f.Add(buildBlock(512, false, small), false)
+	f.Add(buildBlock(512, true, []synthFrame{{Data: []byte("gso"), Vnet: vnetFrames[0].Vnet, Len: 3}}), true)
 	f.Fuzz(func(t *testing.T, mem []byte, vnet bool) {
 		var b Block
 		b.reset(mem, vnet)

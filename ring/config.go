@@ -58,6 +58,8 @@ func (c Config) check(pageSize int) error {
 		return fmt.Errorf("%w: frame size is not a multiple of 16 within the block size", ErrBadConfig)
 	case c.BlockTimeout < 0:
 		return fmt.Errorf("%w: negative block timeout", ErrBadConfig)
+	case c.Filter != nil && (len(c.Filter) == 0 || len(c.Filter) > 0xffff):
+		return fmt.Errorf("%w: filter of %d instructions", ErrBadConfig, len(c.Filter))
 	}
 	return nil
 }

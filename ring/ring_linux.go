@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -16,8 +17,9 @@ import (
 type SockFilter = unix.SockFilter
 
 // Ring is an AF_PACKET socket bound to one interface for IPv4 frames, with a
-// TPACKET_V3 receive ring. NextBlock, Release, Wait and the Senders belong to
-// one goroutine; Stats, Fd, HardwareAddr and Ifindex may be called from any.
+// TPACKET_V3 receive ring. NextBlock, Release, Wait, Close and the Senders
+// belong to one goroutine; Stats, Fd, HardwareAddr and Ifindex may be called
+// from any.
 type Ring struct {
 	fd        int
 	mem       []byte  // the mmapped ring
@@ -37,7 +39,11 @@ type Ring struct {
 }
 
 // htons converts a 16-bit value to network byte order.
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
+func htons(v uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], v)
+	return ne.Uint16(b[:])
+}
 
 // Open creates the socket, attaches the filter, maps the ring, binds to the
 // interface and joins the fanout group, in that order so that no unfiltered
@@ -69,9 +75,6 @@ func Open(cfg Config) (*Ring, error) {
 func (r *Ring) setup(cfg Config) error {
 	fd := r.fd
 	if cfg.Filter != nil {
-		if len(cfg.Filter) == 0 || len(cfg.Filter) > 0xffff {
-			return fmt.Errorf("%w: filter of %d instructions", ErrBadConfig, len(cfg.Filter))
-		}
 		prog := unix.SockFprog{Len: uint16(len(cfg.Filter)), Filter: &cfg.Filter[0]}
 		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog); err != nil {
 			return fmt.Errorf("ring: setsockopt SO_ATTACH_FILTER: %w", err)
@@ -187,13 +190,13 @@ func (r *Ring) NextBlock() (b *Block, ok bool) {
 
 // ready reports whether the next block is in user space and not yet handed out.
 func (r *Ring) ready() bool {
-	return !r.blocks[r.cur].held && atomic.LoadUint32(r.statusWord(r.cur))&unix.TP_STATUS_USER != 0
+	return r.mem != nil && !r.blocks[r.cur].held && atomic.LoadUint32(r.statusWord(r.cur))&unix.TP_STATUS_USER != 0
 }
 
 // Release gives b back to the kernel. Its frames must not be used afterwards,
 // so flush any Sender holding them first.
 func (r *Ring) Release(b *Block) {
-	if !b.held {
+	if !b.held || r.mem == nil {
 		return
 	}
 	if b.corrupt {
@@ -216,6 +219,9 @@ func (r *Ring) Wait(timeout time.Duration) error {
 	for {
 		if r.ready() {
 			return nil
+		}
+		if r.mem == nil {
+			return ErrClosed
 		}
 		ms := -1
 		if timeout >= 0 {

@@ -1,6 +1,10 @@
 package shard
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"webswitch/ring"
+)
 
 // Drop says why a frame was dropped; each kind has a counter.
 type Drop uint8
@@ -49,6 +53,15 @@ type Counters struct {
 	SplicedFlows    atomic.Int64
 	HTTPErrors      [600]atomic.Uint64 // switch-generated responses by status
 	Drops           [numDrops]atomic.Uint64
+	TxSent          atomic.Uint64 // frames the kernel took on the TX path
+	TxDropped       atomic.Uint64 // frames the TX path refused (queue full, too big, ...)
+}
+
+// publishTx copies the shard's TX statistics (owned by its goroutine) into
+// the shared counters; the loop calls it once per round, not per frame.
+func (c *Counters) publishTx(st ring.SenderStats) {
+	c.TxSent.Store(st.Sent)
+	c.TxDropped.Store(st.Again + st.NoBufs + st.MsgSize + st.Other)
 }
 
 // Snapshot is a plain copy of Counters for logs and tests.
@@ -68,6 +81,8 @@ type Snapshot struct {
 	SplicedFlows    int64             `json:"spliced_flows"`
 	HTTPErrors      map[int]uint64    `json:"http_errors,omitempty"`
 	Drops           map[string]uint64 `json:"drops,omitempty"`
+	TxSent          uint64            `json:"tx_sent"`
+	TxDropped       uint64            `json:"tx_dropped"`
 	RingPackets     uint64            `json:"ring_packets"`
 	RingDrops       uint64            `json:"ring_drops"`
 	RingFreezes     uint64            `json:"ring_freezes"`
@@ -88,6 +103,8 @@ func (c *Counters) snapshot(shard int) Snapshot {
 		Resets:          c.Resets.Load(),
 		ActiveFlows:     c.ActiveFlows.Load(),
 		SplicedFlows:    c.SplicedFlows.Load(),
+		TxSent:          c.TxSent.Load(),
+		TxDropped:       c.TxDropped.Load(),
 		HTTPErrors:      map[int]uint64{},
 		Drops:           map[string]uint64{},
 	}

@@ -128,6 +128,7 @@ func (s *Shard) run(stop *atomic.Bool) {
 			s.ctlStep(c)
 		}
 		s.tx.Flush()
+		s.C.publishTx(s.tx.Stats())
 	}
 	for _, c := range s.ctl {
 		if c.fd >= 0 {
@@ -170,28 +171,38 @@ func (s *Shard) frame(f *ring.Frame) {
 	key := flowKey(&t)
 	if i, ok := s.tab.lookup(key); ok {
 		fl := &s.tab.flows[i]
-		if fl.state == flowSpliced {
+		switch {
+		case fl.state == flowSpliced && fl.endAt != 0 && tcp.Flags()&(header.FlagSYN|header.FlagACK) == header.FlagSYN:
+			// The client reuses the port of a connection that is closing:
+			// a new connection (the back-end would refuse the SYN).
+			s.free(i)
+		case fl.state == flowSpliced:
 			s.forward(i, f, tcp.Flags())
 			return
-		}
-		c := fl.conn
-		if c.tcp.State() == tcpfsm.HandingOff {
-			s.enqueue(c, f)
+		default:
+			s.owned(i, f, ip, tcp)
 			return
 		}
-		if !s.valid(f, ip, tcp) {
-			return
-		}
-		seg := segment(tcp)
-		s.out.Reset()
-		c.tcp.Input(s.now, &seg, &s.out)
-		s.after(i)
+	} else if !s.valid(f, ip, tcp) {
+		return
+	}
+	s.newFlow(&t, f, tcp)
+}
+
+// owned handles a frame of a flow the switch owns.
+func (s *Shard) owned(i int32, f *ring.Frame, ip header.IPv4, tcp header.TCP) {
+	c := s.tab.flows[i].conn
+	if c.tcp.State() == tcpfsm.HandingOff {
+		s.enqueue(c, f)
 		return
 	}
 	if !s.valid(f, ip, tcp) {
 		return
 	}
-	s.newFlow(&t, f, tcp)
+	seg := segment(tcp)
+	s.out.Reset()
+	c.tcp.Input(s.now, &seg, &s.out)
+	s.after(i)
 }
 
 // valid checks the checksums of a frame the switch consumes itself. Frames

@@ -92,8 +92,10 @@ func (sw *Switch) closeRings() {
 	}
 }
 
-// Run runs the shards and the ARP responder until ctx ends.
-func (sw *Switch) Run(ctx context.Context) error {
+// Run runs the shards and the ARP responder until ctx ends. It logs every
+// shard's counters every statsInterval, whenever dump receives, and at the
+// end (with "final": true).
+func (sw *Switch) Run(ctx context.Context, dump <-chan os.Signal) error {
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for _, s := range sw.shards {
@@ -116,6 +118,7 @@ func (sw *Switch) Run(ctx context.Context) error {
 	for done := false; !done; {
 		select {
 		case <-tick.C:
+		case <-dump:
 		case <-ctx.Done():
 			stop.Store(true)
 			wg.Wait()

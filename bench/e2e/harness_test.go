@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	benchsite "webswitch/bench/site"
 	"webswitch/bench/testbed"
 )
 
@@ -84,18 +85,14 @@ func buildBinaries(t *testing.T) string {
 	return dir
 }
 
-// site is a switch with two back-ends: be1 serves files with handoffd's
-// static server, be2 is handoffd in upstream mode in front of the test's
-// own HTTP server.
+// site is a running installation (bench/site) with test helpers.
 type site struct {
-	t     *testing.T
-	tb    *testbed.Testbed
-	dir   string
-	sw    *testbed.Proc
-	swLog string
+	*benchsite.Site
+	t  *testing.T
+	tb *testbed.Testbed
 }
 
-const vipURL = "http://" + testbed.VIP
+const vipURL = benchsite.VIPURL
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
@@ -125,112 +122,31 @@ func randomFile(t *testing.T, path string, n int64) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func switchConfig(dir string, shards int) string {
-	return fmt.Sprintf(`[switch]
-interface = "eth0"
-vip = %q
-ports = [80]
-shards = %d
-[control]
-secret_file = %q
-[[backend]]
-name = "be1"
-address = %q
-agent = "%s:7070"
-[[backend]]
-name = "be2"
-address = %q
-agent = "%s:7070"
-[[pool]]
-name = "static"
-backends = ["be1"]
-[[pool]]
-name = "web"
-backends = ["be2"]
-[[rule]]
-path_prefix = "/static/"
-pool = "static"
-[[rule]]
-pool = "web"
-`, testbed.VIP, shards, filepath.Join(dir, "secret"),
-		testbed.BackendIP(1), testbed.BackendIP(1), testbed.BackendIP(2), testbed.BackendIP(2))
-}
-
-func agentConfig(dir string, i int, serve string) string {
-	return fmt.Sprintf("[agent]\nlisten = \"%s:7070\"\nvip = %q\nsecret_file = %q\n[serve]\n%s\n",
-		testbed.BackendIP(i), testbed.VIP, filepath.Join(dir, "secret"), serve)
-}
-
-// startSite brings up the testbed and the processes; www is be1's static root.
+// startSite brings up the switch with be1 serving www (static) and be2 in
+// upstream mode in front of this test binary's HTTP server.
 func startSite(t *testing.T, offloads bool, www string) *site {
 	t.Helper()
-	bins := buildBinaries(t)
-	tb, err := testbed.Up(testbed.Config{ClientOffloads: &offloads})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &site{t: t, tb: tb, dir: t.TempDir()}
-	t.Cleanup(func() {
-		if t.Failed() {
-			s.dumpLogs()
-		}
-		if err := tb.Down(); err != nil {
-			t.Errorf("testbed down: %v", err)
-		}
-	})
-	writeFile(t, filepath.Join(s.dir, "secret"), "e2e-secret-"+tb.Prefix+"-0123456789abcdef\n")
-	writeFile(t, filepath.Join(s.dir, "switch.toml"), switchConfig(s.dir, 2))
-	writeFile(t, filepath.Join(s.dir, "be1.toml"), agentConfig(s.dir, 1, fmt.Sprintf("static_root = %q", www)))
-	writeFile(t, filepath.Join(s.dir, "be2.toml"), agentConfig(s.dir, 2, `upstream = "127.0.0.1:8080"`))
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.start("be2", "httpd", self, httpdArg, "127.0.0.1:8080")
-	s.start("be1", "handoffd-be1", filepath.Join(bins, "handoffd"), "-config", filepath.Join(s.dir, "be1.toml"))
-	s.start("be2", "handoffd-be2", filepath.Join(bins, "handoffd"), "-config", filepath.Join(s.dir, "be2.toml"))
-	s.swLog = filepath.Join(s.dir, "webswitch.log")
-	s.sw = s.start("sw", "webswitch", filepath.Join(bins, "webswitch"), "-config", filepath.Join(s.dir, "switch.toml"))
-	s.waitReady()
-	return s
-}
-
-func (s *site) start(host, name, bin string, args ...string) *testbed.Proc {
-	s.t.Helper()
-	p, err := s.tb.Start(host, filepath.Join(s.dir, name+".log"), bin, args...)
+	s, err := benchsite.Start(benchsite.Config{
+		BinDir: buildBinaries(t), Dir: t.TempDir(), Static1: www,
+		Upstream: []string{self, httpdArg, "127.0.0.1:8080"},
+		Offloads: offloads, Shards: 2,
+	})
 	if err != nil {
-		s.t.Fatalf("start %s: %v", name, err)
+		t.Fatal(err)
 	}
-	return p
-}
-
-// waitReady waits until both pools answer through the VIP.
-func (s *site) waitReady() {
-	s.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for _, path := range []string{"/static/small.txt", "/hello"} {
-		for {
-			out, err := s.tb.Run("cli", "curl", "-sS", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", vipURL+path)
-			if err == nil && out == "200" {
-				break
-			}
-			if time.Now().After(deadline) {
-				s.t.Fatalf("switch not ready: GET %s: %s %v", path, out, err)
-			}
-			time.Sleep(200 * time.Millisecond)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(s.Logs())
 		}
-	}
-}
-
-func (s *site) dumpLogs() {
-	files, _ := filepath.Glob(filepath.Join(s.dir, "*.log"))
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		if len(b) > 8000 {
-			b = b[len(b)-8000:]
+		if err := s.Down(); err != nil {
+			t.Errorf("testbed down: %v", err)
 		}
-		s.t.Logf("=== %s (tail)\n%s", filepath.Base(f), b)
-	}
+	})
+	return &site{Site: s, t: t, tb: s.TB}
 }
 
 // curl runs curl in the client namespace and returns its standard output.
@@ -280,18 +196,18 @@ func (s *site) switchBytes() uint64 {
 // the latest line of each shard.
 func (s *site) shardCounters() map[int]map[string]any {
 	s.t.Helper()
-	before := countLines(s.swLog, "shard counters")
-	if err := s.sw.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+	before := countLines(s.SwitchLog, "shard counters")
+	if err := s.Switch.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		s.t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for countLines(s.swLog, "shard counters") < before+2 {
+	for countLines(s.SwitchLog, "shard counters") < before+2 {
 		if time.Now().After(deadline) {
 			s.t.Fatal("no counters logged after SIGUSR1")
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	b, err := os.ReadFile(s.swLog)
+	b, err := os.ReadFile(s.SwitchLog)
 	if err != nil {
 		s.t.Fatal(err)
 	}

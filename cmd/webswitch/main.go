@@ -4,6 +4,8 @@
 // agent; responses go from the back-end straight to the client.
 //
 //	webswitch -config /etc/webswitch/switch.toml [-log-level info]
+//
+// SIGUSR1 logs every shard's counters; SIGINT or SIGTERM stops it.
 package main
 
 import (
@@ -53,7 +55,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := sw.Run(ctx); err != nil {
+	dump := make(chan os.Signal, 1)
+	signal.Notify(dump, syscall.SIGUSR1) // log the shards' counters now
+	if err := sw.Run(ctx, dump); err != nil {
 		log.Error().Err(err).Msg("run")
 		os.Exit(1)
 	}

@@ -3,6 +3,7 @@
 //	wsbench testbed up [-prefix P] [-backends N] [-offloads=true|false] [-cc cubic]
 //	wsbench testbed down -prefix P
 //	wsbench testbed list
+//	wsbench demo [-bin DIR] [-mib N]
 package main
 
 import (
@@ -29,6 +30,7 @@ type command struct {
 // commands lists the subcommands in the order usage shows them.
 var commands = []command{
 	{name: "testbed", summary: "create, delete and list namespace test networks", run: runTestbed},
+	{name: "demo", summary: "run a switch with two back-ends and show it working", run: runDemo},
 }
 
 func main() {
