@@ -1,7 +1,6 @@
 package shard
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -137,26 +136,42 @@ func (a *arpResponder) query() {
 	}
 }
 
+// arpPacket is the part of an Ethernet/IPv4 ARP packet the switch uses.
+type arpPacket struct {
+	op       uint16
+	sha      [6]byte
+	spa, tpa [4]byte
+}
+
+// parseARP reads an Ethernet frame carrying an Ethernet/IPv4 ARP packet.
+func parseARP(b []byte, p *arpPacket) bool {
+	if len(b) < header.EthernetLen+arpLen || header.Ethernet(b).Type() != etherTypeARP {
+		return false
+	}
+	a := b[header.EthernetLen:]
+	if binary.BigEndian.Uint16(a[0:]) != 1 || binary.BigEndian.Uint16(a[2:]) != 0x0800 || a[4] != 6 || a[5] != 4 {
+		return false
+	}
+	p.op = binary.BigEndian.Uint16(a[6:])
+	p.sha, p.spa, p.tpa = [6]byte(a[8:14]), [4]byte(a[14:18]), [4]byte(a[24:28])
+	return true
+}
+
 // handle answers requests for the VIP and learns back-end addresses.
 func (a *arpResponder) handle(b []byte) {
-	if len(b) < header.EthernetLen+arpLen || header.Ethernet(b).Type() != etherTypeARP {
+	var p arpPacket
+	if !parseARP(b, &p) {
 		return
 	}
-	p := b[header.EthernetLen:]
-	if binary.BigEndian.Uint16(p[0:]) != 1 || binary.BigEndian.Uint16(p[2:]) != 0x0800 || p[4] != 6 || p[5] != 4 {
-		return
-	}
-	op := binary.BigEndian.Uint16(p[6:])
-	sha, spa, tpa := [6]byte(p[8:14]), [4]byte(p[14:18]), [4]byte(p[24:28])
 	for i, be := range a.cfg.Backends {
-		if spa == be.IP && !bytes.Equal(sha[:], broadcastMAC[:]) {
-			if a.nb.set(i, sha) {
-				a.log.Info().Str("backend", be.Name).Str("mac", net.HardwareAddr(sha[:]).String()).Msg("back-end resolved")
+		if p.spa == be.IP && p.sha != broadcastMAC {
+			if a.nb.set(i, p.sha) {
+				a.log.Info().Str("backend", be.Name).Str("mac", net.HardwareAddr(p.sha[:]).String()).Msg("back-end resolved")
 			}
 		}
 	}
-	if op == arpOpRequest && tpa == a.cfg.VIP && spa != a.cfg.VIP {
-		a.send(sha, arpOpReply, a.cfg.VIP, sha, spa)
+	if p.op == arpOpRequest && p.tpa == a.cfg.VIP && p.spa != a.cfg.VIP {
+		a.send(p.sha, arpOpReply, a.cfg.VIP, p.sha, p.spa)
 	}
 }
 
