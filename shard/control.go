@@ -79,12 +79,7 @@ func (s *Shard) ctlEvents(c *control, revents int16) {
 			s.ctlFail(c, err)
 			return
 		}
-		c.state = ctlAuth
-		c.sess = handoff.NewSwitchSession(s.cfg.Secret, rand.Reader)
-		c.rlen = 0
-		if c.rbuf == nil {
-			c.rbuf = make([]byte, ctlReadBuf)
-		}
+		s.ctlConnected(c)
 	}
 	if revents&(sys.PollIn|sys.PollErr) != 0 {
 		if err := s.ctlRead(c); err != nil {
@@ -93,6 +88,16 @@ func (s *Shard) ctlEvents(c *control, revents int16) {
 		}
 	}
 	s.ctlFlush(c)
+}
+
+// ctlConnected starts the session handshake on a connected socket.
+func (s *Shard) ctlConnected(c *control) {
+	c.state = ctlAuth
+	c.sess = handoff.NewSwitchSession(s.cfg.Secret, rand.Reader)
+	c.rlen = 0
+	if c.rbuf == nil {
+		c.rbuf = make([]byte, ctlReadBuf)
+	}
 }
 
 func (s *Shard) ctlRead(c *control) error {

@@ -8,8 +8,33 @@ import (
 	"webswitch/tcpfsm/seqnum"
 )
 
-// send builds a frame for a segment the switch sends itself and queues it.
+// send builds a frame for a segment the switch sends itself to the client
+// and queues it.
 func (s *Shard) send(t *tcpfsm.Tuple, dstMAC [6]byte, seg *tcpfsm.Seg) {
+	s.emit(t.VIP, t.ClientIP, t.VIPPort, t.ClientPort, dstMAC, seg)
+	s.C.FramesSent.Add(1)
+	if seg.Flags&header.FlagRST != 0 {
+		s.C.Resets.Add(1)
+	}
+}
+
+// replayFIN sends the back-end, in the client's name, the FIN the switch
+// took with the request (tcpfsm.Params.FIN): the re-created socket then
+// reads the request and an end of file, as the client meant.
+func (s *Shard) replayFIN(fl *flow, backendMAC [6]byte, p *tcpfsm.Params) {
+	t := s.tuple(fl.key)
+	wnd := p.SndWnd
+	if p.Opts.WScaleOK {
+		wnd >>= p.Opts.WScale
+	}
+	seg := tcpfsm.Seg{Seq: p.RcvNxt, Ack: p.ISS + 1, Flags: header.FlagFIN | header.FlagACK, Window: uint16(min(wnd, 0xFFFF))}
+	s.emit(t.ClientIP, t.VIP, t.ClientPort, t.VIPPort, backendMAC, &seg)
+	s.C.FINsReplayed.Add(1)
+}
+
+// emit builds the frame of a TCP segment from src to dst, sent to dstMAC
+// from the switch's MAC, and queues it.
+func (s *Shard) emit(src, dst [4]byte, sport, dport uint16, dstMAC [6]byte, seg *tcpfsm.Seg) {
 	optLen := 0
 	if seg.Flags&header.FlagSYN != 0 {
 		optLen = header.SynAckOptionsLen
@@ -22,22 +47,18 @@ func (s *Shard) send(t *tcpfsm.Tuple, dstMAC [6]byte, seg *tcpfsm.Seg) {
 	eth.Encode(dstMAC[:], s.mac[:], header.EtherTypeIPv4)
 	s.ipID++
 	ip := header.IPv4(eth[header.EthernetLen:])
-	ip.Encode(t.VIP, t.ClientIP, header.ProtocolTCP, ipLen, s.ipID)
+	ip.Encode(src, dst, header.ProtocolTCP, ipLen, s.ipID)
 	tcp := header.TCP(ip[header.IPv4MinLen:ipLen])
 	tcp.Encode(&header.Fields{
-		SrcPort: t.VIPPort, DstPort: t.ClientPort,
+		SrcPort: sport, DstPort: dport,
 		Seq: uint32(seg.Seq), Ack: uint32(seg.Ack), Flags: seg.Flags, Window: seg.Window,
 	}, optLen)
 	if optLen > 0 {
 		header.EncodeSynAckOptions(tcp[header.TCPMinLen:], seg.MSS, &seg.Syn, seg.WScale)
 	}
 	copy(tcp[header.TCPMinLen+optLen:], seg.Payload)
-	tcp.SetChecksum(t.VIP, t.ClientIP)
+	tcp.SetChecksum(src, dst)
 	s.tx.Add(b)
-	s.C.FramesSent.Add(1)
-	if seg.Flags&header.FlagRST != 0 {
-		s.C.Resets.Add(1)
-	}
 }
 
 // sendOut sends the segments in s.out for flow fl.

@@ -36,8 +36,8 @@ type Shard struct {
 	cpu     int
 	cfg     *Config
 	log     zerolog.Logger
-	ring    *ring.Ring
-	tx      *ring.Sender
+	ring    *ring.Ring // nil in unit tests, which call frame directly
+	tx      txQueue
 	mac     [6]byte
 	cookies *tcpfsm.Cookies
 	tab     *table
@@ -57,14 +57,22 @@ type Shard struct {
 	C Counters
 }
 
-func newShard(id, cpu int, cfg *Config, r *ring.Ring, vnet bool, cookies *tcpfsm.Cookies, nb *neighbors, clock func() int64, log zerolog.Logger) *Shard {
+// txQueue is where a shard's frames go out: a ring.Sender, or a recorder in
+// unit tests.
+type txQueue interface {
+	Add(frame []byte)
+	Buffer(n int) []byte
+	Flush() (int, error)
+	Stats() ring.SenderStats
+}
+
+func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cookies *tcpfsm.Cookies, nb *neighbors, clock func() int64, log zerolog.Logger) *Shard {
 	s := &Shard{
-		id: id, cpu: cpu, cfg: cfg, log: log, ring: r, tx: r.NewSender(txBatch),
+		id: id, cpu: cpu, cfg: cfg, log: log, mac: mac, tx: tx,
 		cookies: cookies, nb: nb, clock: clock,
 		tab: newTable(cfg.MaxFlows, cfg.FSM.BufferSize(), cfg.FSM.BufferSize()+frameOverhead),
 		rr:  make([]uint32, len(cfg.Pools)),
 	}
-	copy(s.mac[:], r.HardwareAddr())
 	if vnet {
 		s.vnetLen = ring.VnetHdrLen
 	}
@@ -382,6 +390,9 @@ func (s *Shard) handoffDone(backend int, id uint64, ok bool) {
 	fl.backend = uint16(backend)
 	fl.last = s.now
 	mac, _ := s.nb.mac(backend)
+	if p := c.tcp.Params(); p.FIN {
+		s.replayFIN(fl, mac, &p)
+	}
 	for q := c.queue; len(q) >= 2; {
 		n := int(q[0])<<8 | int(q[1])
 		raw := q[2 : 2+n]

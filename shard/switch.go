@@ -64,7 +64,9 @@ func New(cfg *Config, log zerolog.Logger) (*Switch, error) {
 			return nil, fmt.Errorf("shard %d: %w", i, err)
 		}
 		sw.rings = append(sw.rings, r)
-		sw.shards = append(sw.shards, newShard(i, i%runtime.NumCPU(), cfg, r, true, cookies, sw.nb, clock, log))
+		s := newShard(i, i%runtime.NumCPU(), cfg, [6]byte(r.HardwareAddr()), r.NewSender(txBatch), true, cookies, sw.nb, clock, log)
+		s.ring = r
+		sw.shards = append(sw.shards, s)
 	}
 	arp, err := newARPResponder(cfg, sw.nb, log)
 	if err != nil {

@@ -466,17 +466,28 @@ func (c *Conn) close(out *Out) {
 
 // Params are the connection's values that the back-end needs to re-create it.
 type Params struct {
-	ISS, IRS, RcvNxt seqnum.Value
-	SndWnd, RcvWnd   uint32
-	Opts             header.SynOptions // the client's options (MSS from the cookie)
-	RcvWScale        uint8             // the switch's window scale
+	ISS, IRS  seqnum.Value
+	RcvNxt    seqnum.Value // after the request bytes; the FIN, if any, is not counted
+	SndWnd    uint32
+	RcvWnd    uint32
+	Opts      header.SynOptions // the client's options (MSS from the cookie)
+	RcvWScale uint8             // the switch's window scale
+	// FIN: the client's FIN came right after the request (a half-close, as
+	// in "send the request, then shutdown(SHUT_WR)"). The switch has
+	// acknowledged it; a re-created socket cannot hold it, so the back-end
+	// must be sent a FIN at RcvNxt once its socket exists.
+	FIN bool
 }
 
 // Params returns the values for the handoff. Valid in HandingOff.
 func (c *Conn) Params() Params {
-	return Params{
+	p := Params{
 		ISS: c.iss, IRS: c.irs, RcvNxt: c.rcvNxt,
 		SndWnd: uint32(c.sndWnd), RcvWnd: c.RcvWnd(),
-		Opts: c.opts, RcvWScale: c.cfg.WScale,
+		Opts: c.opts, RcvWScale: c.cfg.WScale, FIN: c.finRcvd,
 	}
+	if c.finRcvd {
+		p.RcvNxt--
+	}
+	return p
 }

@@ -419,3 +419,38 @@ func TestNoAllocs(t *testing.T) {
 		t.Errorf("%v allocations per connection", allocs)
 	}
 }
+
+// TestParams checks the values handed off, with and without a FIN right
+// after the request (a client that half-closes after sending it).
+func TestParams(t *testing.T) {
+	const req = "GET / HTTP/1.0\r\n\r\n"
+	for _, fin := range []bool{false, true} {
+		p := newPeer(t, header.SynOptions{MSS: 1460, WScale: 3, WScaleOK: true, SACKOK: true}) // an MSS of the cookie table
+		if !p.accept("") {
+			t.Fatal("cookie ACK rejected")
+		}
+		flags := uint8(0)
+		if fin {
+			flags = header.FlagFIN
+		}
+		p.send(0, flags, req, 1000)
+		if p.out.PeerFIN != fin || !p.out.Delivered {
+			t.Fatalf("fin=%v: out = %+v", fin, p.out)
+		}
+		if fin {
+			p.wantAcks(len(req) + 1) // the switch acknowledges the FIN at once
+		}
+		p.c.StartHandoff()
+		got := p.c.Params()
+		want := Params{
+			ISS: p.iss, IRS: p.isn, RcvNxt: p.isn.Add(1 + seqnum.Size(len(req))),
+			SndWnd: 1000 << 3, RcvWnd: got.RcvWnd, Opts: p.opts, RcvWScale: testCfg.WScale, FIN: fin,
+		}
+		if got != want {
+			t.Errorf("fin=%v: Params = %+v, want %+v", fin, got, want)
+		}
+		if got.RcvWnd == 0 {
+			t.Errorf("fin=%v: RcvWnd = 0", fin)
+		}
+	}
+}

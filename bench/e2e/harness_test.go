@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,12 +30,57 @@ import (
 // any POST answers the hex SHA-256 of its body.
 const httpdArg = "e2e-httpd"
 
+// halfCloseArg makes the test binary a client that sends one HTTP/1.1
+// request, shuts down its sending side at once, and prints what it reads
+// until the server closes (at most 10 s). With "cork" the request and the
+// FIN leave in one segment (TCP_CORK), else in two.
+const halfCloseArg = "e2e-halfclose"
+
 func TestMain(m *testing.M) {
-	if len(os.Args) == 3 && os.Args[1] == httpdArg {
+	switch {
+	case len(os.Args) == 3 && os.Args[1] == httpdArg:
 		runHTTPD(os.Args[2])
+		return
+	case len(os.Args) == 5 && os.Args[1] == halfCloseArg:
+		if err := halfClose(os.Args[2], os.Args[3], os.Args[4] == "cork"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
 		return
 	}
 	os.Exit(m.Run())
+}
+
+func halfClose(addr, path string, cork bool) error {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if cork {
+		rc, err := c.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_CORK, 1)
+		}); err != nil {
+			return err
+		}
+		if serr != nil {
+			return serr
+		}
+	}
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, addr); err != nil {
+		return err
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		return err
+	}
+	_, err = io.Copy(os.Stdout, c)
+	return err
 }
 
 func runHTTPD(addr string) {
@@ -228,4 +274,13 @@ func (s *site) shardCounters() map[int]map[string]any {
 func countLines(path, substr string) int {
 	b, _ := os.ReadFile(path)
 	return strings.Count(string(b), substr)
+}
+
+// replayedFINs sums the shards' fins_replayed counters.
+func (s *site) replayedFINs() (n uint64) {
+	for _, c := range s.shardCounters() {
+		v, _ := c["fins_replayed"].(float64)
+		n += uint64(v)
+	}
+	return n
 }
