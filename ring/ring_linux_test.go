@@ -218,6 +218,10 @@ func TestFanout(t *testing.T) {
 	}
 	if len(ringOf) != flows || total < 4*flows {
 		t.Errorf("saw %d flows in %d frames, want %d flows of 4 frames or more", len(ringOf), total, flows)
+		for i, r := range rings {
+			st, err := r.Stats()
+			t.Logf("ring %d: %+v %v", i, st, err) // kernel drops tell a full ring from lost frames
+		}
 	}
 	t.Logf("%d frames; ring of each flow: %v", total, ringOf)
 }

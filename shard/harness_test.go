@@ -1,0 +1,389 @@
+package shard
+
+import (
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"webswitch/handoff"
+	"webswitch/internal/sys"
+	"webswitch/l7"
+	"webswitch/ring"
+	"webswitch/tcpfsm"
+	"webswitch/tcpfsm/header"
+	"webswitch/tcpfsm/seqnum"
+)
+
+// The shard tests drive one Shard without a ring: frames go in through
+// Shard.frame, what it sends is caught by a recorder, and each back-end's
+// agent is the other end of a socketpair, run by the test with a real
+// handoff.Session. Everything happens on the test's goroutine, with a
+// clock the test moves.
+
+var (
+	testVIP       = [4]byte{198, 18, 0, 100}
+	testClientIP  = [4]byte{198, 18, 0, 10}
+	testClientMAC = [6]byte{2, 0, 0, 0, 0, 10}
+	testSwitchMAC = [6]byte{2, 0, 0, 0, 0, 2}
+	testBackendIP = [][4]byte{{198, 18, 0, 21}, {198, 18, 0, 22}}
+	testSecret    = []byte("0123456789abcdef0123456789abcdef")
+)
+
+func testBackendMAC(b int) [6]byte { return [6]byte{2, 0, 0, 0, 0, byte(21 + b)} }
+
+// testConfig: /static/ goes to pool "static" (be1), host web.example to
+// pool "web" (be2); anything else matches no rule.
+func testConfig(t testing.TB) *Config {
+	rt, err := l7.NewRouter([]l7.Rule{
+		{Match: l7.Match{PathPrefix: "/static/"}, Pool: 0},
+		{Match: l7.Match{Host: "web.example"}, Pool: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Config{
+		VIP: testVIP, Ports: []uint16{80}, Shards: 1,
+		Backends: []Backend{{Name: "be1", IP: testBackendIP[0]}, {Name: "be2", IP: testBackendIP[1]}},
+		Pools:    []l7.Pool{{Name: "static", Backends: []int{0}}, {Name: "web", Backends: []int{1}}},
+		Router:   rt,
+		FSM: tcpfsm.Config{
+			MSS: 1460, WScale: advertisedWScale, Window: 16 << 10,
+			RTOInitial: int64(rtoInitial), RTOMax: int64(rtoMax), MaxRetries: maxRetries,
+			Linger: int64(time.Second),
+		},
+		MaxFlows: 16, MaxRequestHead: 1024,
+		RequestTimeout: 10 * time.Second, HandoffTimeout: 2 * time.Second,
+		IdleTimeout: 300 * time.Second, Linger: time.Second,
+		Secret: testSecret, ConnectTimeout: time.Second,
+		ReconnectMin: 100 * time.Millisecond, ReconnectMax: 5 * time.Second,
+	}
+}
+
+// recorder is the shard's TX path in tests: it keeps a copy of each frame
+// (without the vnet header) in memory it reuses, so that it does not
+// allocate once warm and allocation tests measure the shard alone.
+type recorder struct {
+	frames [][]byte // since the last take
+	store  []byte   // their bytes
+	sent   int
+	arena  []byte // for Buffer
+	used   int
+}
+
+func (r *recorder) Add(frame []byte) {
+	r.sent++
+	start := len(r.store)
+	r.store = append(r.store, frame[ring.VnetHdrLen:]...)
+	r.frames = append(r.frames, r.store[start:len(r.store):len(r.store)])
+}
+
+func (r *recorder) Buffer(n int) []byte {
+	if r.used+n > len(r.arena) {
+		r.used = 0
+	}
+	b := r.arena[r.used : r.used+n : r.used+n]
+	clear(b)
+	r.used += n
+	return b
+}
+
+func (r *recorder) Flush() (int, error) { r.used = 0; return 0, nil }
+
+func (r *recorder) Stats() ring.SenderStats { return ring.SenderStats{Sent: uint64(r.sent)} }
+
+// take returns the frames sent since the last take. They stay valid until
+// the shard sends again.
+func (r *recorder) take() [][]byte {
+	f := r.frames
+	r.frames, r.store = r.frames[:0], r.store[:0]
+	return f
+}
+
+// agentEnd is the agent side of one control connection.
+type agentEnd struct {
+	fd     int
+	sess   *handoff.Session
+	buf    []byte
+	n      int
+	msgs   []handoff.Msg // received since the last handoff call
+	bodies []byte        // their bodies
+}
+
+type harness struct {
+	t      testing.TB
+	s      *Shard
+	tx     *recorder
+	now    int64
+	agents []*agentEnd
+	frame  []byte // scratch for client frames: vnet header + Ethernet frame
+}
+
+// newHarness returns a shard whose control connections to both back-ends
+// are up and whose back-end MACs are known.
+func newHarness(t testing.TB) *harness {
+	h := &harness{t: t, tx: &recorder{arena: make([]byte, 64<<10)}, now: int64(100 * time.Second), frame: make([]byte, 16<<10)}
+	cfg := testConfig(t)
+	nb := newNeighbors(len(cfg.Backends))
+	cookies := tcpfsm.NewCookies([16]byte{1, 2, 3})
+	h.s = newShard(0, 0, cfg, testSwitchMAC, h.tx, true, cookies, nb, func() int64 { return h.now }, zerolog.Nop())
+	for b := range cfg.Backends {
+		nb.set(b, testBackendMAC(b))
+		h.connect(b)
+	}
+	h.pump()
+	for b, c := range h.s.ctl {
+		if c.state != ctlReady {
+			t.Fatalf("control connection %d: %v, want ready", b, c.state)
+		}
+	}
+	return h
+}
+
+// connect joins back-end b's control connection to a new agent end.
+func (h *harness) connect(b int) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { unix.Close(fds[1]) })
+	c := h.s.ctl[b]
+	if c.fd >= 0 {
+		h.s.ctlFail(c, errControlTimeout)
+	}
+	c.fd = fds[0]
+	h.s.ctlConnected(c)
+	a := &agentEnd{fd: fds[1], sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, ctlReadBuf)}
+	if b < len(h.agents) {
+		h.agents[b] = a
+	} else {
+		h.agents = append(h.agents, a)
+	}
+	h.t.Cleanup(func() {
+		if c.fd >= 0 {
+			sys.Close(c.fd)
+			c.fd = -1
+		}
+	})
+}
+
+// pump moves control bytes both ways until neither side has more.
+func (h *harness) pump() {
+	for moved := true; moved; {
+		moved = false
+		for b, a := range h.agents {
+			c := h.s.ctl[b]
+			if c.fd < 0 {
+				continue
+			}
+			h.s.ctlFlush(c)
+			if h.agentRead(a) {
+				moved = true
+			}
+			if p := a.sess.Pending(); len(p) > 0 {
+				n, err := sys.Write(a.fd, p)
+				if err != nil {
+					h.t.Fatalf("agent %d write: %v", b, err)
+				}
+				a.sess.Written(n)
+				moved = moved || n > 0
+			}
+			if c.state >= ctlAuth {
+				h.s.ctlEvents(c, sys.PollIn)
+			}
+		}
+	}
+}
+
+// agentRead reads what the switch sent and collects its messages.
+func (h *harness) agentRead(a *agentEnd) bool {
+	n, err := sys.Read(a.fd, a.buf[a.n:])
+	if err != nil || n == 0 {
+		return false
+	}
+	a.n += n
+	off := 0
+	for {
+		used, m, ok, err := a.sess.Receive(a.buf[off:a.n])
+		if err != nil {
+			h.t.Fatalf("agent receive: %v", err)
+		}
+		if used == 0 {
+			break
+		}
+		off += used
+		if ok {
+			start := len(a.bodies)
+			a.bodies = append(a.bodies, m.Body...)
+			m.Body = a.bodies[start:]
+			a.msgs = append(a.msgs, m)
+		}
+	}
+	a.n = copy(a.buf, a.buf[off:a.n])
+	return true
+}
+
+// handoff returns the one HANDOFF back-end b's agent received since the
+// last call, decoded.
+func (h *harness) handoff(b int) (id uint64, st handoff.ConnState, request []byte) {
+	h.t.Helper()
+	h.pump()
+	a := h.agents[b]
+	if len(a.msgs) != 1 || a.msgs[0].Type != handoff.MsgHandoff {
+		h.t.Fatalf("agent %d received %d messages, want one HANDOFF: %+v", b, len(a.msgs), a.msgs)
+	}
+	m := a.msgs[0]
+	a.msgs, a.bodies = a.msgs[:0], a.bodies[:0]
+	request, err := handoff.DecodeHandoffBody(m.Body, &st)
+	if err != nil {
+		h.t.Fatalf("HANDOFF body: %v", err)
+	}
+	return m.ID, st, request
+}
+
+// answer makes back-end b's agent answer a handoff, OK or ERR.
+func (h *harness) answer(b int, id uint64, ok bool) {
+	h.t.Helper()
+	var err error
+	if ok {
+		err = h.agents[b].sess.Send(handoff.MsgOK, id, nil)
+	} else {
+		err = h.agents[b].sess.SendErr(id, 1, "test")
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.pump()
+}
+
+// advance moves the clock and runs the timers, as one loop round does.
+func (h *harness) advance(d time.Duration) {
+	h.now += int64(d)
+	h.s.now = h.now
+	h.s.wheel.advance(h.s.tab.flows, h.now, h.s.fire)
+}
+
+// client is one scripted client connection.
+type client struct {
+	h           *harness
+	port        uint16
+	isn, iss    seqnum.Value // client's ISN, switch's ISN (from the SYN-ACK)
+	off         int          // request bytes sent so far
+	window      uint16
+	opts        header.SynOptions
+	badChecksum bool
+}
+
+func (h *harness) client(port uint16) *client {
+	return &client{h: h, port: port, isn: seqnum.Value(0x10000 * uint32(port)), window: 1000,
+		opts: header.SynOptions{MSS: 1460, WScale: 6, WScaleOK: true, SACKOK: true}}
+}
+
+// send builds a client frame and gives it to the shard.
+func (c *client) send(seq, ack seqnum.Value, flags uint8, payload string) {
+	h := c.h
+	optLen := 0
+	if flags&header.FlagSYN != 0 {
+		optLen = header.SynAckOptionsLen
+	}
+	ipLen := header.IPv4MinLen + header.TCPMinLen + optLen + len(payload)
+	raw := h.frame[:ring.VnetHdrLen+header.EthernetLen+ipLen]
+	clear(raw[:ring.VnetHdrLen])
+	eth := header.Ethernet(raw[ring.VnetHdrLen:])
+	eth.Encode(testSwitchMAC[:], testClientMAC[:], header.EtherTypeIPv4)
+	ip := header.IPv4(eth[header.EthernetLen:])
+	ip.Encode(testClientIP, testVIP, header.ProtocolTCP, ipLen, 1)
+	tcp := header.TCP(ip[header.IPv4MinLen:])
+	tcp.Encode(&header.Fields{SrcPort: c.port, DstPort: 80, Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Window: c.window}, optLen)
+	if optLen > 0 {
+		header.EncodeSynAckOptions(tcp[header.TCPMinLen:], c.opts.MSS, &c.opts, c.opts.WScale)
+	}
+	copy(tcp[header.TCPMinLen+optLen:], payload)
+	tcp.SetChecksum(testClientIP, testVIP)
+	if c.badChecksum {
+		tcp[16] ^= 0xFF
+	}
+	h.s.frame(&ring.Frame{Data: eth, Vnet: raw[:ring.VnetHdrLen], Raw: raw, Len: uint32(len(eth))})
+}
+
+// handshake sends the SYN, checks the SYN-ACK and sends the last ACK.
+func (c *client) handshake() {
+	h := c.h
+	h.t.Helper()
+	c.send(c.isn, 0, header.FlagSYN, "")
+	out := h.tx.take()
+	if len(out) != 1 {
+		h.t.Fatalf("SYN answered with %d frames", len(out))
+	}
+	f := parseFrame(h.t, out[0])
+	if f.flags != header.FlagSYN|header.FlagACK || f.ack != c.isn+1 || f.dstMAC != testClientMAC || f.srcMAC != testSwitchMAC {
+		h.t.Fatalf("SYN-ACK = %+v", f)
+	}
+	c.iss = f.seq
+	c.send(c.isn+1, c.iss+1, header.FlagACK, "")
+}
+
+// splice opens the connection with request req, which back-end b's agent
+// accepts.
+func (c *client) splice(b int, req string) {
+	c.h.t.Helper()
+	c.handshake()
+	c.data(header.FlagPSH, req)
+	id, _, _ := c.h.handoff(b)
+	c.h.answer(b, id, true)
+}
+
+// data sends request bytes after those already sent.
+func (c *client) data(flags uint8, payload string) {
+	c.send(c.isn.Add(1+seqnum.Size(c.off)), c.iss+1, flags|header.FlagACK, payload)
+	c.off += len(payload)
+	if flags&header.FlagFIN != 0 {
+		c.off++
+	}
+}
+
+// sentFrame is a frame the shard sent, parsed and checked.
+type sentFrame struct {
+	dstMAC, srcMAC [6]byte
+	src, dst       [4]byte
+	sport, dport   uint16
+	seq, ack       seqnum.Value
+	flags          uint8
+	window         uint16
+	payload        []byte
+}
+
+func parseFrame(t testing.TB, b []byte) sentFrame {
+	t.Helper()
+	ip, err := header.ParseIPv4(b[header.EthernetLen:])
+	if err != nil || !ip.ChecksumValid() {
+		t.Fatalf("sent frame: bad IPv4 header (%v)", err)
+	}
+	tcp, err := header.ParseTCP(ip.Payload())
+	if err != nil || !tcp.ChecksumValid(ip.Src(), ip.Dst()) {
+		t.Fatalf("sent frame: bad TCP header (%v)", err)
+	}
+	e := header.Ethernet(b)
+	return sentFrame{
+		dstMAC: [6]byte(e.Dst()), srcMAC: [6]byte(e.Src()), src: ip.Src(), dst: ip.Dst(),
+		sport: tcp.SrcPort(), dport: tcp.DstPort(),
+		seq: seqnum.Value(tcp.Seq()), ack: seqnum.Value(tcp.Ack()), flags: tcp.Flags(), window: tcp.Window(),
+		payload: tcp.Payload(),
+	}
+}
+
+// response collects the switch's own answer to c: the payload bytes and
+// whether a FIN ended them.
+func (c *client) response(frames [][]byte) (payload []byte, fin bool) {
+	for _, b := range frames {
+		f := parseFrame(c.h.t, b)
+		if f.dst != testClientIP || f.dport != c.port {
+			c.h.t.Fatalf("frame to %v:%d, want the client", f.dst, f.dport)
+		}
+		payload = append(payload, f.payload...)
+		fin = fin || f.flags&header.FlagFIN != 0
+	}
+	return payload, fin
+}
