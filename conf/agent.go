@@ -24,13 +24,18 @@ type AgentSection struct {
 }
 
 // Serve is the [serve] table: what serves the handed-off connections.
-// Exactly one of its keys is set.
+// Exactly one of static_root and upstream is set.
 type Serve struct {
 	// StaticRoot is the directory the built-in static file server serves.
 	StaticRoot string `toml:"static_root"`
 	// Upstream is the "host:port" of a local server the connections are
 	// spliced to.
 	Upstream string `toml:"upstream"`
+	// DirectListen, when set, is an address where the same server also
+	// takes ordinary TCP connections, not handed off: for health checks,
+	// for clients that bypass the switch, and for the bench's "direct"
+	// and proxy set-ups. Not the VIP.
+	DirectListen netip.AddrPort `toml:"direct_listen"`
 }
 
 // LoadAgent reads the agent configuration file at path, decodes it
@@ -50,6 +55,12 @@ func (a *Agent) validate(v *validator) {
 	v.addrPort("agent.listen", a.Agent.Listen)
 	v.ipv4("agent.vip", a.Agent.VIP)
 	v.required("agent.secret_file", a.Agent.SecretFile != "")
+	if d := a.Serve.DirectListen; d.IsValid() {
+		v.addrPort("serve.direct_listen", d)
+		if d.Addr() == a.Agent.VIP {
+			v.fail("serve.direct_listen", "%v is the VIP: handed-off connections arrive there", d.Addr())
+		}
+	}
 	switch s := a.Serve; {
 	case s.StaticRoot != "" && s.Upstream != "":
 		v.fail("serve", "static_root and upstream are both set; set one of them")

@@ -84,6 +84,7 @@ func TestLoadErrors(t *testing.T) {
 		{"agent-both", loadAgent, 7, "serve", "both set"},
 		{"agent-neither", loadAgent, 7, "serve", "one of static_root and upstream is required"},
 		{"agent-upstream", loadAgent, 8, "serve.upstream", "port from 1 to 65535"},
+		{"agent-direct-vip", loadAgent, 9, "serve.direct_listen", "is the VIP"},
 	}
 	tested := make(map[string]bool)
 	for _, tt := range tests {
@@ -234,7 +235,7 @@ func TestLoadAgentExample(t *testing.T) {
 			VIP:        netip.MustParseAddr("198.18.0.100"),
 			SecretFile: "/etc/webswitch/secret",
 		},
-		Serve: Serve{StaticRoot: "/srv/www"},
+		Serve: Serve{StaticRoot: "/srv/www", DirectListen: netip.MustParseAddrPort("198.18.0.21:8080")},
 	}
 	if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
 		t.Errorf("LoadAgent mismatch (-want +got):\n%s", diff)

@@ -78,22 +78,35 @@ func run() int {
 	}
 
 	startup := log.Info().Stringer("listen", ctl.Addr()).Stringer("vip", cfg.Agent.VIP)
-	var serve func() error
+	var serve func(net.Listener) error
 	if root := cfg.Serve.StaticRoot; root != "" {
 		startup = startup.Str("mode", "static").Str("root", root)
-		serve = func() error { return handoff.ServeStatic(conns, root) }
+		serve = func(l net.Listener) error { return handoff.ServeStatic(l, root) }
 	} else {
 		up := cfg.Serve.Upstream
 		startup = startup.Str("mode", "upstream").Str("upstream", up)
-		serve = func() error { return handoff.ServeUpstream(conns, up) }
+		serve = func(l net.Listener) error { return handoff.ServeUpstream(l, up) }
+	}
+	listeners := []net.Listener{conns}
+	if d := cfg.Serve.DirectListen; d.IsValid() {
+		direct, err := net.Listen("tcp", d.String())
+		if err != nil {
+			log.Error().Err(err).Msg("direct listener")
+			return 1
+		}
+		defer direct.Close()
+		listeners = append(listeners, direct)
+		startup = startup.Stringer("direct_listen", direct.Addr())
 	}
 	startup.Msg("handoffd started")
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
-	errc := make(chan error, 2)
+	errc := make(chan error, 1+len(listeners))
 	go func() { errc <- fmt.Errorf("control: %w", agent.Serve(ctl)) }()
-	go func() { errc <- fmt.Errorf("serve: %w", serve()) }()
+	for _, l := range listeners {
+		go func() { errc <- fmt.Errorf("serve %v: %w", l.Addr(), serve(l)) }()
+	}
 
 	status := 0
 	select {
