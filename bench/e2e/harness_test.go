@@ -4,11 +4,9 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -238,42 +235,15 @@ func (s *site) switchBytes() uint64 {
 	return rx + tx
 }
 
-// shardCounters asks the switch to log its counters (SIGUSR1) and returns
-// the latest line of each shard.
+// shardCounters asks the switch for its counters (bench/site) and fails
+// the test if it cannot.
 func (s *site) shardCounters() map[int]map[string]any {
 	s.t.Helper()
-	before := countLines(s.SwitchLog, "shard counters")
-	if err := s.Switch.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		s.t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for countLines(s.SwitchLog, "shard counters") < before+2 {
-		if time.Now().After(deadline) {
-			s.t.Fatal("no counters logged after SIGUSR1")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	b, err := os.ReadFile(s.SwitchLog)
+	c, err := s.ShardCounters()
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	got := map[int]map[string]any{}
-	for _, line := range bytes.Split(b, []byte("\n")) {
-		var rec struct {
-			Message  string         `json:"message"`
-			Counters map[string]any `json:"counters"`
-		}
-		if json.Unmarshal(line, &rec) != nil || rec.Message != "shard counters" {
-			continue
-		}
-		got[int(rec.Counters["shard"].(float64))] = rec.Counters
-	}
-	return got
-}
-
-func countLines(path, substr string) int {
-	b, _ := os.ReadFile(path)
-	return strings.Count(string(b), substr)
+	return c
 }
 
 // replayedFINs sums the shards' fins_replayed counters.

@@ -19,7 +19,8 @@ const VIPURL = "http://" + testbed.VIP
 // Config describes a site. be1 always serves Static1 with handoffd's static
 // server; be2 serves Static2 the same way, or, when Upstream is set, runs
 // that command (a server on 127.0.0.1:8080) behind handoffd's upstream mode.
-// Requests under /static/ go to be1, all others to be2.
+// Requests under /static/ go to be1, all others to be2; with Balanced, every
+// request goes to one pool of both back-ends (round-robin).
 type Config struct {
 	BinDir   string   // holds the webswitch and handoffd binaries
 	Dir      string   // configuration files and logs
@@ -27,7 +28,13 @@ type Config struct {
 	Static2  string   // be2's document root (without Upstream)
 	Upstream []string // be2's upstream server command
 	Offloads bool     // client NIC offloads on
-	Shards   int
+	Balanced bool     // one pool of both back-ends instead of the path rule
+	// DirectPort, when not 0, makes each agent also serve plain TCP on its
+	// back-end's address and this port (serve.direct_listen): the target
+	// of direct clients and of other proxies.
+	DirectPort int
+	Shards     int
+	Prefix     string // testbed namespace prefix; empty: the testbed's default
 }
 
 // Site is a running installation.
@@ -42,7 +49,7 @@ type Site struct {
 // answer through the VIP. On error everything it started is torn down.
 func Start(cfg Config) (_ *Site, err error) {
 	offloads := cfg.Offloads
-	tb, err := testbed.Up(testbed.Config{ClientOffloads: &offloads})
+	tb, err := testbed.Up(testbed.Config{Prefix: cfg.Prefix, ClientOffloads: &offloads})
 	if err != nil {
 		return nil, err
 	}
@@ -55,13 +62,13 @@ func Start(cfg Config) (_ *Site, err error) {
 	secret := filepath.Join(cfg.Dir, "secret")
 	files := map[string]string{
 		"secret":      "webswitch-" + tb.Prefix + "-0123456789abcdef\n",
-		"switch.toml": SwitchConfig(secret, max(cfg.Shards, 1)),
-		"be1.toml":    agentConfig(secret, 1, fmt.Sprintf("static_root = %q", cfg.Static1)),
+		"switch.toml": SwitchConfig(secret, max(cfg.Shards, 1), cfg.Balanced),
+		"be1.toml":    agentConfig(secret, 1, fmt.Sprintf("static_root = %q", cfg.Static1), cfg.DirectPort),
 	}
 	if cfg.Upstream != nil {
-		files["be2.toml"] = agentConfig(secret, 2, `upstream = "127.0.0.1:8080"`)
+		files["be2.toml"] = agentConfig(secret, 2, `upstream = "127.0.0.1:8080"`, cfg.DirectPort)
 	} else {
-		files["be2.toml"] = agentConfig(secret, 2, fmt.Sprintf("static_root = %q", cfg.Static2))
+		files["be2.toml"] = agentConfig(secret, 2, fmt.Sprintf("static_root = %q", cfg.Static2), cfg.DirectPort)
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(cfg.Dir, name), []byte(content), 0o600); err != nil {
@@ -83,20 +90,23 @@ func Start(cfg Config) (_ *Site, err error) {
 	if s.Switch, err = s.start("sw", "webswitch", filepath.Join(cfg.BinDir, "webswitch"), "-config", filepath.Join(cfg.Dir, "switch.toml")); err != nil {
 		return nil, err
 	}
-	return s, s.waitReady(cfg.Upstream != nil)
+	paths := []string{"/static/", "/"}
+	switch {
+	case cfg.Balanced:
+		paths = []string{"/"}
+	case cfg.Upstream != nil:
+		paths[1] = "/hello"
+	}
+	return s, s.waitReady(paths)
 }
 
 func (s *Site) start(host, name, bin string, args ...string) (*testbed.Proc, error) {
 	return s.TB.Start(host, filepath.Join(s.Dir, name+".log"), bin, args...)
 }
 
-// waitReady waits until a request to each pool succeeds.
-func (s *Site) waitReady(upstream bool) error {
+// waitReady waits until a request for each path succeeds.
+func (s *Site) waitReady(paths []string) error {
 	deadline := time.Now().Add(15 * time.Second)
-	paths := []string{"/static/", "/"}
-	if upstream {
-		paths[1] = "/hello"
-	}
 	for _, path := range paths {
 		for {
 			out, err := s.TB.Run("cli", "curl", "-sS", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", VIPURL+path)
@@ -130,8 +140,29 @@ func (s *Site) Logs() string {
 func (s *Site) Down() error { return s.TB.Down() }
 
 // SwitchConfig returns the switch's configuration for the testbed's two
-// back-ends, with the given secret file and number of shards.
-func SwitchConfig(secret string, shards int) string {
+// back-ends, with the given secret file and number of shards: /static/ to
+// be1 and the rest to be2, or, balanced, everything to a pool of both.
+func SwitchConfig(secret string, shards int, balanced bool) string {
+	pools := `[[pool]]
+name = "static"
+backends = ["be1"]
+[[pool]]
+name = "web"
+backends = ["be2"]
+[[rule]]
+path_prefix = "/static/"
+pool = "static"
+[[rule]]
+pool = "web"
+`
+	if balanced {
+		pools = `[[pool]]
+name = "all"
+backends = ["be1", "be2"]
+[[rule]]
+pool = "all"
+`
+	}
 	return fmt.Sprintf(`[switch]
 interface = "eth0"
 vip = %q
@@ -147,22 +178,14 @@ agent = "%s:7070"
 name = "be2"
 address = %q
 agent = "%s:7070"
-[[pool]]
-name = "static"
-backends = ["be1"]
-[[pool]]
-name = "web"
-backends = ["be2"]
-[[rule]]
-path_prefix = "/static/"
-pool = "static"
-[[rule]]
-pool = "web"
-`, testbed.VIP, shards, secret,
-		testbed.BackendIP(1), testbed.BackendIP(1), testbed.BackendIP(2), testbed.BackendIP(2))
+%s`, testbed.VIP, shards, secret,
+		testbed.BackendIP(1), testbed.BackendIP(1), testbed.BackendIP(2), testbed.BackendIP(2), pools)
 }
 
-func agentConfig(secret string, i int, serve string) string {
+func agentConfig(secret string, i int, serve string, directPort int) string {
+	if directPort != 0 {
+		serve += fmt.Sprintf("\ndirect_listen = \"%s:%d\"", testbed.BackendIP(i), directPort)
+	}
 	return fmt.Sprintf("[agent]\nlisten = \"%s:7070\"\nvip = %q\nsecret_file = %q\n[serve]\n%s\n",
 		testbed.BackendIP(i), testbed.VIP, secret, serve)
 }
