@@ -117,7 +117,17 @@ func repair(fd int, st *ConnState, vip, client netip.Addr, request []byte) error
 		return err
 	}
 	// 5. connect sends nothing in repair mode: the socket is ESTABLISHED.
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Port: int(st.Client.Port()), Addr: client.As4()}); err != nil {
+	// An earlier connection of the same 4-tuple in TIME_WAIT makes it fail
+	// (EADDRNOTAVAIL): replace it as a SYN would have (timewait_linux.go).
+	to := &unix.SockaddrInet4{Port: int(st.Client.Port()), Addr: client.As4()}
+	err := unix.Connect(fd, to)
+	if err == unix.EADDRNOTAVAIL {
+		if kerr := killTimeWait(st.VIP, st.Client); kerr != nil {
+			return fmt.Errorf("repair: connect %s: %w (%v)", st.Client, err, kerr)
+		}
+		err = unix.Connect(fd, to)
+	}
+	if err != nil {
 		return fmt.Errorf("repair: connect %s: %w", st.Client, err)
 	}
 	// 6. Negotiated options. Without window scaling both scales are set to

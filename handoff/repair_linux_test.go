@@ -411,3 +411,71 @@ func TestRecreateServeStatic(t *testing.T) {
 	client.Close()
 	waitIdle(t, l)
 }
+
+// TestRecreateReplacesTimeWait: a client that reuses its port while the
+// back-end still holds the previous connection in TIME_WAIT (the back-end
+// closed first, as HTTP servers do) gets its new connection re-created.
+func TestRecreateReplacesTimeWait(t *testing.T) {
+	ns := newNetns(t, "198.18.0.100/32", "198.18.0.10/32")
+	dropResets(t, ns)
+	state := func(isn, irs uint32) ConnState {
+		return ConnState{
+			Client: netip.MustParseAddrPort("198.18.0.10:40001"),
+			VIP:    netip.MustParseAddrPort("198.18.0.100:80"),
+			SndISN: isn, SndNxt: isn + 1, RcvIRS: irs, RcvNxt: irs + 1,
+			SndWnd: 65535, RcvWnd: 65535, MSS: 1460,
+		}
+	}
+	pair := func(be ConnState) (backend, client net.Conn) {
+		t.Helper()
+		cl := mirrorState(be)
+		err := inNetns(ns, func() error {
+			var err error
+			if backend, err = Recreate(&be, nil); err != nil {
+				return err
+			}
+			client, err = Recreate(&cl, nil)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		backend.SetDeadline(time.Now().Add(5 * time.Second))
+		client.SetDeadline(time.Now().Add(5 * time.Second))
+		return backend, client
+	}
+	backend, client := pair(state(1000, 5000))
+	exchangeMsg(t, backend, client, []byte("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"))
+	backend.Close() // the server closes first ...
+	if _, err := client.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("client read after the server's FIN: %v", err)
+	}
+	client.Close() // ... and keeps the 4-tuple in TIME_WAIT
+	waitTimeWait(t, ns, "198.18.0.100:80", true)
+
+	backend, client = pair(state(900_000, 700_000))
+	defer backend.Close()
+	defer client.Close()
+	exchangeMsg(t, client, backend, []byte("GET / HTTP/1.1\r\n\r\n"))
+	exchangeMsg(t, backend, client, []byte("HTTP/1.1 200 OK\r\n\r\n"))
+	waitTimeWait(t, ns, "198.18.0.100:80", false)
+}
+
+// waitTimeWait waits until namespace ns has (or no longer has) a TIME_WAIT
+// socket bound to local.
+func waitTimeWait(t *testing.T, ns, local string, want bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		out, err := exec.Command("ip", "netns", "exec", ns, "ss", "-Htn", "state", "time-wait", "src", local).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ss: %v: %s", err, out)
+		}
+		if got := len(bytes.TrimSpace(out)) > 0; got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("TIME_WAIT on %s: %v, want %v", local, !want, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

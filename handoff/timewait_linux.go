@@ -1,0 +1,113 @@
+package handoff
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// A client that opens a new connection per request soon reuses a port. The
+// back-end closed the previous connection on that port first, so its kernel
+// still holds it in TIME_WAIT, and connect of the re-created socket fails:
+// without TCP timestamps the kernel cannot tell the new connection from an
+// old duplicate. A SYN to that TIME_WAIT socket would have replaced it (RFC
+// 9293 3.6.1 and Linux's TCP_TW_SYN); the switch has just completed that
+// handshake for a connection that is new by its cookie, so the agent does
+// what the kernel would: it destroys the TIME_WAIT socket (sock_diag
+// SOCK_DESTROY, as `ss -K` does) and connects again. Only a socket in
+// TIME_WAIT is destroyed, identified by its cookie.
+
+// sock_diag message sizes and fields (linux/inet_diag.h).
+const (
+	inetDiagReqV2Len = 56
+	inetDiagMsgLen   = 72
+	tcpTimeWait      = 6 // TCP_TIME_WAIT
+	inetDiagNoCookie = 0xFFFFFFFF
+)
+
+var errNotTimeWait = errors.New("the connection's 4-tuple is held by a socket that is not in TIME_WAIT")
+
+// killTimeWait destroys the TIME_WAIT socket of local-remote. It returns
+// nil only if there was one and it is gone.
+func killTimeWait(local, remote netip.AddrPort) error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return fmt.Errorf("sock_diag socket: %w", err)
+	}
+	defer unix.Close(fd)
+	// Look the socket up by its 4-tuple: its state and cookie.
+	msg, err := sockDiag(fd, unix.SOCK_DIAG_BY_FAMILY, local, remote, [2]uint32{inetDiagNoCookie, inetDiagNoCookie})
+	if err != nil {
+		return fmt.Errorf("sock_diag lookup: %w", err)
+	}
+	if len(msg) < inetDiagMsgLen {
+		return errors.New("sock_diag lookup: no answer")
+	}
+	if msg[1] != tcpTimeWait {
+		return errNotTimeWait
+	}
+	cookie := [2]uint32{binary.NativeEndian.Uint32(msg[44:]), binary.NativeEndian.Uint32(msg[48:])}
+	if _, err := sockDiag(fd, unix.SOCK_DESTROY, local, remote, cookie); err != nil {
+		return fmt.Errorf("sock_diag destroy: %w", err)
+	}
+	return nil
+}
+
+// sockDiag sends one inet_diag request for the TCP socket local-remote and
+// returns the inet_diag_msg of the answer (SOCK_DIAG_BY_FAMILY) or nil
+// (an acknowledged SOCK_DESTROY).
+func sockDiag(fd int, typ uint16, local, remote netip.AddrPort, cookie [2]uint32) ([]byte, error) {
+	var req [unix.NLMSG_HDRLEN + inetDiagReqV2Len]byte
+	ne := binary.NativeEndian
+	ne.PutUint32(req[0:], uint32(len(req)))
+	ne.PutUint16(req[4:], typ)
+	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	ne.PutUint32(req[8:], 1) // sequence
+	r := req[unix.NLMSG_HDRLEN:]
+	r[0], r[1] = unix.AF_INET, unix.IPPROTO_TCP
+	ne.PutUint32(r[4:], 1<<tcpTimeWait|0xFFF) // states: all (a lookup by 4-tuple ignores them)
+	binary.BigEndian.PutUint16(r[8:], local.Port())
+	binary.BigEndian.PutUint16(r[10:], remote.Port())
+	src, dst := local.Addr().As4(), remote.Addr().As4()
+	copy(r[12:16], src[:])
+	copy(r[28:32], dst[:])
+	ne.PutUint32(r[48:], cookie[0])
+	ne.PutUint32(r[52:], cookie[1])
+	if err := unix.Sendto(fd, req[:], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nil, err
+	}
+	var buf [4096]byte
+	var answer []byte
+	for {
+		n, _, err := unix.Recvfrom(fd, buf[:], 0)
+		if err != nil {
+			return nil, err
+		}
+		for b := buf[:n]; len(b) >= unix.NLMSG_HDRLEN; {
+			l := int(ne.Uint32(b))
+			if l < unix.NLMSG_HDRLEN || l > len(b) {
+				return nil, errors.New("malformed netlink message")
+			}
+			typ, data := ne.Uint16(b[4:]), b[unix.NLMSG_HDRLEN:l]
+			b = b[min((l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1), len(b)):]
+			switch typ {
+			case unix.NLMSG_ERROR:
+				if len(data) < 4 {
+					return nil, errors.New("short netlink error")
+				}
+				if e := int32(ne.Uint32(data)); e != 0 {
+					return nil, unix.Errno(-e)
+				}
+				return answer, nil // the ACK ends the exchange
+			case unix.SOCK_DIAG_BY_FAMILY:
+				if len(data) < inetDiagMsgLen {
+					return nil, errors.New("short inet_diag_msg")
+				}
+				answer = append([]byte(nil), data[:inetDiagMsgLen]...)
+			}
+		}
+	}
+}
