@@ -6,7 +6,11 @@ GO      ?= go
 BIN     := bin
 FUZZTIME ?= 30s
 
-.PHONY: all build demo test unit e2e vet fuzz clean
+# Packages whose tests bring up whole test networks: they run one at a time,
+# after the unit tests.
+E2E_PKGS := ./bench/e2e/ ./bench/scenario/ ./bench/pktrate/
+
+.PHONY: all build demo test unit e2e bench vet fuzz clean
 
 all: build
 
@@ -27,10 +31,15 @@ vet:
 test: vet unit e2e
 
 unit:
-	$(GO) test -count=1 -timeout 5m $$($(GO) list ./... | grep -v /bench/e2e)
+	$(GO) test -count=1 -timeout 5m $$($(GO) list ./... | grep -v -e /bench/e2e -e /bench/scenario -e /bench/pktrate)
 
 e2e:
-	$(GO) test -count=1 -v -timeout 10m ./bench/e2e/ 2>&1 | grep -v '^            {'; exit $${PIPESTATUS[0]}
+	$(GO) test -p 1 -count=1 -v -timeout 15m $(E2E_PKGS) 2>&1 | grep -v '^            {'; exit $${PIPESTATUS[0]}
+
+# The bench harness, quick: every set-up and size in under 3 minutes; the
+# report goes to bench-out/ (wsbench run -h for the full run's flags).
+bench: build
+	$(BIN)/wsbench run -bin $(BIN) -out bench-out -quick
 
 # Run every fuzz target for FUZZTIME each (not in CI).
 fuzz:

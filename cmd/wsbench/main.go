@@ -4,6 +4,9 @@
 //	wsbench testbed down -prefix P
 //	wsbench testbed list
 //	wsbench demo [-bin DIR] [-mib N]
+//	wsbench load -url URL [-url URL...] [-c N] [-d DUR] [-rate R] [-keepalive=false] [-json]
+//	wsbench run [-bin DIR] [-out DIR] [-quick] [-sizes 1k,1m] [-setups direct,webswitch]
+//	wsbench pps [-bin DIR] [-flows N] [-d DUR] [-json]
 package main
 
 import (
@@ -31,6 +34,9 @@ type command struct {
 var commands = []command{
 	{name: "testbed", summary: "create, delete and list namespace test networks", run: runTestbed},
 	{name: "demo", summary: "run a switch with two back-ends and show it working", run: runDemo},
+	{name: "load", summary: "HTTP load generator: closed or open loop, latency histogram, JSON", run: runLoad},
+	{name: "run", summary: "bench: direct, webswitch, HAProxy and nginx in one run, with a report", run: runRun},
+	{name: "pps", summary: "packet-rate bench: spliced frames forwarded per second per shard", run: runPPS},
 }
 
 func main() {

@@ -1,0 +1,173 @@
+package scenario
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"webswitch/bench/testbed"
+)
+
+// The two-way proxies run in the switch's namespace, on its own address,
+// each on its own port, in front of the agents' direct listeners.
+const (
+	directPort  = 8080 // the back-ends' plain listeners (serve.direct_listen)
+	haproxyPort = 8081
+	nginxPort   = 8082
+)
+
+// haproxyConfig is HAProxy in HTTP mode, one thread, keep-alive on both
+// sides with connection reuse towards the back-ends.
+func haproxyConfig(dir string) string {
+	return fmt.Sprintf(`global
+    nbthread 1
+    maxconn 4096
+    pidfile %s/haproxy.pid
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option http-keep-alive
+    http-reuse always
+frontend fe
+    bind %s:%d
+    default_backend be
+backend be
+    balance roundrobin
+%s`, dir, testbed.SwitchIP, haproxyPort, upstreamLines("    server be%d %s:%d\n"))
+}
+
+// nginxConfig is nginx as a reverse proxy: one worker, HTTP/1.1 with a
+// keep-alive pool to the back-ends, no access log.
+func nginxConfig(dir string) string {
+	return fmt.Sprintf(`user root;
+worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 20000; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/nginx-tmp/body;
+    proxy_temp_path %[1]s/nginx-tmp/proxy;
+    fastcgi_temp_path %[1]s/nginx-tmp/fastcgi;
+    uwsgi_temp_path %[1]s/nginx-tmp/uwsgi;
+    scgi_temp_path %[1]s/nginx-tmp/scgi;
+    keepalive_requests 1000000;
+    upstream be {
+%[2]s        keepalive 64;
+    }
+    server {
+        listen %[3]s:%[4]d;
+        location / {
+            proxy_pass http://be;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+`, dir, upstreamLines("        server %[2]s:%[3]d;\n"), testbed.SwitchIP, nginxPort)
+}
+
+// upstreamLines formats one line per back-end with its index, address and
+// direct port.
+func upstreamLines(format string) string {
+	var b strings.Builder
+	for i := 1; i <= backends; i++ {
+		fmt.Fprintf(&b, format, i, testbed.BackendIP(i), directPort)
+	}
+	return b.String()
+}
+
+// writeProxyConfigs writes haproxy.cfg and nginx.conf into dir.
+func writeProxyConfigs(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "nginx-tmp"), 0o755); err != nil {
+		return err
+	}
+	for name, content := range map[string]string{
+		"haproxy.cfg": haproxyConfig(dir),
+		"nginx.conf":  nginxConfig(dir),
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cpuSeconds returns the user+system CPU time of a process and all its
+// live descendants (nginx's worker is a child of its master), from /proc.
+func cpuSeconds(pid int) (float64, error) {
+	ticks, err := treeTicks(pid)
+	if err != nil {
+		return 0, err
+	}
+	return float64(ticks) / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
+const clockTicks = 100
+
+func treeTicks(root int) (uint64, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	parent := map[int]int{}
+	ticks := map[int]uint64{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		ppid, t, err := parseStat(string(b))
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		}
+		parent[pid], ticks[pid] = ppid, t
+	}
+	if _, ok := ticks[root]; !ok {
+		return 0, fmt.Errorf("process %d not found", root)
+	}
+	var sum uint64
+	for pid, t := range ticks {
+		for p := pid; p > 0; p = parent[p] {
+			if p == root {
+				sum += t
+				break
+			}
+		}
+	}
+	return sum, nil
+}
+
+// parseStat returns the parent pid and utime+stime of a /proc/PID/stat
+// line. The command name (field 2) may hold spaces and parentheses, so
+// fields are counted after its last ')'.
+func parseStat(s string) (ppid int, ticks uint64, err error) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("no command name")
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
+	if len(f) < 13 {
+		return 0, 0, fmt.Errorf("%d fields after the name, want 13 or more", len(f))
+	}
+	if ppid, err = strconv.Atoi(f[1]); err != nil {
+		return 0, 0, err
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, fmt.Errorf("bad utime or stime")
+	}
+	return ppid, utime + stime, nil
+}
