@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"webswitch/bench/procstat"
 	"webswitch/bench/site"
 	"webswitch/bench/testbed"
 )
@@ -234,10 +235,10 @@ type cpuTimes struct {
 func readCPU(s *site.Site) (cpuTimes, error) {
 	var t cpuTimes
 	var err error
-	if t.switchCPU, err = procCPU(s.Switch.Cmd.Process.Pid); err != nil {
+	if t.switchCPU, err = procstat.Process(s.Switch.Cmd.Process.Pid); err != nil {
 		return t, err
 	}
-	t.busyCPU, t.numCPU, err = machineCPU()
+	t.busyCPU, t.numCPU, err = procstat.Machine()
 	return t, err
 }
 

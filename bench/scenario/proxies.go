@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"webswitch/bench/testbed"
@@ -96,78 +95,4 @@ func writeProxyConfigs(dir string) error {
 		}
 	}
 	return nil
-}
-
-// cpuSeconds returns the user+system CPU time of a process and all its
-// live descendants (nginx's worker is a child of its master), from /proc.
-func cpuSeconds(pid int) (float64, error) {
-	ticks, err := treeTicks(pid)
-	if err != nil {
-		return 0, err
-	}
-	return float64(ticks) / clockTicks, nil
-}
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
-const clockTicks = 100
-
-func treeTicks(root int) (uint64, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	parent := map[int]int{}
-	ticks := map[int]uint64{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		ppid, t, err := parseStat(string(b))
-		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-		}
-		parent[pid], ticks[pid] = ppid, t
-	}
-	if _, ok := ticks[root]; !ok {
-		return 0, fmt.Errorf("process %d not found", root)
-	}
-	var sum uint64
-	for pid, t := range ticks {
-		for p := pid; p > 0; p = parent[p] {
-			if p == root {
-				sum += t
-				break
-			}
-		}
-	}
-	return sum, nil
-}
-
-// parseStat returns the parent pid and utime+stime of a /proc/PID/stat
-// line. The command name (field 2) may hold spaces and parentheses, so
-// fields are counted after its last ')'.
-func parseStat(s string) (ppid int, ticks uint64, err error) {
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("no command name")
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); ppid is field 4, utime 14, stime 15.
-	if len(f) < 13 {
-		return 0, 0, fmt.Errorf("%d fields after the name, want 13 or more", len(f))
-	}
-	if ppid, err = strconv.Atoi(f[1]); err != nil {
-		return 0, 0, err
-	}
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, 0, fmt.Errorf("bad utime or stime")
-	}
-	return ppid, utime + stime, nil
 }

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"webswitch/bench/procstat"
 	"webswitch/bench/report"
 	"webswitch/bench/site"
 	"webswitch/bench/testbed"
@@ -47,6 +48,7 @@ type Config struct {
 	Command     string        // the command line, for the report
 	Log         io.Writer     // progress, one line per row; nil: none
 	Interrupt   bool          // SIGINT or SIGTERM tears the test network down and exits (for commands)
+	CPUProfile  string        // when set, the switch writes its CPU profile of the whole run here
 }
 
 // DefaultSetups are all four set-ups.
@@ -72,6 +74,7 @@ func Run(cfg Config) (_ *report.Report, err error) {
 	s, err := site.Start(site.Config{
 		BinDir: cfg.BinDir, Dir: dir, Static1: www, Static2: www,
 		Balanced: true, DirectPort: directPort, Offloads: true, Shards: cfg.Shards,
+		SwitchArgs: profileArgs(cfg.CPUProfile),
 	})
 	if err != nil {
 		return nil, err
@@ -212,9 +215,11 @@ type counters struct {
 
 func (b *bench) read(setup string) (c counters, err error) {
 	if pid := b.pid(setup); pid != 0 {
-		if c.cpu, err = cpuSeconds(pid); err != nil {
+		cpu, err := procstat.Tree(pid)
+		if err != nil {
 			return c, err
 		}
+		c.cpu = cpu.Seconds()
 	}
 	snmp, err := b.site.TB.SNMP("cli")
 	if err != nil {
@@ -274,10 +279,10 @@ func (b *bench) row(setup string, size int64, keepAlive bool) (report.Row, error
 	return row, nil
 }
 
-// wrk runs wrk, one thread, against url with the run's connections and
+// wrk runs wrk, two threads (one per core), against url with the run's connections and
 // duration.
 func (b *bench) wrk(url string) (*report.Wrk, error) {
-	out, err := b.site.TB.Run("cli", "wrk", "-t", "1", "-c", strconv.Itoa(b.cfg.Connections),
+	out, err := b.site.TB.Run("cli", "wrk", "-t", "2", "-c", strconv.Itoa(b.cfg.Connections),
 		"-d", strconv.Itoa(max(1, int(b.cfg.Duration.Seconds())))+"s", url)
 	if err != nil {
 		return nil, fmt.Errorf("wrk: %v: %s", err, out)
@@ -342,6 +347,16 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q: want a positive number with an optional k or m", s)
 	}
 	return n * mult, nil
+}
+
+func profileArgs(path string) []string {
+	if path == "" {
+		return nil
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	return []string{"-cpuprofile", path}
 }
 
 func connMode(keepAlive bool) string {

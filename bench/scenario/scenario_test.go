@@ -1,7 +1,6 @@
 package scenario
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -9,33 +8,6 @@ import (
 
 	"webswitch/bench/report"
 )
-
-func TestParseStat(t *testing.T) {
-	// The command name may hold spaces and parentheses.
-	line := "4242 (nginx: worker (x)) S 4241 4241 4241 0 -1 4194624 172 0 0 0 31 17 0 0 20 0 1 0 123 0 0"
-	ppid, ticks, err := parseStat(line)
-	if err != nil || ppid != 4241 || ticks != 48 {
-		t.Errorf("parseStat = %d, %d, %v; want 4241, 48 (31+17), nil", ppid, ticks, err)
-	}
-	for _, bad := range []string{"", "1 (x) S 0", "1 x S 0 0 0 0 0 0 0 0 0 0 0 0"} {
-		if _, _, err := parseStat(bad); err == nil {
-			t.Errorf("parseStat(%q) succeeded", bad)
-		}
-	}
-}
-
-func TestCPUSecondsOfThisProcess(t *testing.T) {
-	s, err := cpuSeconds(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s < 0 {
-		t.Errorf("cpuSeconds = %v", s)
-	}
-	if _, err := cpuSeconds(1 << 30); err == nil {
-		t.Error("cpuSeconds of a pid that does not exist succeeded")
-	}
-}
 
 func TestParseWrk(t *testing.T) {
 	out := `Running 2s test @ http://198.18.0.100/1m.bin

@@ -34,7 +34,8 @@ type Config struct {
 	// of direct clients and of other proxies.
 	DirectPort int
 	Shards     int
-	Prefix     string // testbed namespace prefix; empty: the testbed's default
+	Prefix     string   // testbed namespace prefix; empty: the testbed's default
+	SwitchArgs []string // more webswitch flags, e.g. -cpuprofile FILE
 }
 
 // Site is a running installation.
@@ -87,7 +88,7 @@ func Start(cfg Config) (_ *Site, err error) {
 		}
 	}
 	s.SwitchLog = filepath.Join(cfg.Dir, "webswitch.log")
-	if s.Switch, err = s.start("sw", "webswitch", filepath.Join(cfg.BinDir, "webswitch"), "-config", filepath.Join(cfg.Dir, "switch.toml")); err != nil {
+	if s.Switch, err = s.start("sw", "webswitch", filepath.Join(cfg.BinDir, "webswitch"), append([]string{"-config", filepath.Join(cfg.Dir, "switch.toml")}, cfg.SwitchArgs...)...); err != nil {
 		return nil, err
 	}
 	paths := []string{"/static/", "/"}

@@ -3,7 +3,7 @@
 // a back-end by content and hands the connection off to that back-end's
 // agent; responses go from the back-end straight to the client.
 //
-//	webswitch -config /etc/webswitch/switch.toml [-log-level info]
+//	webswitch -config /etc/webswitch/switch.toml [-log-level info] [-cpuprofile FILE]
 //
 // SIGUSR1 logs every shard's counters; SIGINT or SIGTERM stops it.
 package main
@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/rs/zerolog"
@@ -22,36 +23,56 @@ import (
 	"webswitch/shard"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run is the daemon; it returns the exit status once every deferred step
+// (the CPU profile) is done.
+func run() int {
 	configPath := flag.String("config", "/etc/webswitch/switch.toml", "configuration file")
 	level := flag.String("log-level", "info", "log level: debug, info, warn, error")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 	flag.Parse()
 	lvl, err := zerolog.ParseLevel(*level)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "webswitch: -log-level: %v\n", err)
-		os.Exit(2)
+		return 2
 	}
 	log := zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("app", "webswitch").Logger()
 
 	c, err := conf.LoadSwitch(*configPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
-		os.Exit(2)
+		return 2
 	}
 	secret, err := conf.LoadSecret(c.Control.SecretFile)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
-		os.Exit(2)
+		return 2
 	}
 	cfg, err := shard.FromConf(c, secret)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "webswitch: %s: %v\n", *configPath, err)
-		os.Exit(2)
+		return 2
 	}
 	sw, err := shard.New(cfg, log)
 	if err != nil {
 		log.Error().Err(err).Msg("start")
-		os.Exit(1)
+		return 1
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Error().Err(err).Msg("cpu profile")
+			return 1
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Error().Err(err).Msg("cpu profile")
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -59,7 +80,8 @@ func main() {
 	signal.Notify(dump, syscall.SIGUSR1) // log the shards' counters now
 	if err := sw.Run(ctx, dump); err != nil {
 		log.Error().Err(err).Msg("run")
-		os.Exit(1)
+		return 1
 	}
 	log.Info().Msg("stopped")
+	return 0
 }

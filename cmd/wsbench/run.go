@@ -27,6 +27,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	conns := fs.Int("c", 16, "concurrent client connections")
 	wrk := fs.Bool("wrk", true, "cross-check the webswitch and HAProxy keep-alive rows with wrk")
 	shards := fs.Int("shards", 1, "webswitch shards")
+	profile := fs.String("cpuprofile", "", "write the switch's CPU profile of the whole run to this file (go tool pprof)")
 	quick := fs.Bool("quick", false, "short rows (-d 2s -warmup 500ms): the whole run in under 3 minutes")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return errUsage
@@ -36,7 +37,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := scenario.Config{
 		BinDir: *bin, Duration: *d, Warmup: *warmup, Connections: *conns, Wrk: *wrk, Shards: *shards,
-		Command: "wsbench run " + strings.Join(args, " "), Log: stderr, Interrupt: true,
+		Command: "wsbench run " + strings.Join(args, " "), Log: stderr, Interrupt: true, CPUProfile: *profile,
 	}
 	var err error
 	if cfg.Sizes, err = parseSizes(*sizes); err != nil {
