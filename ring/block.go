@@ -28,32 +28,41 @@ const (
 // Frame status bits (tp_status, TP_STATUS_* in linux/if_packet.h), so that
 // callers need not import x/sys/unix.
 const (
-	StatusCopy         = 0x2   // truncated: the frame was longer than the block allowed
-	StatusLosing       = 0x4   // the kernel dropped frames since the last statistics read
+	StatusCopy         = 0x2   // the kernel queued a full copy on the socket (PACKET_COPY_THRESH, not used here)
+	StatusLosing       = 0x4   // the kernel dropped frames since the last statistics read (V2 frames only)
 	StatusCsumNotReady = 0x8   // partial checksum: the transport checksum is not filled in
 	StatusVLANValid    = 0x10  // a VLAN tag was stripped
 	StatusCsumValid    = 0x80  // the checksum was verified (by the NIC or the kernel)
 	StatusGSOTCP       = 0x100 // a TCP GSO super-frame (larger than the MTU)
 )
 
-// Block is a view over one block of the receive ring. It is obtained from
+// Ownership values of a status word (block_status in V3, tp_status in V2).
+const (
+	tpStatusKernel = 0 // the kernel may write the block or slot
+	tpStatusUser   = 1 // the kernel filled it for user space
+)
+
+// Block is a view over frames of the receive ring: one block of a V3 ring, or
+// a run of consecutive ready slots of a V2 ring. It is obtained from
 // Ring.NextBlock and walked with Next; its frames stay valid until the block
 // is released.
 type Block struct {
-	mem     []byte // the used part of the block, descriptor included
-	vnet    bool   // frames are preceded by a virtio-net header
-	n       uint32 // frames the kernel announced (num_pkts)
-	i       uint32 // frames returned so far
-	off     int    // offset of the next frame header in mem
-	corrupt bool   // the walk stopped at a malformed frame header
-	held    bool   // handed to user space and not yet released
-	idx     int    // index of the block in its ring
+	mem       []byte    // V3: the used part of the block, descriptor included
+	slots     *slotRing // V2: the ring whose slots the block covers; nil in V3
+	vnet      bool      // frames are preceded by a virtio-net header
+	n         uint32    // frames in the block (V3: num_pkts; V2: slots)
+	i         uint32    // frames walked so far
+	off       int       // V3: offset of the next frame header in mem
+	corrupt   bool      // the walk met a malformed frame header
+	truncated uint32    // frames skipped because the kernel cut them
+	held      bool      // handed to user space and not yet released
+	idx       int       // V3: index of the block in its ring; V2: first slot
 }
 
-// reset points b at the block in mem, descriptor first.
+// reset points b at the V3 block in mem, descriptor first.
 func (b *Block) reset(mem []byte, vnet bool) {
 	b.mem, b.vnet = mem, vnet
-	b.n, b.i, b.off, b.corrupt = 0, 0, 0, false
+	b.n, b.i, b.off, b.corrupt, b.truncated = 0, 0, 0, false, 0
 	if len(mem) < bdHeaderLen {
 		b.corrupt = true
 		return
@@ -72,44 +81,92 @@ func (b *Block) reset(mem []byte, vnet bool) {
 	b.mem = mem[:used:used]
 }
 
-// Len reports how many frames the kernel put in the block.
+// Len reports how many frames the kernel put in the block, counting those
+// Next skips.
 func (b *Block) Len() int { return int(b.n) }
 
-// Corrupt reports whether the block descriptor or a frame header pointed
-// outside the block (a corrupt ring): the walk stopped there and the
-// remaining frames are skipped. Release counts such blocks in Stats.Corrupt.
+// Corrupt reports whether a block descriptor or frame header pointed outside
+// its block or slot (a corrupt ring). In a V3 block the walk stops there and
+// the remaining frames are skipped; in a V2 block, whose slots are
+// independent, only that frame is. Release counts such blocks in
+// Stats.Corrupt.
 func (b *Block) Corrupt() bool { return b.corrupt }
 
 // Next fills f with the next frame of the block and reports whether there was
-// one. It returns false at the end of the block and at the first malformed
-// frame header (see Corrupt); it never panics on bad offsets and never
+// one. It skips frames the kernel truncated to fit the ring (tp_snaplen <
+// tp_len; Release counts them in Stats.Truncated), and frames with a
+// malformed header (see Corrupt); it never panics on bad offsets and never
 // allocates.
 func (b *Block) Next(f *Frame) bool {
-	if b.corrupt || b.i >= b.n {
-		return false
+	if b.slots != nil {
+		return b.nextSlot(f)
 	}
-	off := b.off
-	if off < bdHeaderLen || off > len(b.mem)-fhHeaderLen {
-		return b.fail()
-	}
-	h := b.mem[off:]
-	next := ne.Uint32(h[fhNextOffset:])
-	snap := ne.Uint32(h[fhSnaplen:])
-	mac := uint32(ne.Uint16(h[fhMac:]))
-	limit := uint32(len(h)) // bytes this frame may span
-	if b.i+1 < b.n {
-		// Not the last frame: the next header follows this frame.
-		if next < fhHeaderLen || next > limit {
+	for !b.corrupt && b.i < b.n {
+		off := b.off
+		if off < bdHeaderLen || off > len(b.mem)-fhHeaderLen {
 			return b.fail()
 		}
-		limit = next
+		h := b.mem[off:]
+		next := ne.Uint32(h[fhNextOffset:])
+		snap := ne.Uint32(h[fhSnaplen:])
+		mac := uint32(ne.Uint16(h[fhMac:]))
+		limit := uint32(len(h)) // bytes this frame may span
+		if b.i+1 < b.n {
+			// Not the last frame: the next header follows this frame.
+			if next < fhHeaderLen || next > limit {
+				return b.fail()
+			}
+			limit = next
+		}
+		if !b.fits(mac, snap, limit, fhHeaderLen) {
+			return b.fail()
+		}
+		b.i++
+		b.off = off + int(next)
+		if b.keep(f, h, mac, snap, ne.Uint32(h[fhLen:])) {
+			f.Status = ne.Uint32(h[fhStatus:])
+			return true
+		}
 	}
-	minMac := uint32(fhHeaderLen)
+	return false
+}
+
+// nextSlot is Next for a V2 block: one frame per slot, each checked alone.
+func (b *Block) nextSlot(f *Frame) bool {
+	s := b.slots
+	for b.i < b.n {
+		h := s.slot(s.wrap(b.idx + int(b.i)))
+		b.i++
+		snap := ne.Uint32(h[f2Snaplen:])
+		mac := uint32(ne.Uint16(h[f2Mac:]))
+		if !b.fits(mac, snap, uint32(len(h)), f2HeaderLen) {
+			b.corrupt = true
+			continue
+		}
+		if b.keep(f, h, mac, snap, ne.Uint32(h[f2Len:])) {
+			f.Status = ne.Uint32(h[f2Status:])
+			return true
+		}
+	}
+	return false
+}
+
+// fits reports whether a frame of snap bytes at offset mac, after a frame
+// header of hdrLen bytes and the virtio-net header if any, lies within limit.
+func (b *Block) fits(mac, snap, limit, hdrLen uint32) bool {
 	if b.vnet {
-		minMac += VnetHdrLen
+		hdrLen += VnetHdrLen
 	}
-	if mac < minMac || mac > limit || snap > limit-mac {
-		return b.fail()
+	return mac >= hdrLen && mac <= limit && snap <= limit-mac
+}
+
+// keep fills f (but its Status) with the frame at h[mac:mac+snap] of wire
+// length length, unless the kernel truncated it: it then counts it and
+// reports false.
+func (b *Block) keep(f *Frame, h []byte, mac, snap, length uint32) bool {
+	if snap < length {
+		b.truncated++
+		return false
 	}
 	end := mac + snap
 	f.Data = h[mac:end:end]
@@ -120,10 +177,7 @@ func (b *Block) Next(f *Frame) bool {
 		f.Vnet = nil
 		f.Raw = f.Data
 	}
-	f.Status = ne.Uint32(h[fhStatus:])
-	f.Len = ne.Uint32(h[fhLen:])
-	b.i++
-	b.off = off + int(next)
+	f.Len = length
 	return true
 }
 

@@ -16,10 +16,11 @@ type synthFrame struct {
 }
 
 // macOffset mirrors tpacket_rcv for SOCK_RAW: the network header is aligned
-// to 16 bytes after the tpacket3_hdr and the sockaddr_ll (68 bytes), and the
-// virtio-net header, if any, sits right before the MAC header.
-func macOffset(vnet bool) int {
-	net := (68 + 16 + 15) &^ 15
+// to 16 bytes after the frame header of hdrLen bytes (fhHeaderLen or
+// f2HeaderLen) and the sockaddr_ll (20 bytes), and the virtio-net header, if
+// any, sits right before the MAC header.
+func macOffset(hdrLen int, vnet bool) int {
+	net := (hdrLen + 20 + 16 + 15) &^ 15
 	if vnet {
 		net += VnetHdrLen
 	}
@@ -32,7 +33,7 @@ func buildBlock(size int, vnet bool, frames []synthFrame) []byte {
 	off := bdHeaderLen
 	ne.PutUint32(mem[bdNumPkts:], uint32(len(frames)))
 	ne.PutUint32(mem[bdFirstPkt:], uint32(off))
-	mac := macOffset(vnet)
+	mac := macOffset(fhHeaderLen, vnet)
 	for i, f := range frames {
 		h := mem[off:]
 		next := (mac + len(f.Data) + 7) &^ 7
@@ -53,12 +54,18 @@ func buildBlock(size int, vnet bool, frames []synthFrame) []byte {
 	return mem
 }
 
-// walk returns the frames of the block in mem (copied) and whether the walk
-// found it corrupt.
-func walk(t *testing.T, mem []byte, vnet bool) ([]synthFrame, bool) {
+// walk returns the frames of the V3 block in mem (copied) and the block after
+// the walk.
+func walk(t *testing.T, mem []byte, vnet bool) ([]synthFrame, *Block) {
 	t.Helper()
 	var b Block
 	b.reset(mem, vnet)
+	return collect(t, &b, vnet), &b
+}
+
+// collect returns copies of the frames Next yields from b, checking Raw.
+func collect(t *testing.T, b *Block, vnet bool) []synthFrame {
+	t.Helper()
 	var out []synthFrame
 	var f Frame
 	for b.Next(&f) {
@@ -75,13 +82,13 @@ func walk(t *testing.T, mem []byte, vnet bool) ([]synthFrame, bool) {
 		}
 		out = append(out, s)
 	}
-	return out, b.Corrupt()
+	return out
 }
 
 var threeFrames = []synthFrame{
-	{Data: []byte("first frame, sixty bytes long ......................!!!!!"), Status: StatusCsumNotReady | 1, Len: 60},
+	{Data: []byte("first frame, sixty bytes long .........................!!!!!"), Status: StatusCsumNotReady | 1, Len: 60},
 	{Data: bytes.Repeat([]byte{0xab}, 1514), Status: 1, Len: 1514},
-	{Data: []byte("truncated"), Status: StatusCopy | 1, Len: 9000},
+	{Data: []byte("truncated"), Status: 1, Len: 9000}, // cut to fit: skipped
 }
 
 var vnetFrames = []synthFrame{
@@ -97,20 +104,23 @@ func corrupted(edit func(mem []byte)) []byte {
 }
 
 // second is the offset of the second frame header of threeFrames' block.
-var second = bdHeaderLen + (macOffset(false)+len(threeFrames[0].Data)+7)&^7
+var second = bdHeaderLen + (macOffset(fhHeaderLen, false)+len(threeFrames[0].Data)+7)&^7
 
 func TestBlockNext(t *testing.T) {
 	tests := []struct {
-		name        string
-		mem         []byte
-		vnet        bool
-		want        []synthFrame
-		wantCorrupt bool
+		name          string
+		mem           []byte
+		vnet          bool
+		want          []synthFrame
+		wantCorrupt   bool
+		wantTruncated uint32
 	}{
-		{name: "three frames", mem: buildBlock(8192, false, threeFrames), want: threeFrames},
+		{name: "three frames, the last truncated", mem: buildBlock(8192, false, threeFrames), want: threeFrames[:2], wantTruncated: 1},
+		{name: "walk goes on after a truncated frame", mem: buildBlock(8192, false, []synthFrame{threeFrames[2], threeFrames[1]}),
+			want: threeFrames[1:2], wantTruncated: 1},
 		{name: "vnet headers before MAC", mem: buildBlock(8192, true, vnetFrames), vnet: true, want: vnetFrames},
-		{name: "one frame filling the block", mem: buildBlock(1024, false, []synthFrame{{Data: make([]byte, 1024-bdHeaderLen-macOffset(false))}}),
-			want: []synthFrame{{Data: make([]byte, 1024-bdHeaderLen-macOffset(false))}}},
+		{name: "one frame filling the block", mem: buildBlock(1024, false, []synthFrame{{Data: make([]byte, 1024-bdHeaderLen-macOffset(fhHeaderLen, false))}}),
+			want: []synthFrame{{Data: make([]byte, 1024-bdHeaderLen-macOffset(fhHeaderLen, false))}}},
 		{name: "empty block", mem: buildBlock(4096, false, nil)},
 		{name: "empty block with garbage length", mem: corrupted(func(m []byte) {
 			ne.PutUint32(m[bdNumPkts:], 0)
@@ -140,12 +150,12 @@ func TestBlockNext(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, corrupt := walk(t, tt.mem, tt.vnet)
+			got, b := walk(t, tt.mem, tt.vnet)
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("frames (-want +got):\n%s", diff)
 			}
-			if corrupt != tt.wantCorrupt {
-				t.Errorf("Corrupt() = %v, want %v", corrupt, tt.wantCorrupt)
+			if b.Corrupt() != tt.wantCorrupt || b.truncated != tt.wantTruncated {
+				t.Errorf("Corrupt() = %v, truncated %d; want %v, %d", b.Corrupt(), b.truncated, tt.wantCorrupt, tt.wantTruncated)
 			}
 		})
 	}
@@ -192,8 +202,8 @@ func FuzzBlockNext(f *testing.F) {
 				t.Fatalf("frame slices: vnet %d, data %d, raw %d", len(fr.Vnet), len(fr.Data), len(fr.Raw))
 			}
 		}
-		if n < b.Len() && !b.Corrupt() {
-			t.Fatalf("walk stopped after %d of %d frames without Corrupt", n, b.Len())
+		if n+int(b.truncated) < b.Len() && !b.Corrupt() {
+			t.Fatalf("walk stopped after %d of %d frames (%d truncated) without Corrupt", n, b.Len(), b.truncated)
 		}
 	})
 }

@@ -17,21 +17,23 @@ import (
 type SockFilter = unix.SockFilter
 
 // Ring is an AF_PACKET socket bound to one interface for IPv4 frames, with a
-// TPACKET_V3 receive ring. NextBlock, Release, Wait, Close and the Senders
-// belong to one goroutine; Stats, Fd, HardwareAddr and Ifindex may be called
-// from any.
+// TPACKET_V3 or TPACKET_V2 receive ring (Config.Version). NextBlock, Release,
+// Wait, Close and the Senders belong to one goroutine; Stats, Fd,
+// HardwareAddr and Ifindex may be called from any.
 type Ring struct {
 	fd        int
-	mem       []byte  // the mmapped ring
-	blocks    []Block // one view per block, reused
-	blockSize int
-	cur       int // next block to hand out
+	mem       []byte    // the mmapped ring
+	slots     *slotRing // the V2 ring; nil for V3
+	blocks    []Block   // V3: one view per block, reused
+	blockSize int       // V3
+	cur       int       // V3: next block to hand out
 	vnet      bool
 	ifindex   int
 	hw        net.HardwareAddr
 	pfd       [1]unix.PollFd
 
-	corrupt atomic.Uint64 // blocks released with Corrupt set
+	corrupt   atomic.Uint64 // blocks released with Corrupt set
+	truncated atomic.Uint64 // truncated frames skipped in released blocks
 
 	mu     sync.Mutex // guards total and closed
 	total  Stats      // kernel counters summed since Open
@@ -80,7 +82,11 @@ func (r *Ring) setup(cfg Config) error {
 			return fmt.Errorf("ring: setsockopt SO_ATTACH_FILTER: %w", err)
 		}
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+	version := unix.TPACKET_V3
+	if cfg.Version == 2 {
+		version = unix.TPACKET_V2
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, version); err != nil {
 		return fmt.Errorf("ring: setsockopt PACKET_VERSION: %w", err)
 	}
 	if cfg.VnetHdr { // must come before the ring
@@ -93,25 +99,8 @@ func (r *Ring) setup(cfg Config) error {
 			return fmt.Errorf("ring: setsockopt PACKET_QDISC_BYPASS: %w", err)
 		}
 	}
-	tov := (cfg.BlockTimeout + time.Millisecond - 1) / time.Millisecond
-	req := unix.TpacketReq3{
-		Block_size:     uint32(cfg.BlockSize),
-		Block_nr:       uint32(cfg.NumBlocks),
-		Frame_size:     uint32(cfg.FrameSize),
-		Frame_nr:       uint32(cfg.BlockSize / cfg.FrameSize * cfg.NumBlocks),
-		Retire_blk_tov: uint32(max(tov, 1)),
-	}
-	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
-		return fmt.Errorf("ring: setsockopt PACKET_RX_RING: %w", err)
-	}
-	mem, err := unix.Mmap(fd, 0, cfg.BlockSize*cfg.NumBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return fmt.Errorf("ring: mmap: %w", err)
-	}
-	r.mem = mem
-	r.blocks = make([]Block, cfg.NumBlocks)
-	for i := range r.blocks {
-		r.blocks[i].idx = i
+	if err := r.mapRing(cfg); err != nil {
+		return err
 	}
 	sa := unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: r.ifindex}
 	if err := unix.Bind(fd, &sa); err != nil {
@@ -122,6 +111,51 @@ func (r *Ring) setup(cfg Config) error {
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, arg); err != nil {
 			return fmt.Errorf("ring: setsockopt PACKET_FANOUT: %w", err)
 		}
+	}
+	return nil
+}
+
+// mapRing creates the receive ring and maps it. A V3 ring has NumBlocks
+// blocks of BlockSize bytes. A V2 ring has NumBlocks slots, each one block
+// holding one frame of a whole number of pages (tp_frame_size =
+// tp_block_size): packet_set_ring requires only that tp_block_size be a
+// positive multiple of the page size, tp_frame_size a multiple of
+// TPACKET_ALIGNMENT (16) no smaller than the headers and at most the block
+// size, and tp_frame_nr = tp_block_nr * (tp_block_size / tp_frame_size).
+func (r *Ring) mapRing(cfg Config) error {
+	fd := r.fd
+	var err error
+	size, slot := cfg.BlockSize*cfg.NumBlocks, cfg.slotSize(os.Getpagesize())
+	if cfg.Version == 2 {
+		size = slot * cfg.NumBlocks
+		req := unix.TpacketReq{Block_size: uint32(slot), Block_nr: uint32(cfg.NumBlocks), Frame_size: uint32(slot), Frame_nr: uint32(cfg.NumBlocks)}
+		err = unix.SetsockoptTpacketReq(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req)
+	} else {
+		tov := (cfg.BlockTimeout + time.Millisecond - 1) / time.Millisecond
+		req := unix.TpacketReq3{
+			Block_size:     uint32(cfg.BlockSize),
+			Block_nr:       uint32(cfg.NumBlocks),
+			Frame_size:     uint32(cfg.FrameSize),
+			Frame_nr:       uint32(cfg.BlockSize / cfg.FrameSize * cfg.NumBlocks),
+			Retire_blk_tov: uint32(max(tov, 1)),
+		}
+		err = unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req)
+	}
+	if err != nil {
+		return fmt.Errorf("ring: setsockopt PACKET_RX_RING: %w", err)
+	}
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("ring: mmap: %w", err)
+	}
+	r.mem = mem
+	if cfg.Version == 2 {
+		r.slots = newSlotRing(mem, slot, cfg.NumBlocks, cfg.VnetHdr)
+		return nil
+	}
+	r.blocks = make([]Block, cfg.NumBlocks)
+	for i := range r.blocks {
+		r.blocks[i].idx = i
 	}
 	return nil
 }
@@ -155,7 +189,7 @@ func (r *Ring) Close() error {
 }
 
 // Fd returns the socket, for poll(2) together with other descriptors: it is
-// readable when a block is ready.
+// readable when a block (V3) or a frame (V2) is ready.
 func (r *Ring) Fd() int { return r.fd }
 
 // HardwareAddr returns the MAC address of the interface.
@@ -164,18 +198,23 @@ func (r *Ring) HardwareAddr() net.HardwareAddr { return r.hw }
 // Ifindex returns the index of the interface.
 func (r *Ring) Ifindex() int { return r.ifindex }
 
-// statusWord returns the block_status word of block i, shared with the kernel.
+// statusWord returns the block_status word of V3 block i, shared with the
+// kernel.
 func (r *Ring) statusWord(i int) *uint32 {
 	return (*uint32)(unsafe.Pointer(&r.mem[i*r.blockSize+bdBlockStatus]))
 }
 
 // NextBlock returns the next block the kernel handed to user space, or
 // ok=false if it has none ready (it does not block: wait with Wait or poll on
-// Fd). Blocks come in ring order; several may be held at once, and each must
-// be given back with Release. It never allocates.
+// Fd). In V2 a block is the run of consecutive frames ready at the ring's
+// cursor, at most 64. Blocks come in ring order; several may be held at once,
+// and each must be given back with Release. It never allocates.
 func (r *Ring) NextBlock() (b *Block, ok bool) {
 	if !r.ready() {
 		return nil, false
+	}
+	if r.slots != nil {
+		return r.slots.next()
 	}
 	b = &r.blocks[r.cur]
 	start, end := r.cur*r.blockSize, (r.cur+1)*r.blockSize
@@ -188,9 +227,16 @@ func (r *Ring) NextBlock() (b *Block, ok bool) {
 	return b, true
 }
 
-// ready reports whether the next block is in user space and not yet handed out.
+// ready reports whether the next block (V3) or slot (V2) is in user space and
+// not yet handed out.
 func (r *Ring) ready() bool {
-	return r.mem != nil && !r.blocks[r.cur].held && atomic.LoadUint32(r.statusWord(r.cur))&unix.TP_STATUS_USER != 0
+	switch {
+	case r.mem == nil:
+		return false
+	case r.slots != nil:
+		return r.slots.ready(r.slots.cur)
+	}
+	return !r.blocks[r.cur].held && atomic.LoadUint32(r.statusWord(r.cur))&tpStatusUser != 0
 }
 
 // Release gives b back to the kernel. Its frames must not be used afterwards,
@@ -202,9 +248,16 @@ func (r *Ring) Release(b *Block) {
 	if b.corrupt {
 		r.corrupt.Add(1)
 	}
+	if b.truncated != 0 {
+		r.truncated.Add(uint64(b.truncated))
+	}
+	if r.slots != nil {
+		r.slots.release(b)
+		return
+	}
 	b.held = false
 	b.mem = nil
-	atomic.StoreUint32(r.statusWord(b.idx), unix.TP_STATUS_KERNEL)
+	atomic.StoreUint32(r.statusWord(b.idx), tpStatusKernel)
 }
 
 // Wait blocks until a block is ready (nil) or timeout elapses (ErrTimeout); a
@@ -245,7 +298,7 @@ func (r *Ring) Stats() (Stats, error) {
 	if r.closed {
 		return Stats{}, ErrClosed
 	}
-	st, err := unix.GetsockoptTpacketStatsV3(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	st, err := r.kernelStats()
 	if err != nil {
 		return Stats{}, fmt.Errorf("ring: getsockopt PACKET_STATISTICS: %w", err)
 	}
@@ -254,5 +307,19 @@ func (r *Ring) Stats() (Stats, error) {
 	r.total.Freezes += uint64(st.Freeze_q_cnt)
 	out := r.total
 	out.Corrupt = r.corrupt.Load()
+	out.Truncated = r.truncated.Load()
 	return out, nil
+}
+
+// kernelStats reads the kernel's counters, which resets them. A V2 socket
+// reports a struct tpacket_stats, without a freeze count.
+func (r *Ring) kernelStats() (*unix.TpacketStatsV3, error) {
+	if r.slots == nil {
+		return unix.GetsockoptTpacketStatsV3(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	}
+	st, err := unix.GetsockoptTpacketStats(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	if err != nil {
+		return nil, err
+	}
+	return &unix.TpacketStatsV3{Packets: st.Packets, Drops: st.Drops}, nil
 }

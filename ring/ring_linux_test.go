@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,6 +74,13 @@ func tcpTo(d []byte, dst [4]byte) ([]byte, bool) {
 	return d[14+int(d[14]&0xf)*4:], true
 }
 
+// forVersions runs f as one subtest per ring version, V3 then V2.
+func forVersions(t *testing.T, f func(t *testing.T, version int)) {
+	for _, v := range []int{3, 2} {
+		t.Run(fmt.Sprintf("V%d", v), func(t *testing.T) { f(t, v) })
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -84,6 +93,9 @@ func TestOpenErrors(t *testing.T) {
 		{name: "frame size not aligned", cfg: Config{Interface: "lo", FrameSize: 1000}, want: ErrBadConfig},
 		{name: "negative blocks", cfg: Config{Interface: "lo", NumBlocks: -1}, want: ErrBadConfig},
 		{name: "empty filter", cfg: Config{Interface: "lo", Filter: []SockFilter{}}, want: ErrBadConfig},
+		{name: "unknown version", cfg: Config{Interface: "lo", Version: 1}, want: ErrBadConfig},
+		{name: "V2 frame size not aligned", cfg: Config{Interface: "lo", Version: 2, FrameSize: 65000}, want: ErrBadConfig},
+		{name: "V2 negative slots", cfg: Config{Interface: "lo", Version: 2, NumBlocks: -1}, want: ErrBadConfig},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -105,8 +117,12 @@ func TestOpenErrors(t *testing.T) {
 // reach the ring, that a SYN arrives intact, and that Stats accumulates.
 func TestReceiveFiltered(t *testing.T) {
 	requireRoot(t)
+	forVersions(t, testReceiveFiltered)
+}
+
+func testReceiveFiltered(t *testing.T, version int) {
 	l := newLAN(t, 1, 2)
-	r := openIn(t, l.hostNS(2), Config{BlockSize: 64 << 10, NumBlocks: 4, FanoutGroup: 7, Filter: FilterTCPToAddr(vip)})
+	r := openIn(t, l.hostNS(2), Config{Version: version, BlockSize: 64 << 10, NumBlocks: 4, FanoutGroup: 7, Filter: FilterTCPToAddr(vip)})
 	if got := r.HardwareAddr().String(); got != mac(2).String() {
 		t.Errorf("HardwareAddr = %s, want %s", got, mac(2))
 	}
@@ -150,8 +166,8 @@ func TestReceiveFiltered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Packets < 1 || st.Drops != 0 || st.Corrupt != 0 {
-		t.Errorf("Stats = %+v, want Packets >= 1, no drops", st)
+	if st.Packets < 1 || st.Drops != 0 || st.Corrupt != 0 || st.Truncated != 0 {
+		t.Errorf("Stats = %+v, want Packets >= 1, no drops, nothing corrupt or truncated", st)
 	}
 	// The kernel resets its counters on read; the ring keeps the totals.
 	if again, err := r.Stats(); err != nil || again.Packets < st.Packets {
@@ -163,9 +179,17 @@ func TestReceiveFiltered(t *testing.T) {
 // that each flow stays on one ring.
 func TestFanout(t *testing.T) {
 	requireRoot(t)
+	forVersions(t, testFanout)
+}
+
+func testFanout(t *testing.T, version int) {
 	l := newLAN(t, 1, 2)
 	host2 := [4]byte{198, 18, 0, 2}
-	cfg := Config{BlockSize: 64 << 10, NumBlocks: 4, FanoutGroup: 42, Filter: FilterTCPToAddr(host2)}
+	cfg := Config{Version: version, BlockSize: 64 << 10, NumBlocks: 4, FanoutGroup: 42, Filter: FilterTCPToAddr(host2)}
+	if version == 2 {
+		// Every frame reaches the rings before they are read: a slot each.
+		cfg.NumBlocks, cfg.FrameSize = 64, 2048
+	}
 	rings := []*Ring{openIn(t, l.hostNS(2), cfg), openIn(t, l.hostNS(2), cfg)}
 	var ln net.Listener
 	mustInNetns(t, l.hostNS(2), func() {
@@ -256,9 +280,13 @@ func tcpFrame(buf []byte, payload string) []byte {
 // frame is counted and skipped, and that the send path does not allocate.
 func TestSender(t *testing.T) {
 	requireRoot(t)
+	forVersions(t, testSender)
+}
+
+func testSender(t *testing.T, version int) {
 	l := newLAN(t, 1, 2)
-	tx := openIn(t, l.hostNS(2), Config{BlockSize: 64 << 10, NumBlocks: 2, QdiscBypass: true, Filter: FilterTCPToAddr(vip)})
-	rx := openIn(t, l.hostNS(1), Config{BlockSize: 256 << 10, NumBlocks: 4, Filter: FilterTCPToAddr([4]byte{198, 18, 0, 1})})
+	tx := openIn(t, l.hostNS(2), Config{Version: version, BlockSize: 64 << 10, NumBlocks: 2, QdiscBypass: true, Filter: FilterTCPToAddr(vip)})
+	rx := openIn(t, l.hostNS(1), Config{Version: version, BlockSize: 256 << 10, NumBlocks: 4, Filter: FilterTCPToAddr([4]byte{198, 18, 0, 1})})
 
 	s := tx.NewSender(4)
 	first := tcpFrame(s.Buffer(200), "built in the sender's arena")
@@ -339,11 +367,13 @@ func TestVnetForward(t *testing.T) {
 		{name: "tx checksum off", ethtool: []string{"-K", "eth0", "tx", "off"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { testVnetForward(t, tt.ethtool) })
+		t.Run(tt.name, func(t *testing.T) {
+			forVersions(t, func(t *testing.T, version int) { testVnetForward(t, version, tt.ethtool) })
+		})
 	}
 }
 
-func testVnetForward(t *testing.T, ethtool []string) {
+func testVnetForward(t *testing.T, version int, ethtool []string) {
 	const size = 4 << 20
 	l := newLAN(t, 1, 2, 3)
 	cli, sw, be := l.hostNS(1), l.hostNS(2), l.hostNS(3)
@@ -354,7 +384,11 @@ func testVnetForward(t *testing.T, ethtool []string) {
 			t.Fatalf("ethtool: %v\n%s", err, out)
 		}
 	}
-	r := openIn(t, sw, Config{BlockSize: 256 << 10, NumBlocks: 8, FanoutGroup: 9, Filter: FilterTCPToAddr(vip), VnetHdr: true})
+	cfg := Config{Version: version, BlockSize: 256 << 10, NumBlocks: 8, FanoutGroup: 9, Filter: FilterTCPToAddr(vip), VnetHdr: true}
+	if version == 2 {
+		cfg.NumBlocks = 64 // a slot per frame: 16 slots drop some frames of this upload
+	}
+	r := openIn(t, sw, cfg)
 
 	// The switch: forward every frame to host 3.
 	type seen struct {
@@ -461,6 +495,14 @@ func testVnetForward(t *testing.T, ethtool []string) {
 	}
 	halt()
 
+	st, err := r.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("ring stats %+v", st)
+	if st.Truncated != 0 || st.Corrupt != 0 {
+		t.Errorf("ring stats %+v, want no truncated frame and no corrupt block", st)
+	}
 	if errs := snmp(t, be)["InCsumErrors"]; errs != 0 {
 		t.Errorf("back-end TcpInCsumErrors = %d, want 0", errs)
 	}
@@ -486,6 +528,10 @@ func testVnetForward(t *testing.T, ethtool []string) {
 // TestClose checks that Close gives back the descriptor and the mapping.
 func TestClose(t *testing.T) {
 	requireRoot(t)
+	forVersions(t, testClose)
+}
+
+func testClose(t *testing.T, version int) {
 	l := newLAN(t, 1)
 	fds := func() int {
 		ents, err := os.ReadDir("/proc/self/fd")
@@ -504,7 +550,7 @@ func TestClose(t *testing.T) {
 	beforeFds, beforeMaps := fds(), maps()
 	var r *Ring
 	var err error
-	mustInNetns(t, l.hostNS(1), func() { r, err = Open(Config{Interface: "eth0", BlockSize: 64 << 10, NumBlocks: 2}) })
+	mustInNetns(t, l.hostNS(1), func() { r, err = Open(Config{Interface: "eth0", Version: version, BlockSize: 64 << 10, NumBlocks: 2}) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,4 +578,128 @@ func TestClose(t *testing.T) {
 	if err := r.Wait(time.Second); !errors.Is(err, ErrClosed) {
 		t.Errorf("Wait after Close = %v, want ErrClosed", err)
 	}
+}
+
+// TestSuperFrame has host 1 send host 2 a UDP GSO super-frame of 64 KiB, the
+// largest a veth passes unsegmented (its skb, MAC header included, must stay
+// below gso_max_size, 65536; a sender's TCP super-frames stop a little short
+// of it), and checks that a ring with the default geometry of either version
+// returns it whole, with its virtio-net header, and that a ring too small for
+// it counts it as truncated and never returns it. (TestV2FrameSize checks the
+// V2 default against the largest frame a NIC's GRO can make, 14 bytes more.)
+func TestSuperFrame(t *testing.T) {
+	requireRoot(t)
+	l := newLAN(t, 1, 2)
+	var sink net.PacketConn // host 2 takes the datagram: no ICMP back
+	mustInNetns(t, l.hostNS(2), func() {
+		var err error
+		if sink, err = net.ListenPacket("udp", "198.18.0.2:9"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer sink.Close()
+	var conn net.Conn
+	mustInNetns(t, l.hostNS(1), func() {
+		var err error
+		if conn, err = net.Dial("udp", "198.18.0.2:9"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	defer conn.Close()
+	const segment = 1472
+	rc, err := conn.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cerr := rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, segment) }); cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("setsockopt UDP_SEGMENT: %v", err)
+	}
+	const frameLen = 0xffff
+	payload := bytes.Repeat([]byte("super-frame "), frameLen)[:frameLen-14-20-8]
+
+	tests := []struct {
+		name  string
+		cfg   Config
+		whole bool
+	}{
+		{name: "V3 default", cfg: Config{}, whole: true},
+		{name: "V2 default", cfg: Config{Version: 2}, whole: true},
+		{name: "V3 64 KiB blocks", cfg: Config{BlockSize: 64 << 10}},
+		{name: "V2 2 KiB frames", cfg: Config{Version: 2, FrameSize: 2048}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := tt.cfg
+			cfg.VnetHdr = true
+			r := openIn(t, l.hostNS(2), cfg)
+			if _, err := conn.Write(payload); err != nil {
+				t.Fatal(err)
+			}
+			// The ring also sees the bridge's IGMP: keep UDP frames.
+			isUDP := func(c captured) bool { return len(c.Data) > 14+20 && c.Data[14+9] == 17 }
+			got := slices.DeleteFunc(capture(t, r, 300*time.Millisecond, isUDP), func(c captured) bool { return !isUDP(c) })
+			st, err := r.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.whole {
+				if len(got) != 0 || st.Truncated != 1 {
+					t.Errorf("got %d frames, stats %+v; want none, 1 truncated", len(got), st)
+				}
+				return
+			}
+			if len(got) != 1 || st.Truncated != 0 {
+				t.Fatalf("got %d frames, stats %+v; want the super-frame", len(got), st)
+			}
+			d := got[0].Data
+			if len(d) != frameLen || !bytes.Equal(d[14+20+8:], payload) {
+				t.Errorf("frame of %d bytes, want %d ending with the payload", len(d), frameLen)
+			}
+			if h := VnetHeader(got[0].Vnet); h.GSOSize() != segment {
+				t.Errorf("vnet header % x, want gso_size %d", got[0].Vnet, segment)
+			}
+		})
+	}
+}
+
+// TestWakeupDelay logs the median time from sending a lone frame into a
+// namespace until NextBlock returns it, for both ring versions with the
+// default BlockTimeout: the latency the ring adds to a frame nothing follows.
+func TestWakeupDelay(t *testing.T) {
+	requireRoot(t)
+	forVersions(t, func(t *testing.T, version int) {
+		l := newLAN(t, 1, 2)
+		// Host 2 only sends: its ring lets nothing in.
+		s := openIn(t, l.hostNS(2), Config{BlockSize: 64 << 10, NumBlocks: 1, Filter: FilterTCPToAddr(vip)}).NewSender(4)
+		r := openIn(t, l.hostNS(1), Config{Version: version, Filter: FilterTCPToAddr([4]byte{198, 18, 0, 1})})
+		frame := tcpFrame(make([]byte, 100), "ping")
+		const n = 200
+		delays := make([]time.Duration, 0, n)
+		var f Frame
+		for range n {
+			start := time.Now()
+			s.Add(frame)
+			if _, err := s.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			for got := 0; got == 0; {
+				if err := r.Wait(time.Second); err != nil {
+					t.Fatalf("frame %d: %v", len(delays), err)
+				}
+				if b, ok := r.NextBlock(); ok {
+					for b.Next(&f) {
+						got++
+					}
+					r.Release(b)
+				}
+			}
+			delays = append(delays, time.Since(start))
+		}
+		slices.Sort(delays)
+		t.Logf("TPACKET_V%d: send to NextBlock, %d lone frames: median %v, p90 %v, max %v",
+			version, n, delays[n/2], delays[n*9/10], delays[n-1])
+	})
 }
