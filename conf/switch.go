@@ -44,6 +44,15 @@ type SwitchSection struct {
 	// Linger is how long a flow is kept after the client's FIN or RST.
 	// Default 10s.
 	Linger Duration `toml:"linger"`
+	// RingVersion is the packet ring: 3 (TPACKET_V3, blocks of frames: the
+	// fewest wake-ups and the least memory, but a frame may wait up to
+	// ring_block_timeout before the switch sees it) or 2 (TPACKET_V2, one
+	// slot per frame: each frame is seen at once, at 128 KiB of kernel
+	// memory per slot). Default 2.
+	RingVersion int `toml:"ring_version"`
+	// RingSlots is the number of frame slots of a version 2 ring. Default
+	// 256.
+	RingSlots int `toml:"ring_slots"`
 	// RingBlockSize is the size of an RX ring block: a power of two and a
 	// multiple of 4096. Default 1048576.
 	RingBlockSize int `toml:"ring_block_size"`
@@ -149,6 +158,8 @@ func (s *Switch) setDefaults() {
 		HandoffTimeout:   Duration{2 * time.Second},
 		IdleTimeout:      Duration{300 * time.Second},
 		Linger:           Duration{10 * time.Second},
+		RingVersion:      2,
+		RingSlots:        256,
 		RingBlockSize:    1 << 20,
 		RingBlocks:       16,
 		RingBlockTimeout: Duration{time.Millisecond},
@@ -199,6 +210,10 @@ func (s *SwitchSection) validate(v *validator) {
 	if s.Linger.Duration < 0 {
 		v.fail("switch.linger", "%v is negative", s.Linger)
 	}
+	if s.RingVersion != 2 && s.RingVersion != 3 {
+		v.fail("switch.ring_version", "%d is not 2 or 3", s.RingVersion)
+	}
+	v.intRange("switch.ring_slots", s.RingSlots, 16, 65536)
 	if n := s.RingBlockSize; n < 4096 || n&(n-1) != 0 {
 		v.fail("switch.ring_block_size", "%d is not a power of two and a multiple of 4096", n)
 	}

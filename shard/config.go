@@ -41,6 +41,8 @@ type Config struct {
 	IdleTimeout    time.Duration
 	Linger         time.Duration
 
+	RingVersion      int
+	RingSlots        int
 	RingBlockSize    int
 	RingBlocks       int
 	RingBlockTimeout time.Duration
@@ -82,6 +84,8 @@ func FromConf(c *conf.Switch, secret []byte) (*Config, error) {
 		HandoffTimeout:   s.HandoffTimeout.Duration,
 		IdleTimeout:      s.IdleTimeout.Duration,
 		Linger:           s.Linger.Duration,
+		RingVersion:      s.RingVersion,
+		RingSlots:        s.RingSlots,
 		RingBlockSize:    s.RingBlockSize,
 		RingBlocks:       s.RingBlocks,
 		RingBlockTimeout: s.RingBlockTimeout.Duration,

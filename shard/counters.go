@@ -88,6 +88,7 @@ type Snapshot struct {
 	RingPackets     uint64            `json:"ring_packets"`
 	RingDrops       uint64            `json:"ring_drops"`
 	RingFreezes     uint64            `json:"ring_freezes"`
+	RingTruncated   uint64            `json:"ring_truncated"` // frames too big for the ring, skipped
 }
 
 func (c *Counters) snapshot(shard int) Snapshot {

@@ -49,10 +49,15 @@ func New(cfg *Config, log zerolog.Logger) (*Switch, error) {
 	sw := &Switch{cfg: cfg, log: log, nb: newNeighbors(len(cfg.Backends))}
 	group := uint16(os.Getpid()&0x7fff) + 1
 	for i := range cfg.Shards {
+		blocks := cfg.RingBlocks
+		if cfg.RingVersion == 2 {
+			blocks = cfg.RingSlots // a version 2 ring has one frame per block
+		}
 		r, err := ring.Open(ring.Config{
+			Version:      cfg.RingVersion,
 			Interface:    cfg.Interface,
 			BlockSize:    cfg.RingBlockSize,
-			NumBlocks:    cfg.RingBlocks,
+			NumBlocks:    blocks,
 			BlockTimeout: cfg.RingBlockTimeout,
 			FanoutGroup:  group,
 			Filter:       ring.FilterTCPToAddr(cfg.VIP),
@@ -148,7 +153,7 @@ func (sw *Switch) Snapshots() []Snapshot {
 	for i, s := range sw.shards {
 		snap := s.C.snapshot(i)
 		if st, err := sw.rings[i].Stats(); err == nil {
-			snap.RingPackets, snap.RingDrops, snap.RingFreezes = st.Packets, st.Drops, st.Freezes
+			snap.RingPackets, snap.RingDrops, snap.RingFreezes, snap.RingTruncated = st.Packets, st.Drops, st.Freezes, st.Truncated
 		}
 		out = append(out, snap)
 	}

@@ -49,6 +49,7 @@ type Config struct {
 	Log         io.Writer     // progress, one line per row; nil: none
 	Interrupt   bool          // SIGINT or SIGTERM tears the test network down and exits (for commands)
 	CPUProfile  string        // when set, the switch writes its CPU profile of the whole run here
+	RingVersion int           // the switch's ring_version; 0: its default
 }
 
 // DefaultSetups are all four set-ups.
@@ -74,7 +75,7 @@ func Run(cfg Config) (_ *report.Report, err error) {
 	s, err := site.Start(site.Config{
 		BinDir: cfg.BinDir, Dir: dir, Static1: www, Static2: www,
 		Balanced: true, DirectPort: directPort, Offloads: true, Shards: cfg.Shards,
-		SwitchArgs: profileArgs(cfg.CPUProfile),
+		SwitchArgs: profileArgs(cfg.CPUProfile), SwitchKeys: ringKeys(cfg.RingVersion),
 	})
 	if err != nil {
 		return nil, err
@@ -357,6 +358,13 @@ func profileArgs(path string) []string {
 		path = abs
 	}
 	return []string{"-cpuprofile", path}
+}
+
+func ringKeys(version int) string {
+	if version == 0 {
+		return ""
+	}
+	return fmt.Sprintf("ring_version = %d", version)
 }
 
 func connMode(keepAlive bool) string {

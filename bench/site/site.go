@@ -36,6 +36,7 @@ type Config struct {
 	Shards     int
 	Prefix     string   // testbed namespace prefix; empty: the testbed's default
 	SwitchArgs []string // more webswitch flags, e.g. -cpuprofile FILE
+	SwitchKeys string   // more keys of the switch's [switch] table, TOML lines
 }
 
 // Site is a running installation.
@@ -63,7 +64,7 @@ func Start(cfg Config) (_ *Site, err error) {
 	secret := filepath.Join(cfg.Dir, "secret")
 	files := map[string]string{
 		"secret":      "webswitch-" + tb.Prefix + "-0123456789abcdef\n",
-		"switch.toml": SwitchConfig(secret, max(cfg.Shards, 1), cfg.Balanced),
+		"switch.toml": SwitchConfig(secret, max(cfg.Shards, 1), cfg.Balanced, cfg.SwitchKeys),
 		"be1.toml":    agentConfig(secret, 1, fmt.Sprintf("static_root = %q", cfg.Static1), cfg.DirectPort),
 	}
 	if cfg.Upstream != nil {
@@ -142,8 +143,9 @@ func (s *Site) Down() error { return s.TB.Down() }
 
 // SwitchConfig returns the switch's configuration for the testbed's two
 // back-ends, with the given secret file and number of shards: /static/ to
-// be1 and the rest to be2, or, balanced, everything to a pool of both.
-func SwitchConfig(secret string, shards int, balanced bool) string {
+// be1 and the rest to be2, or, balanced, everything to a pool of both;
+// extra holds more keys of the [switch] table.
+func SwitchConfig(secret string, shards int, balanced bool, extra string) string {
 	pools := `[[pool]]
 name = "static"
 backends = ["be1"]
@@ -169,6 +171,7 @@ interface = "eth0"
 vip = %q
 ports = [80]
 shards = %d
+%s
 [control]
 secret_file = %q
 [[backend]]
@@ -179,7 +182,7 @@ agent = "%s:7070"
 name = "be2"
 address = %q
 agent = "%s:7070"
-%s`, testbed.VIP, shards, secret,
+%s`, testbed.VIP, shards, extra, secret,
 		testbed.BackendIP(1), testbed.BackendIP(1), testbed.BackendIP(2), testbed.BackendIP(2), pools)
 }
 

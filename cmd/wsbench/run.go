@@ -28,6 +28,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	wrk := fs.Bool("wrk", true, "cross-check the webswitch and HAProxy keep-alive rows with wrk")
 	shards := fs.Int("shards", 1, "webswitch shards")
 	profile := fs.String("cpuprofile", "", "write the switch's CPU profile of the whole run to this file (go tool pprof)")
+	ringVersion := fs.Int("ring-version", 0, "the switch's packet ring, 2 or 3 (0: the switch's default)")
 	quick := fs.Bool("quick", false, "short rows (-d 2s -warmup 500ms): the whole run in under 3 minutes")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		return errUsage
@@ -37,7 +38,7 @@ func runRun(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := scenario.Config{
 		BinDir: *bin, Duration: *d, Warmup: *warmup, Connections: *conns, Wrk: *wrk, Shards: *shards,
-		Command: "wsbench run " + strings.Join(args, " "), Log: stderr, Interrupt: true, CPUProfile: *profile,
+		Command: "wsbench run " + strings.Join(args, " "), Log: stderr, Interrupt: true, CPUProfile: *profile, RingVersion: *ringVersion,
 	}
 	var err error
 	if cfg.Sizes, err = parseSizes(*sizes); err != nil {
