@@ -161,7 +161,7 @@ func defaultSwitchSection() SwitchSection {
 		IdleTimeout:      Duration{300 * time.Second},
 		Linger:           Duration{10 * time.Second},
 		RingVersion:      2,
-		RingSlots:        256,
+		RingSlots:        512,
 		RingBlockSize:    1048576,
 		RingBlocks:       16,
 		RingBlockTimeout: Duration{time.Millisecond},

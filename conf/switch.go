@@ -51,7 +51,7 @@ type SwitchSection struct {
 	// memory per slot). Default 2.
 	RingVersion int `toml:"ring_version"`
 	// RingSlots is the number of frame slots of a version 2 ring. Default
-	// 256.
+	// 512 (64 MiB of kernel memory).
 	RingSlots int `toml:"ring_slots"`
 	// RingBlockSize is the size of an RX ring block: a power of two and a
 	// multiple of 4096. Default 1048576.
@@ -159,7 +159,7 @@ func (s *Switch) setDefaults() {
 		IdleTimeout:      Duration{300 * time.Second},
 		Linger:           Duration{10 * time.Second},
 		RingVersion:      2,
-		RingSlots:        256,
+		RingSlots:        512,
 		RingBlockSize:    1 << 20,
 		RingBlocks:       16,
 		RingBlockTimeout: Duration{time.Millisecond},

@@ -74,3 +74,12 @@ func formatSize(n int64) string {
 	}
 	return strconv.FormatInt(n, 10) + " B"
 }
+
+// formatPercent writes a share 0..1 as a whole percentage ("97%"); blank
+// when not measured (0) or not finite.
+func formatPercent(v float64) string {
+	if v <= 0 || !finite(v) {
+		return ""
+	}
+	return strconv.FormatFloat(100*v, 'f', 0, 64) + "%"
+}

@@ -32,10 +32,13 @@ type Row struct {
 	Load      load.Result `json:"load"`
 	// CPUPer1k is the CPU seconds (user+system, from /proc) of the switch or
 	// proxy process per 1,000 completed requests; -1 for direct (none).
-	CPUPer1k  float64 `json:"cpu_s_per_1k"`
-	RingDrops uint64  `json:"ring_drops"`     // kernel packet-ring drops (webswitch only)
-	Retrans   uint64  `json:"client_retrans"` // client TcpRetransSegs during the row
-	Wrk       *Wrk    `json:"wrk,omitempty"`  // the cross-check with wrk, when run
+	CPUPer1k float64 `json:"cpu_s_per_1k"`
+	// MachineBusy is the share of all CPUs busy during the row (from
+	// /proc/stat), 0..1: when it is near 1 the set-ups compete for CPU.
+	MachineBusy float64 `json:"machine_busy"`
+	RingDrops   uint64  `json:"ring_drops"`     // kernel packet-ring drops (webswitch only)
+	Retrans     uint64  `json:"client_retrans"` // client TcpRetransSegs during the row
+	Wrk         *Wrk    `json:"wrk,omitempty"`  // the cross-check with wrk, when run
 }
 
 // Wrk is wrk's view of the same set-up and size.

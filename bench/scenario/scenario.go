@@ -209,12 +209,19 @@ func (b *bench) pid(setup string) int {
 
 // counters are the figures read before and after a row.
 type counters struct {
+	at        time.Time
+	busy      time.Duration // all CPUs together
+	cpus      int
 	cpu       float64
 	retrans   uint64
 	ringDrops uint64
 }
 
 func (b *bench) read(setup string) (c counters, err error) {
+	c.at = time.Now()
+	if c.busy, c.cpus, err = procstat.Machine(); err != nil {
+		return c, err
+	}
 	if pid := b.pid(setup); pid != 0 {
 		cpu, err := procstat.Tree(pid)
 		if err != nil {
@@ -268,6 +275,8 @@ func (b *bench) row(setup string, size int64, keepAlive bool) (report.Row, error
 		return row, err
 	}
 	row.Retrans = after.retrans - before.retrans
+	// Over the whole row, warm-up included: the load is the same throughout.
+	row.MachineBusy = (after.busy - before.busy).Seconds() / after.at.Sub(before.at).Seconds() / float64(after.cpus)
 	row.RingDrops = after.ringDrops - before.ringDrops
 	if b.pid(setup) != 0 && row.Load.Requests > 0 {
 		row.CPUPer1k = (after.cpu - before.cpu) / float64(row.Load.Requests) * 1000
