@@ -19,7 +19,7 @@ var resultColumns = []column{
 	{"Size", true}, {"Conn", false}, {"Set-up", false},
 	{"req/s", true}, {"MB/s", true}, {"vs direct", true},
 	{"p50 ms", true}, {"p99 ms", true}, {"p99.9 ms", true},
-	{"errors", true}, {"CPU s/1k req", true}, {"machine busy", true}, {"ring drops", true},
+	{"errors", true}, {"CPU s/1k req", true}, {"back-end CPU", true}, {"machine busy", true}, {"ring drops", true},
 	{"retrans", true}, {"wrk req/s", true},
 }
 
@@ -28,7 +28,8 @@ const resultsLegend = `req/s, MB/s: completed requests (2xx status, whole body) 
 bytes per second. vs direct: req/s relative to direct at the same size and
 connection mode. p50, p99, p99.9: response time. errors: failed requests,
 all kinds. CPU s/1k req: user+system CPU seconds of the switch or proxy per
-1,000 requests. machine busy: share of all the machine's CPUs in use
+1,000 requests. back-end CPU: the same for the back-ends' server processes.
+machine busy: share of all the machine's CPUs in use
 during the row (client, switch or proxy, back-ends). ring drops: frames the switch's packet rings lost.
 retrans: TCP segments the client retransmitted. wrk req/s: the same row
 measured by wrk (its errors in brackets).
@@ -119,6 +120,10 @@ func resultCells(row Row, base float64, hasBase bool) []string {
 	if row.CPUPer1k >= 0 {
 		cpu = formatNum(row.CPUPer1k)
 	}
+	backendCPU := ""
+	if row.BackendCPUPer1k > 0 {
+		backendCPU = formatNum(row.BackendCPUPer1k)
+	}
 	drops := ""
 	if row.Setup == SetupWebswitch {
 		drops = strconv.FormatUint(row.RingDrops, 10)
@@ -135,7 +140,7 @@ func resultCells(row Row, base float64, hasBase bool) []string {
 		formatSize(row.Size), conn, row.Setup,
 		formatNum(row.Load.RPS), formatNum(row.Load.MBps), ratio,
 		formatMs(lat.P50), formatMs(lat.P99), formatMs(lat.P999),
-		strconv.FormatUint(errs, 10), cpu, formatPercent(row.MachineBusy), drops,
+		strconv.FormatUint(errs, 10), cpu, backendCPU, formatPercent(row.MachineBusy), drops,
 		strconv.FormatUint(row.Retrans, 10), wrk,
 	}
 }

@@ -174,6 +174,7 @@ func TestMarkdownCells(t *testing.T) {
 		Notes:   []string{"two\nlines"},
 	}
 	r.Rows[0].RingDrops = 5
+	r.Rows[0].BackendCPUPer1k = 0.01
 	r.Rows[1].RingDrops = 5 // not shown: only webswitch has rings
 	r.Rows[1].Wrk = &Wrk{RPS: 101, Errors: 3}
 	r.Rows[1].MachineBusy = 0 // not measured: blank
@@ -182,12 +183,12 @@ func TestMarkdownCells(t *testing.T) {
 		{
 			"Size": "512 B", "Conn": "keep-alive", "Set-up": `a\|b`, "req/s": "100.0", "MB/s": "0.0512",
 			"vs direct": "", "p50 ms": "0.00", "p99 ms": "0.10", "p99.9 ms": "1.00", "errors": "0",
-			"CPU s/1k req": "2.00", "machine busy": "", "ring drops": "", "retrans": "0", "wrk req/s": "101 (3 errors)",
+			"CPU s/1k req": "2.00", "back-end CPU": "", "machine busy": "", "ring drops": "", "retrans": "0", "wrk req/s": "101 (3 errors)",
 		},
 		{
 			"Size": "1.50 MiB", "Conn": "new conn", "Set-up": SetupWebswitch, "req/s": "120", "MB/s": "189",
 			"vs direct": "", "p50 ms": "0.042", "p99 ms": "1.23", "p99.9 ms": "12.3", "errors": "0",
-			"CPU s/1k req": "0.0123", "machine busy": "97%", "ring drops": "5", "retrans": "0", "wrk req/s": "",
+			"CPU s/1k req": "0.0123", "back-end CPU": "0.0100", "machine busy": "97%", "ring drops": "5", "retrans": "0", "wrk req/s": "",
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

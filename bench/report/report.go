@@ -33,6 +33,9 @@ type Row struct {
 	// CPUPer1k is the CPU seconds (user+system, from /proc) of the switch or
 	// proxy process per 1,000 completed requests; -1 for direct (none).
 	CPUPer1k float64 `json:"cpu_s_per_1k"`
+	// BackendCPUPer1k is the same for the back-ends' server processes
+	// (handoffd, which serves the direct listener too), all set-ups.
+	BackendCPUPer1k float64 `json:"backend_cpu_s_per_1k"`
 	// MachineBusy is the share of all CPUs busy during the row (from
 	// /proc/stat), 0..1: when it is near 1 the set-ups compete for CPU.
 	MachineBusy float64 `json:"machine_busy"`

@@ -212,7 +212,8 @@ type counters struct {
 	at        time.Time
 	busy      time.Duration // all CPUs together
 	cpus      int
-	cpu       float64
+	cpu       float64 // the switch or proxy
+	backend   float64 // the agents
 	retrans   uint64
 	ringDrops uint64
 }
@@ -228,6 +229,13 @@ func (b *bench) read(setup string) (c counters, err error) {
 			return c, err
 		}
 		c.cpu = cpu.Seconds()
+	}
+	for _, a := range b.site.Agents {
+		cpu, err := procstat.Tree(a.Cmd.Process.Pid)
+		if err != nil {
+			return c, err
+		}
+		c.backend += cpu.Seconds()
 	}
 	snmp, err := b.site.TB.SNMP("cli")
 	if err != nil {
@@ -278,8 +286,12 @@ func (b *bench) row(setup string, size int64, keepAlive bool) (report.Row, error
 	// Over the whole row, warm-up included: the load is the same throughout.
 	row.MachineBusy = (after.busy - before.busy).Seconds() / after.at.Sub(before.at).Seconds() / float64(after.cpus)
 	row.RingDrops = after.ringDrops - before.ringDrops
-	if b.pid(setup) != 0 && row.Load.Requests > 0 {
-		row.CPUPer1k = (after.cpu - before.cpu) / float64(row.Load.Requests) * 1000
+	if row.Load.Requests > 0 {
+		per1k := 1000 / float64(row.Load.Requests)
+		if b.pid(setup) != 0 {
+			row.CPUPer1k = (after.cpu - before.cpu) * per1k
+		}
+		row.BackendCPUPer1k = (after.backend - before.backend) * per1k
 	}
 	if b.cfg.Wrk && keepAlive && (setup == report.SetupWebswitch || setup == report.SetupHAProxy) {
 		if row.Wrk, err = b.wrk(urls(setup, fileName(size))[0]); err != nil {

@@ -45,6 +45,7 @@ type Site struct {
 	Dir       string
 	Switch    *testbed.Proc
 	SwitchLog string
+	Agents    []*testbed.Proc // handoffd of be1, be2
 }
 
 // Start brings up the testbed and the processes and waits until both pools
@@ -84,9 +85,11 @@ func Start(cfg Config) (_ *Site, err error) {
 	}
 	handoffd := filepath.Join(cfg.BinDir, "handoffd")
 	for _, be := range []string{"be1", "be2"} {
-		if _, err := s.start(be, "handoffd-"+be, handoffd, "-config", filepath.Join(cfg.Dir, be+".toml")); err != nil {
+		agent, err := s.start(be, "handoffd-"+be, handoffd, "-config", filepath.Join(cfg.Dir, be+".toml"))
+		if err != nil {
 			return nil, err
 		}
+		s.Agents = append(s.Agents, agent)
 	}
 	s.SwitchLog = filepath.Join(cfg.Dir, "webswitch.log")
 	if s.Switch, err = s.start("sw", "webswitch", filepath.Join(cfg.BinDir, "webswitch"), append([]string{"-config", filepath.Join(cfg.Dir, "switch.toml")}, cfg.SwitchArgs...)...); err != nil {
