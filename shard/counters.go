@@ -48,6 +48,7 @@ type Counters struct {
 	HandoffsOK      atomic.Uint64
 	HandoffsErr     atomic.Uint64
 	HandoffsTimeout atomic.Uint64
+	HandoffRetries  atomic.Uint64 // handoffs sent again to another back-end after an ERR
 	FINsReplayed    atomic.Uint64 // client FINs taken with the request and sent on to the back-end
 	Resets          atomic.Uint64 // RSTs sent
 	ActiveFlows     atomic.Int64
@@ -77,6 +78,7 @@ type Snapshot struct {
 	HandoffsOK      uint64            `json:"handoffs_ok"`
 	HandoffsErr     uint64            `json:"handoffs_err"`
 	HandoffsTimeout uint64            `json:"handoffs_timeout"`
+	HandoffRetries  uint64            `json:"handoff_retries"`
 	FINsReplayed    uint64            `json:"fins_replayed"`
 	Resets          uint64            `json:"resets"`
 	ActiveFlows     int64             `json:"active_flows"`
@@ -103,6 +105,7 @@ func (c *Counters) snapshot(shard int) Snapshot {
 		HandoffsOK:      c.HandoffsOK.Load(),
 		HandoffsErr:     c.HandoffsErr.Load(),
 		HandoffsTimeout: c.HandoffsTimeout.Load(),
+		HandoffRetries:  c.HandoffRetries.Load(),
 		FINsReplayed:    c.FINsReplayed.Load(),
 		Resets:          c.Resets.Load(),
 		ActiveFlows:     c.ActiveFlows.Load(),

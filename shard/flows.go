@@ -41,6 +41,8 @@ type conn struct {
 	created   int64
 	handoffAt int64
 	backend   int
+	pool      int
+	refused   []bool // by back-end: agents that answered ERR to this connection
 }
 
 func flowKey(t *tcpfsm.Tuple) uint64 {

@@ -35,11 +35,13 @@ var (
 func testBackendMAC(b int) [6]byte { return [6]byte{2, 0, 0, 0, 0, byte(21 + b)} }
 
 // testConfig: /static/ goes to pool "static" (be1), host web.example to
-// pool "web" (be2); anything else matches no rule.
+// pool "web" (be2), host both.example to pool "both" (be1 and be2);
+// anything else matches no rule.
 func testConfig(t testing.TB) *Config {
 	rt, err := l7.NewRouter([]l7.Rule{
 		{Match: l7.Match{PathPrefix: "/static/"}, Pool: 0},
 		{Match: l7.Match{Host: "web.example"}, Pool: 1},
+		{Match: l7.Match{Host: "both.example"}, Pool: 2},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +49,7 @@ func testConfig(t testing.TB) *Config {
 	return &Config{
 		VIP: testVIP, Ports: []uint16{80}, Shards: 1,
 		Backends: []Backend{{Name: "be1", IP: testBackendIP[0]}, {Name: "be2", IP: testBackendIP[1]}},
-		Pools:    []l7.Pool{{Name: "static", Backends: []int{0}}, {Name: "web", Backends: []int{1}}},
+		Pools:    []l7.Pool{{Name: "static", Backends: []int{0}}, {Name: "web", Backends: []int{1}}, {Name: "both", Backends: []int{0, 1}}},
 		Router:   rt,
 		FSM: tcpfsm.Config{
 			MSS: 1460, WScale: advertisedWScale, Window: 16 << 10,

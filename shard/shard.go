@@ -46,6 +46,7 @@ type Shard struct {
 	nb      *neighbors
 	rr      []uint32 // round-robin cursor per pool
 	up      func(backend int) bool
+	refused []bool // during handOff: the back-ends that refused the connection
 	fire    func(i int32)
 	out     tcpfsm.Out
 	pollfds []sys.PollFd
@@ -84,7 +85,7 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cook
 	s.up = func(b int) bool {
 		_, known := s.nb.mac(b)
 		c := s.ctl[b]
-		return known && c.state == ctlReady && !c.draining
+		return known && c.state == ctlReady && !c.draining && (s.refused == nil || !s.refused[b])
 	}
 	s.fire = s.timer
 	return s
@@ -278,6 +279,7 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP) {
 		c.clientMAC = clientMAC
 		c.created = s.now
 		c.req.Reset(s.cfg.MaxRequestHead)
+		clear(c.refused)
 		s.C.Flows.Add(1)
 		s.C.ActiveFlows.Add(1)
 		s.after(i)
@@ -332,15 +334,24 @@ func (s *Shard) after(i int32) {
 
 // dispatch routes a complete request and hands the connection off.
 func (s *Shard) dispatch(i int32) {
-	fl := &s.tab.flows[i]
-	c := fl.conn
-	req := c.tcp.Request()
-	pool, ok := s.cfg.Router.Route(&c.req, req)
+	c := s.tab.flows[i].conn
+	pool, ok := s.cfg.Router.Route(&c.req, c.tcp.Request())
 	if !ok {
 		s.respond(i, 404)
 		return
 	}
-	b, ok := s.cfg.Pools[pool].PickRoundRobin(&s.rr[pool], s.up)
+	c.pool = pool
+	s.handOff(i)
+}
+
+// handOff sends the connection to a back-end of its pool that is up and has
+// not refused it, or answers 503 when there is none.
+func (s *Shard) handOff(i int32) {
+	fl := &s.tab.flows[i]
+	c := fl.conn
+	s.refused = c.refused
+	b, ok := s.cfg.Pools[c.pool].PickRoundRobin(&s.rr[c.pool], s.up)
+	s.refused = nil
 	if !ok {
 		s.respond(i, 503)
 		return
@@ -355,7 +366,7 @@ func (s *Shard) dispatch(i int32) {
 	}
 	st.Client, st.VIP = s.addrs(fl.key)
 	ctl := s.ctl[b]
-	if err := ctl.sess.SendHandoff(uint64(fl.gen)<<32|uint64(i), &st, req); err != nil {
+	if err := ctl.sess.SendHandoff(uint64(fl.gen)<<32|uint64(i), &st, c.tcp.Request()); err != nil {
 		s.log.Warn().Err(err).Int("shard", s.id).Msg("handoff send")
 		s.respond(i, 503)
 		return
@@ -379,8 +390,18 @@ func (s *Shard) handoffDone(backend int, id uint64, ok bool) {
 		return // an answer for a flow that already timed out
 	}
 	if !ok {
+		// The agent refused and made no socket: another back-end of the
+		// pool may take the connection. (After a timeout or a broken
+		// control connection the first agent may still have made one, so
+		// those are never retried.)
 		s.C.HandoffsErr.Add(1)
-		s.respond(i, 503)
+		c := fl.conn
+		if len(c.refused) < len(s.cfg.Backends) {
+			c.refused = make([]bool, len(s.cfg.Backends)) // once per pooled conn
+		}
+		c.refused[backend] = true
+		s.C.HandoffRetries.Add(1)
+		s.handOff(i)
 		return
 	}
 	s.C.HandoffsOK.Add(1)

@@ -410,3 +410,53 @@ func BenchmarkRewrite(b *testing.B) {
 		header.Ethernet(f).SetAddrs(mac[:], testSwitchMAC[:])
 	}
 }
+
+// TestHandoffRetry: an agent that refuses a connection (ERR: it made no
+// socket) gets it sent to another back-end of the pool; when every one
+// refuses, the switch answers 503.
+func TestHandoffRetry(t *testing.T) {
+	const req = "GET / HTTP/1.1\r\nHost: both.example\r\n\r\n"
+	t.Run("second back-end accepts", func(t *testing.T) {
+		h := newHarness(t)
+		c := h.client(40010)
+		c.handshake()
+		c.data(header.FlagPSH, req)
+		id, _, _ := h.handoff(0)
+		h.answer(0, id, false)
+		id, _, got := h.handoff(1)
+		if string(got) != req {
+			t.Fatalf("retried handoff carries %q", got)
+		}
+		h.answer(1, id, true)
+		c.data(0, "")
+		if f := h.tx.take(); len(f) != 1 || parseFrame(t, f[0]).dstMAC != testBackendMAC(1) {
+			t.Fatalf("after the retry: %d frames, want one to be2", len(f))
+		}
+		if r, ok := h.s.C.HandoffRetries.Load(), h.s.C.HandoffsOK.Load(); r != 1 || ok != 1 {
+			t.Errorf("retries %d, OK %d; want 1 and 1", r, ok)
+		}
+		// The next connection starts with no refusals: be1 may take it.
+		d := h.client(40011)
+		d.handshake()
+		d.data(header.FlagPSH, req)
+		h.handoff(0)
+	})
+	t.Run("all refuse", func(t *testing.T) {
+		h := newHarness(t)
+		c := h.client(40012)
+		c.handshake()
+		c.data(header.FlagPSH, req)
+		for _, b := range []int{0, 1} {
+			id, _, _ := h.handoff(b)
+			h.answer(b, id, false)
+		}
+		if body, fin := c.response(h.tx.take()); !strings.HasPrefix(string(body), "HTTP/1.1 503 ") || !fin {
+			t.Errorf("answer %q (FIN %v), want a 503", body, fin)
+		}
+		for b, a := range h.agents {
+			if h.pump(); len(a.msgs) != 0 {
+				t.Errorf("agent %d got %d more messages", b, len(a.msgs))
+			}
+		}
+	})
+}
