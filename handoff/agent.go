@@ -80,6 +80,26 @@ type AgentStats struct {
 	RejectTimeout   atomic.Uint64 // no complete handshake, or a write not done, within Timeout
 }
 
+// Snapshot returns the counters by name, for logs: "sessions", "handoffs",
+// "recreate_failed", "malformed" and "reject_<reason>" for every reason.
+func (s *AgentStats) Snapshot() map[string]uint64 {
+	return map[string]uint64{
+		"sessions":         s.Sessions.Load(),
+		"handoffs":         s.Handoffs.Load(),
+		"recreate_failed":  s.RecreateFailed.Load(),
+		"malformed":        s.Malformed.Load(),
+		"reject_auth":      s.RejectAuth.Load(),
+		"reject_mac":       s.RejectMAC.Load(),
+		"reject_version":   s.RejectVersion.Load(),
+		"reject_type":      s.RejectType.Load(),
+		"reject_state":     s.RejectState.Load(),
+		"reject_too_large": s.RejectTooLarge.Load(),
+		"reject_malformed": s.RejectMalformed.Load(),
+		"reject_truncated": s.RejectTruncated.Load(),
+		"reject_timeout":   s.RejectTimeout.Load(),
+	}
+}
+
 // SetDraining sets the draining flag that later LOAD reports carry, telling
 // the switches to send no new connections. HANDOFFs still in flight are
 // served.

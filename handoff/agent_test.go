@@ -512,3 +512,29 @@ func TestAgentConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentStatsSnapshot: every counter appears under its own name.
+func TestAgentStatsSnapshot(t *testing.T) {
+	var s AgentStats
+	counters := map[string]*atomic.Uint64{
+		"sessions": &s.Sessions, "handoffs": &s.Handoffs, "recreate_failed": &s.RecreateFailed,
+		"malformed": &s.Malformed, "reject_auth": &s.RejectAuth, "reject_mac": &s.RejectMAC,
+		"reject_version": &s.RejectVersion, "reject_type": &s.RejectType, "reject_state": &s.RejectState,
+		"reject_too_large": &s.RejectTooLarge, "reject_malformed": &s.RejectMalformed,
+		"reject_truncated": &s.RejectTruncated, "reject_timeout": &s.RejectTimeout,
+	}
+	var n uint64
+	for _, c := range counters {
+		n++
+		c.Store(n * 10) // distinct values: a swapped name would show
+	}
+	snap := s.Snapshot()
+	if len(snap) != len(counters) {
+		t.Errorf("Snapshot has %d names, want %d", len(snap), len(counters))
+	}
+	for name, c := range counters {
+		if snap[name] != c.Load() {
+			t.Errorf("Snapshot[%q] = %d, want %d", name, snap[name], c.Load())
+		}
+	}
+}

@@ -8,7 +8,9 @@
 //	handoffd -config FILE [-log-level info]
 //
 // It logs JSON lines to stderr. A configuration error is printed to stderr
-// and exits with status 2; SIGINT or SIGTERM stops it with status 0.
+// and exits with status 2; SIGUSR1 logs the agent's counters ("agent
+// counters": sessions, handoffs, rejected control connections by reason);
+// SIGINT or SIGTERM stops it with status 0.
 package main
 
 import (
@@ -108,14 +110,22 @@ func run() int {
 		go func() { errc <- fmt.Errorf("serve %v: %w", l.Addr(), serve(l)) }()
 	}
 
-	status := 0
-	select {
-	case sig := <-stop:
-		log.Info().Stringer("signal", sig).Msg("handoffd stopping")
-	case err := <-errc:
-		log.Error().Err(err).Msg("handoffd stopped")
-		status = 1
+	dump := make(chan os.Signal, 1)
+	signal.Notify(dump, syscall.SIGUSR1) // log the counters now
+	status := -1
+	for status < 0 {
+		select {
+		case <-dump:
+			log.Info().Interface("counters", agent.Stats.Snapshot()).Msg("agent counters")
+		case sig := <-stop:
+			log.Info().Stringer("signal", sig).Msg("handoffd stopping")
+			status = 0
+		case err := <-errc:
+			log.Error().Err(err).Msg("handoffd stopped")
+			status = 1
+		}
 	}
+	log.Info().Interface("counters", agent.Stats.Snapshot()).Bool("final", true).Msg("agent counters")
 	ctl.Close()
 	agent.Close()
 	conns.Close()
