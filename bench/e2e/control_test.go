@@ -244,3 +244,58 @@ func (s *site) agentCounters(i int) map[string]uint64 {
 	}
 	return last
 }
+
+// TestControlConnectionLoss cuts every control connection between the
+// switch and be1 (ss -K on be1) during a download from be1: the download,
+// a spliced flow, goes on byte-exact; the switch reconnects with backoff
+// and hands new connections to be1 again.
+func TestControlConnectionLoss(t *testing.T) {
+	needRoot(t, "ip", "curl", "ss", "sha256sum")
+	www := t.TempDir()
+	writeFile(t, filepath.Join(www, "static", "small.txt"), smallBody)
+	sum := randomFile(t, filepath.Join(www, "static", "50m.bin"), 50*mib)
+	s := startSite(t, true, www)
+
+	// About 2.5 s at 20 MB/s: the cut falls in the middle of it.
+	var stdout bytes.Buffer
+	dl := s.tb.Command("cli", "sh", "-c", "curl -sS -m 30 --limit-rate 20M "+vipURL+"/static/50m.bin | sha256sum")
+	dl.Stdout = &stdout
+	if err := dl.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	out, err := s.tb.Run("be1", "ss", "-K", "-tn", "state", "established", "sport", "= :7070")
+	if err != nil {
+		t.Fatalf("ss -K: %v: %s", err, out)
+	}
+	if killed := strings.Count(out, ":7070"); killed != 2 { // one per shard
+		t.Errorf("ss -K closed %d control connections, want 2:\n%s", killed, out)
+	}
+	// New connections reach be1 again once the switch has reconnected.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err := s.tb.Run("cli", "curl", "-sS", "-m", "2", vipURL+"/static/small.txt")
+		if err == nil && got == smallBody {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("be1 not reachable through the switch 5 s after the cut: %q %v", got, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := dl.Wait(); err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	if got := strings.Fields(stdout.String()); len(got) == 0 || got[0] != sum {
+		t.Errorf("download across the cut: sha256 %q, want %s", stdout.String(), sum)
+	}
+	logs, err := os.ReadFile(s.SwitchLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, ready := strings.Count(string(logs), "control connection down"), strings.Count(string(logs), "control connection ready")
+	t.Logf("switch log: %d 'control connection down', %d 'control connection ready'", down, ready)
+	if down < 2 || ready < 6 { // 2 shards x 2 back-ends at start, then be1's 2 again
+		t.Errorf("switch log: %d downs, %d readies; want at least 2 and 6", down, ready)
+	}
+}
