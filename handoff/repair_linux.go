@@ -103,7 +103,8 @@ func repair(fd int, st *ConnState, vip, client netip.Addr, request []byte) error
 	if err := tcpInt("TCP_REPAIR_QUEUE send", unix.TCP_REPAIR_QUEUE, tcpSendQueue); err != nil {
 		return err
 	}
-	if err := tcpInt("TCP_QUEUE_SEQ send", unix.TCP_QUEUE_SEQ, int(int32(st.SndNxt))); err != nil {
+	// One byte early: see step 9.
+	if err := tcpInt("TCP_QUEUE_SEQ send", unix.TCP_QUEUE_SEQ, int(int32(st.SndNxt-1))); err != nil {
 		return err
 	}
 	if err := tcpInt("TCP_REPAIR_QUEUE recv", unix.TCP_REPAIR_QUEUE, tcpRecvQueue); err != nil {
@@ -178,6 +179,22 @@ func repair(fd int, st *ConnState, vip, client netip.Addr, request []byte) error
 		uintptr(unsafe.Pointer(&w)), unsafe.Sizeof(w), 0); e != 0 {
 		return fmt.Errorf("repair: TCP_REPAIR_WINDOW: %w", e)
 	}
-	// 9. Out of repair mode: the kernel sends one window probe.
-	return tcpInt("TCP_REPAIR off", unix.TCP_REPAIR, unix.TCP_REPAIR_OFF)
+	// 9. Out of repair mode, then a real RTT sample. A repaired socket has
+	// none, so the kernel (tcp_init_metrics) starts it with a 3 s RTO
+	// when it holds no metrics for the client: a lost first response
+	// segment would stall for 3 s. So the send sequence starts one byte
+	// early, at the ISN of the switch's SYN-ACK, and that byte, which the
+	// client has already acknowledged, is sent for real: the client, which
+	// acknowledges a duplicate at once (RFC 9293 3.10.7.4), gives an RTT
+	// sample within one round trip. No window probe is needed: the byte
+	// does its work. This must happen before the agent answers OK, so no
+	// client segment (acknowledging ISN+1) reaches the socket while its
+	// send sequence is still at ISN.
+	if err := tcpInt("TCP_REPAIR off", unix.TCP_REPAIR, unix.TCP_REPAIR_OFF_NO_WP); err != nil {
+		return err
+	}
+	if n, err := unix.Write(fd, []byte{0}); n != 1 {
+		return fmt.Errorf("repair: sending the RTT probe byte: %d, %v", n, err)
+	}
+	return nil
 }

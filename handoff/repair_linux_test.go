@@ -479,3 +479,52 @@ func waitTimeWait(t *testing.T, ns, local string, want bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestRecreateTakesRTTSample: the re-created socket measures the RTT at
+// once (the byte it sends again, step 9 of repair), so it does not start
+// with the kernel's 3 s fallback RTO.
+func TestRecreateTakesRTTSample(t *testing.T) {
+	ns := newNetns(t, "198.18.0.100/32", "198.18.0.10/32")
+	dropResets(t, ns) // the peer, re-created first, sends its own byte to no socket
+	be := ConnState{
+		Client: netip.MustParseAddrPort("198.18.0.10:40002"),
+		VIP:    netip.MustParseAddrPort("198.18.0.100:80"),
+		SndISN: 555, SndNxt: 556, RcvIRS: 777, RcvNxt: 778,
+		SndWnd: 65535, RcvWnd: 65535, MSS: 1460,
+	}
+	cl := mirrorState(be)
+	var backend, client net.Conn
+	err := inNetns(ns, func() error {
+		var err error
+		if client, err = Recreate(&cl, nil); err != nil { // the peer first: it must answer the byte
+			return err
+		}
+		backend, err = Recreate(&be, nil)
+		return err
+	})
+	if client != nil {
+		defer client.Close()
+	}
+	if backend != nil {
+		defer backend.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info *unix.TCPInfo
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		if info, err = tcpInfo(backend); err != nil {
+			t.Fatal(err)
+		}
+		if info.Rtt > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Logf("back-end socket: rtt %d us, rto %d us", info.Rtt, info.Rto)
+	if info.Rtt == 0 || info.Rto >= 1_000_000 {
+		t.Errorf("no RTT sample: rtt %d us, rto %d us; want a sample and an RTO under 1 s", info.Rtt, info.Rto)
+	}
+	// The byte was a duplicate for the client: the stream starts clean.
+	exchangeMsg(t, backend, client, []byte("HTTP/1.1 200 OK\r\n\r\n"))
+}
