@@ -44,6 +44,7 @@ type Counters struct {
 	FramesSent      atomic.Uint64 // frames the switch built itself (SYN-ACK, ACK, responses, RST)
 	SynAcks         atomic.Uint64
 	Flows           atomic.Uint64 // connections accepted (valid cookie)
+	FlowsEvicted    atomic.Uint64 // flows waiting for their request head, reset to make room in a full table
 	HandoffsSent    atomic.Uint64
 	HandoffsOK      atomic.Uint64
 	HandoffsErr     atomic.Uint64
@@ -74,6 +75,7 @@ type Snapshot struct {
 	FramesSent      uint64            `json:"frames_sent"`
 	SynAcks         uint64            `json:"syn_acks"`
 	Flows           uint64            `json:"flows"`
+	FlowsEvicted    uint64            `json:"flows_evicted"`
 	HandoffsSent    uint64            `json:"handoffs_sent"`
 	HandoffsOK      uint64            `json:"handoffs_ok"`
 	HandoffsErr     uint64            `json:"handoffs_err"`
@@ -101,6 +103,7 @@ func (c *Counters) snapshot(shard int) Snapshot {
 		FramesSent:      c.FramesSent.Load(),
 		SynAcks:         c.SynAcks.Load(),
 		Flows:           c.Flows.Load(),
+		FlowsEvicted:    c.FlowsEvicted.Load(),
 		HandoffsSent:    c.HandoffsSent.Load(),
 		HandoffsOK:      c.HandoffsOK.Load(),
 		HandoffsErr:     c.HandoffsErr.Load(),

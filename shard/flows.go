@@ -43,6 +43,9 @@ type conn struct {
 	backend   int
 	pool      int
 	refused   []bool // by back-end: agents that answered ERR to this connection
+	// The waiting list's links (flow slots, -1 at its ends) while waiting.
+	waitPrev, waitNext int32
+	waiting            bool // on the table's waiting list: in RequestWait
 }
 
 func flowKey(t *tcpfsm.Tuple) uint64 {
@@ -52,6 +55,10 @@ func flowKey(t *tcpfsm.Tuple) uint64 {
 
 // table is the shard's flow table: a map from key to slot and a slab of
 // flows with a free list; conns are pooled. No allocation once warm.
+//
+// The flows still waiting for their request head are also on the waiting
+// list, oldest first, so that a full table can find the one that has waited
+// longest in constant time (Shard.makeRoom).
 type table struct {
 	index              map[uint64]int32
 	flows              []flow
@@ -59,6 +66,7 @@ type table struct {
 	conns              []*conn
 	bufSize, queueSize int
 	max                int
+	waitHead, waitTail int32 // oldest and newest waiting flow; -1: none
 }
 
 func newTable(max, bufSize, queueSize int) *table {
@@ -68,8 +76,13 @@ func newTable(max, bufSize, queueSize int) *table {
 		max:       max,
 		bufSize:   bufSize,
 		queueSize: queueSize,
+		waitHead:  -1,
+		waitTail:  -1,
 	}
 }
+
+// full reports whether add would refuse a new flow.
+func (t *table) full() bool { return len(t.index) >= t.max }
 
 func (t *table) lookup(key uint64) (int32, bool) {
 	i, ok := t.index[key]
@@ -78,7 +91,7 @@ func (t *table) lookup(key uint64) (int32, bool) {
 
 // add creates a flow owned by the switch; ok=false when the table is full.
 func (t *table) add(key uint64) (int32, bool) {
-	if len(t.index) >= t.max {
+	if t.full() {
 		return -1, false
 	}
 	var i int32
@@ -118,10 +131,52 @@ func (t *table) release(f *flow) {
 // remove deletes a flow (it must already be out of the timer wheel).
 func (t *table) remove(i int32) {
 	f := &t.flows[i]
+	t.unwait(i)
 	t.release(f)
 	delete(t.index, f.key)
 	f.state = flowInvalid
 	t.free = append(t.free, i)
+}
+
+// wait puts owned flow i, which has just entered RequestWait, at the end
+// of the waiting list.
+func (t *table) wait(i int32) {
+	c := t.flows[i].conn
+	c.waiting = true
+	c.waitPrev, c.waitNext = t.waitTail, -1
+	if t.waitTail >= 0 {
+		t.flows[t.waitTail].conn.waitNext = i
+	} else {
+		t.waitHead = i
+	}
+	t.waitTail = i
+}
+
+// unwait takes flow i off the waiting list, if it is on it: it leaves
+// RequestWait or the table.
+func (t *table) unwait(i int32) {
+	c := t.flows[i].conn
+	if c == nil || !c.waiting {
+		return
+	}
+	if c.waitPrev >= 0 {
+		t.flows[c.waitPrev].conn.waitNext = c.waitNext
+	} else {
+		t.waitHead = c.waitNext
+	}
+	if c.waitNext >= 0 {
+		t.flows[c.waitNext].conn.waitPrev = c.waitPrev
+	} else {
+		t.waitTail = c.waitPrev
+	}
+	c.waiting = false
+	c.waitPrev, c.waitNext = -1, -1
+}
+
+// oldestWaiting returns the flow that has waited longest for its request
+// head; ok=false when no flow is waiting.
+func (t *table) oldestWaiting() (int32, bool) {
+	return t.waitHead, t.waitHead >= 0
 }
 
 // wheel is a hashed timing wheel over flow slots: each flow is in at most

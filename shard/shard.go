@@ -256,6 +256,9 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP) {
 		s.send(t, clientMAC, &seg)
 		s.C.SynAcks.Add(1)
 	case flags&(header.FlagSYN|header.FlagRST|header.FlagACK) == header.FlagACK:
+		if s.tab.full() {
+			s.makeRoom(t, tcp)
+		}
 		i, ok := s.tab.add(flowKey(t))
 		if !ok {
 			s.drop(DropTableFull)
@@ -278,6 +281,7 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP) {
 		}
 		c.clientMAC = clientMAC
 		c.created = s.now
+		s.tab.wait(i)
 		c.req.Reset(s.cfg.MaxRequestHead)
 		clear(c.refused)
 		s.C.Flows.Add(1)
@@ -286,6 +290,33 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP) {
 	default:
 		s.drop(DropNoFlow)
 	}
+}
+
+// makeRoom is called when the table is full and tcp may complete a
+// handshake: if its cookie is valid, the flow that has waited longest for
+// its request head is reset and forgotten, and counted evicted, so that
+// connections that idle before their request cannot keep clients that
+// send one out. Without a valid cookie, or when no flow is waiting (every
+// flow is being handed off, answered or spliced), nothing is evicted.
+func (s *Shard) makeRoom(t *tcpfsm.Tuple, tcp header.TCP) {
+	var o header.SynOptions
+	if !s.cookies.Check(s.now, t, seqnum.Value(tcp.Seq()-1), seqnum.Value(tcp.Ack()-1), &o) {
+		return
+	}
+	i, ok := s.tab.oldestWaiting()
+	if !ok {
+		return
+	}
+	fl := &s.tab.flows[i]
+	c := fl.conn
+	// In RequestWait the switch has sent no data: its next sequence number
+	// is ISS+1, where the client's kernel expects a reset.
+	p := c.tcp.Params()
+	seg := tcpfsm.Seg{Seq: p.ISS + 1, Ack: p.RcvNxt, Flags: header.FlagRST | header.FlagACK}
+	evicted := s.tuple(fl.key)
+	s.send(&evicted, c.clientMAC, &seg)
+	s.C.FlowsEvicted.Add(1)
+	s.free(i)
 }
 
 // after acts on what the connection's TCP produced: send its segments, free
@@ -371,6 +402,7 @@ func (s *Shard) handOff(i int32) {
 		s.respond(i, 503)
 		return
 	}
+	s.tab.unwait(i)
 	c.tcp.StartHandoff()
 	c.backend = b
 	c.handoffAt = s.now
@@ -480,6 +512,7 @@ func (s *Shard) forwardRaw(raw []byte, mac [6]byte) {
 func (s *Shard) respond(i int32, status int) {
 	fl := &s.tab.flows[i]
 	c := fl.conn
+	s.tab.unwait(i)
 	c.queue = c.queue[:0]
 	var body []byte
 	if status != 0 {
