@@ -179,10 +179,11 @@ func closeFlows(flows []flow) error {
 	return errors.Join(errs...)
 }
 
-// neighbourMAC returns the MAC address the client namespace has for ip on
-// eth0: for the VIP, the switch's, which answers ARP for it.
-func neighbourMAC(tb *testbed.Testbed, ip string) ([6]byte, error) {
-	out, err := tb.Run("cli", "ip", "-j", "neigh", "show", "to", ip, "dev", "eth0")
+// NeighbourMAC returns the MAC address the namespace of host has in its
+// neighbour table for ip on eth0: for the VIP, the switch's, which answers
+// ARP for it. The entry must exist: something must have been sent to ip.
+func NeighbourMAC(tb *testbed.Testbed, host, ip string) ([6]byte, error) {
+	out, err := tb.Run(host, "ip", "-j", "neigh", "show", "to", ip, "dev", "eth0")
 	if err != nil {
 		return [6]byte{}, err
 	}
@@ -197,5 +198,5 @@ func neighbourMAC(tb *testbed.Testbed, ip string) ([6]byte, error) {
 			return [6]byte(mac), nil
 		}
 	}
-	return [6]byte{}, fmt.Errorf("pktrate: the client has no neighbour entry for %s: %q", ip, out)
+	return [6]byte{}, fmt.Errorf("pktrate: %s has no neighbour entry for %s: %q", tb.NS(host), ip, out)
 }

@@ -10,13 +10,16 @@
 // back-ends take them as duplicate ACKs with nothing outstanding and ignore
 // them. The switch's per-shard counters (SIGUSR1) and the interfaces'
 // packet counters are read before and after.
+//
+// Its sender and helpers (OpenSender, Send, Segment, NeighbourMAC, ReadCPU)
+// also serve bench/attack.
 package pktrate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -26,6 +29,7 @@ import (
 	"webswitch/bench/procstat"
 	"webswitch/bench/site"
 	"webswitch/bench/testbed"
+	"webswitch/tcpfsm/header"
 )
 
 // Defaults for zero Config fields, and limits.
@@ -122,7 +126,7 @@ func Run(s *site.Site, cfg Config) (res Result, err error) {
 		return res, err
 	}
 	defer func() { err = errors.Join(err, closeFlows(flows)) }()
-	snd, err := openSender(s.TB)
+	snd, err := OpenSender(s.TB, "cli")
 	if err != nil {
 		return res, err
 	}
@@ -146,21 +150,21 @@ func Run(s *site.Site, cfg Config) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	cpu0, err := readCPU(s)
+	cpu0, err := ReadCPU(s)
 	if err != nil {
 		return res, err
 	}
-	var st sendStats
+	var st SendStats
 	if err := s.TB.Do("cli", func() error {
 		if err := pinToLastCPU(); err != nil {
 			return err
 		}
-		st = blast(snd, frames, cfg.Batch, cfg.Duration, cfg.Rate)
+		st = Send(context.Background(), snd, cfg.Batch, cfg.Duration, cfg.Rate, roundRobin(frames))
 		return nil
 	}); err != nil {
 		return res, err
 	}
-	cpu1, err := readCPU(s)
+	cpu1, err := ReadCPU(s)
 	if err != nil {
 		return res, err
 	}
@@ -177,19 +181,19 @@ func Run(s *site.Site, cfg Config) (res Result, err error) {
 		return res, err
 	}
 
-	secs := st.elapsed.Seconds()
+	secs := st.Elapsed.Seconds()
 	res = Result{
 		Flows:           cfg.Flows,
 		Seconds:         secs,
-		Sent:            st.sent,
-		SendErrors:      st.errors,
-		OfferedFPS:      float64(st.sent) / secs,
+		Sent:            st.Sent,
+		SendErrors:      st.Errors,
+		OfferedFPS:      float64(st.Sent) / secs,
 		SwitchRxFrames:  if1.switchRx - if0.switchRx,
 		BackendRxFrames: if1.backendRx - if0.backendRx,
-		SwitchCPU:       (cpu1.switchCPU - cpu0.switchCPU).Seconds() / secs,
-		SenderCPU:       st.cpu.Seconds() / secs,
-		MachineCPU:      (cpu1.busyCPU - cpu0.busyCPU).Seconds() / secs,
-		NumCPU:          cpu1.numCPU,
+		SwitchCPU:       (cpu1.Switch - cpu0.Switch).Seconds() / secs,
+		SenderCPU:       st.CPU.Seconds() / secs,
+		MachineCPU:      (cpu1.Machine - cpu0.Machine).Seconds() / secs,
+		NumCPU:          cpu1.NumCPU,
 	}
 	if res.Shards, err = shardResults(before, end, after, secs); err != nil {
 		return res, err
@@ -203,15 +207,15 @@ func Run(s *site.Site, cfg Config) (res Result, err error) {
 // buildFrames puts every flow into repair mode and returns an ACK frame of
 // each, back to back.
 func buildFrames(tb *testbed.Testbed, flows []flow, clientMAC [6]byte) ([]byte, error) {
-	switchMAC, err := neighbourMAC(tb, testbed.VIP)
+	switchMAC, err := NeighbourMAC(tb, "cli", testbed.VIP)
 	if err != nil {
 		return nil, err
 	}
-	ack := ACK{
+	ack := Segment{
 		SrcMAC: clientMAC, DstMAC: switchMAC,
 		Src:     netip.MustParseAddr(testbed.ClientIP).As4(),
 		Dst:     netip.MustParseAddr(testbed.VIP).As4(),
-		DstPort: 80, Window: ackWindow,
+		DstPort: 80, Flags: header.FlagACK, Window: ackWindow,
 	}
 	frames := make([]byte, len(flows)*FrameLen)
 	for i := range flows {
@@ -224,21 +228,21 @@ func buildFrames(tb *testbed.Testbed, flows []flow, clientMAC [6]byte) ([]byte, 
 	return frames, nil
 }
 
-// cpuTimes are CPU times at one moment.
-type cpuTimes struct {
-	switchCPU time.Duration // used by the webswitch process
-	busyCPU   time.Duration // busy time of all the machine's CPUs together
-	numCPU    int
+// CPUTimes are CPU times at one moment.
+type CPUTimes struct {
+	Switch  time.Duration // used by the webswitch process
+	Machine time.Duration // busy time of all the machine's CPUs together
+	NumCPU  int
 }
 
-// readCPU reads the CPU times of the site's switch and of the machine.
-func readCPU(s *site.Site) (cpuTimes, error) {
-	var t cpuTimes
+// ReadCPU reads the CPU times of the site's switch and of the machine.
+func ReadCPU(s *site.Site) (CPUTimes, error) {
+	var t CPUTimes
 	var err error
-	if t.switchCPU, err = procstat.Process(s.Switch.Cmd.Process.Pid); err != nil {
+	if t.Switch, err = procstat.Process(s.Switch.Cmd.Process.Pid); err != nil {
 		return t, err
 	}
-	t.busyCPU, t.numCPU, err = procstat.Machine()
+	t.Machine, t.NumCPU, err = procstat.Machine()
 	return t, err
 }
 
@@ -361,24 +365,19 @@ func rxPackets(tb *testbed.Testbed, host string) (uint64, error) {
 	return n, nil
 }
 
-// StartSite writes two small document roots under dir and starts a site on
-// them with the given binaries, shards and testbed prefix (empty: the
-// testbed's default), the client's NIC offloads left on.
+// Files is the document root a packet-rate site serves on both back-ends:
+// the flows fetch "/static/" (be1's pool) and "/" (be2's).
+var Files = map[string][]byte{"static/index.html": []byte("be1\n"), "index.html": []byte("be2\n")}
+
+// StartSite brings up a site for Run in a new testbed with that prefix,
+// writing Files under dir.
 func StartSite(binDir, dir, prefix string, shards int) (*site.Site, error) {
-	www1, www2 := filepath.Join(dir, "www1"), filepath.Join(dir, "www2")
-	for _, f := range []struct{ path, body string }{
-		{filepath.Join(www1, "static", "index.html"), "be1\n"},
-		{filepath.Join(www2, "index.html"), "be2\n"},
-	} {
-		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(f.path, []byte(f.body), 0o644); err != nil {
-			return nil, err
-		}
+	www := filepath.Join(dir, "www")
+	if err := site.WriteFiles(www, Files); err != nil {
+		return nil, err
 	}
 	return site.Start(site.Config{
-		BinDir: binDir, Dir: dir, Static1: www1, Static2: www2,
+		BinDir: binDir, Dir: dir, Static1: www, Static2: www,
 		Offloads: true, Shards: shards, Prefix: prefix,
 	})
 }

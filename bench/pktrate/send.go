@@ -1,6 +1,7 @@
 package pktrate
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -16,12 +17,12 @@ import (
 // receives nothing.
 var dropAll = []ring.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
 
-// openSender opens, in the client namespace, an AF_PACKET socket on eth0
+// OpenSender opens, in the namespace of host, an AF_PACKET socket on eth0
 // that sends with PACKET_QDISC_BYPASS and receives nothing: a ring of one
 // page behind a filter that drops every frame.
-func openSender(tb *testbed.Testbed) (*ring.Ring, error) {
+func OpenSender(tb *testbed.Testbed, host string) (*ring.Ring, error) {
 	var r *ring.Ring
-	err := tb.Do("cli", func() error {
+	err := tb.Do(host, func() error {
 		var err error
 		r, err = ring.Open(ring.Config{
 			Interface:   "eth0",
@@ -35,50 +36,68 @@ func openSender(tb *testbed.Testbed) (*ring.Ring, error) {
 	return r, err
 }
 
-// sendStats is what blast measured.
-type sendStats struct {
-	sent, errors uint64        // frames the kernel took; frames not sent (ring.SenderStats' error counts)
-	elapsed      time.Duration // from the first sendmmsg to the end of the last
-	cpu          time.Duration // CPU time of the sending thread, user and system
+// SendStats is what Send measured.
+type SendStats struct {
+	Sent    uint64        // frames the kernel took
+	Errors  uint64        // frames not sent (the sum of ring.SenderStats' error counts)
+	Elapsed time.Duration // from the first sendmmsg to the end of the last
+	CPU     time.Duration // CPU time of the sending thread, user and system
 }
 
-// blast sends the frames (FrameLen bytes each, back to back) round-robin,
-// batch frames per sendmmsg(2), for d: at full speed, or at rate frames per
-// second when rate > 0. batch must be within 1..MaxBatch, so that every
-// frame added is flushed by the time it returns. It must run on a locked OS thread (as in
-// testbed.Do), whose CPU time it measures.
-func blast(r *ring.Ring, frames []byte, batch int, d time.Duration, rate float64) sendStats {
+// Send sends frames out of r, batch frames per sendmmsg(2), for d or until
+// ctx is done: at full speed, or at rate frames per second when rate > 0.
+// Each call of add must queue one frame on the Sender it is given (with
+// Add, or Buffer then Add). batch must be within 1..MaxBatch, so that every
+// frame queued is flushed by the time Send returns. Send must run on a
+// locked OS thread (as in testbed.Do), whose CPU time it measures.
+func Send(ctx context.Context, r *ring.Ring, batch int, d time.Duration, rate float64, add func(*ring.Sender)) SendStats {
 	snd := r.NewSender(batch)
+	pause := time.NewTimer(d) // reset before every wait
+	defer pause.Stop()
 	cpu0 := threadCPU()
 	start := time.Now()
 	var queued uint64
-	off := 0
 	for {
 		for range batch {
-			snd.Add(frames[off : off+FrameLen]) // a full batch is flushed
-			off += FrameLen
-			if off == len(frames) {
-				off = 0
-			}
+			add(snd) // a full batch is flushed
 		}
 		queued += uint64(batch)
 		now := time.Since(start)
-		if now >= d {
+		if now >= d || ctx.Err() != nil {
 			break
 		}
 		if rate > 0 {
-			if due := time.Duration(float64(queued) / rate * float64(time.Second)); due > now {
-				time.Sleep(due - now)
+			// The next batch is due when the rate allows it, at the latest
+			// at the end.
+			if due := min(time.Duration(float64(queued)/rate*float64(time.Second)), d); due > now {
+				pause.Reset(due - now)
+				select {
+				case <-pause.C:
+				case <-ctx.Done():
+				}
 			}
 		}
 	}
 	elapsed := time.Since(start)
 	st := snd.Stats()
-	return sendStats{
-		sent:    st.Sent,
-		errors:  st.Again + st.NoBufs + st.MsgSize + st.Other,
-		elapsed: elapsed,
-		cpu:     threadCPU() - cpu0,
+	return SendStats{
+		Sent:    st.Sent,
+		Errors:  st.Again + st.NoBufs + st.MsgSize + st.Other,
+		Elapsed: elapsed,
+		CPU:     threadCPU() - cpu0,
+	}
+}
+
+// roundRobin returns an add function for Send that queues the frames
+// (FrameLen bytes each, back to back) in turn, without copying them.
+func roundRobin(frames []byte) func(*ring.Sender) {
+	off := 0
+	return func(snd *ring.Sender) {
+		snd.Add(frames[off : off+FrameLen])
+		off += FrameLen
+		if off == len(frames) {
+			off = 0
+		}
 	}
 }
 

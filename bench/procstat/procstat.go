@@ -1,6 +1,8 @@
 // Package procstat reads CPU time from /proc: of a process, of a process
-// and its descendants, and of the whole machine. The bench uses it to
-// charge CPU to the switch or a proxy and to see how busy the machine was.
+// and its descendants, and of the whole machine; and a process's resident
+// memory. The bench uses it to charge CPU to the switch or a proxy and to
+// see how busy the machine was, the end-to-end tests to see that the
+// switch's memory stays flat.
 package procstat
 
 import (
@@ -87,6 +89,37 @@ func parseProcStat(text string) (ppid int, cpu time.Duration, err error) {
 		return 0, 0, err
 	}
 	return ppid, cpu, nil
+}
+
+// RSS returns the resident set size of process pid in bytes (VmRSS in
+// /proc/PID/status).
+func RSS(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	return parseRSS(string(b))
+}
+
+// parseRSS returns the VmRSS field of the text of /proc/PID/status, a line
+// "VmRSS:" followed by a number of kB, in bytes.
+func parseRSS(text string) (int64, error) {
+	for line := range strings.Lines(text) {
+		rest, ok := strings.CutPrefix(line, "VmRSS:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("%w: /proc/PID/status line %q", ErrFormat, strings.TrimSpace(line))
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || kb < 0 {
+			return 0, fmt.Errorf("%w: VmRSS %q", ErrFormat, f[0])
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("%w: /proc/PID/status has no VmRSS (a kernel thread or a zombie?)", ErrFormat)
 }
 
 // Machine returns the busy time of all CPUs together (user, nice, system,

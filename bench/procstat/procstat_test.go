@@ -54,6 +54,29 @@ ctxt 999
 	}
 }
 
+func TestParseRSS(t *testing.T) {
+	for _, tc := range []struct {
+		name, text string
+		want       int64
+		err        error
+	}{
+		{"status", "Name:\twebswitch\nVmPeak:\t 1250000 kB\nVmHWM:\t   20480 kB\nVmRSS:\t   10240 kB\nRssAnon:\t 8000 kB\n", 10 << 20, nil},
+		{"zero", "VmRSS:\t0 kB\n", 0, nil},
+		{"no VmRSS (kernel thread)", "Name:\tkthreadd\nState:\tS (sleeping)\n", 0, ErrFormat},
+		{"no unit", "VmRSS:\t10240\n", 0, ErrFormat},
+		{"other unit", "VmRSS:\t10 MB\n", 0, ErrFormat},
+		{"not a number", "VmRSS:\tx kB\n", 0, ErrFormat},
+		{"negative", "VmRSS:\t-1 kB\n", 0, ErrFormat},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseRSS(tc.text)
+			if !errors.Is(err, tc.err) || got != tc.want {
+				t.Errorf("parseRSS = %d, %v; want %d, %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
 func TestThisProcess(t *testing.T) {
 	self, err := Process(os.Getpid())
 	if err != nil {
@@ -68,6 +91,13 @@ func TestThisProcess(t *testing.T) {
 	}
 	if _, err := Tree(1 << 30); err == nil {
 		t.Error("Tree of a pid that does not exist succeeded")
+	}
+	// The test binary's heap and stacks alone are more than 1 MiB.
+	if rss, err := RSS(os.Getpid()); err != nil || rss < 1<<20 {
+		t.Errorf("RSS = %d, %v; want more than 1 MiB", rss, err)
+	}
+	if _, err := RSS(1 << 30); err == nil {
+		t.Error("RSS of a pid that does not exist succeeded")
 	}
 	if _, cpus, err := Machine(); err != nil || cpus < 1 {
 		t.Errorf("Machine: %d CPUs, %v", cpus, err)

@@ -196,3 +196,18 @@ func agentConfig(secret string, i int, serve string, directPort int) string {
 	return fmt.Sprintf("[agent]\nlisten = \"%s:7070\"\nvip = %q\nsecret_file = %q\n[serve]\n%s\n",
 		testbed.BackendIP(i), testbed.VIP, secret, serve)
 }
+
+// WriteFiles writes files (path relative to root: content) under root,
+// making the directories: document roots for a site.
+func WriteFiles(root string, files map[string][]byte) error {
+	for name, body := range files {
+		path := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

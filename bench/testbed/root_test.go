@@ -559,6 +559,47 @@ func TestAttach(t *testing.T) {
 	}
 }
 
+// TestAddAttacker adds the attacker host to a running testbed: it reaches
+// the other hosts, Attach finds it, and Down deletes it.
+func TestAddAttacker(t *testing.T) {
+	needRoot(t)
+	tb := upTestbed(t, Config{Backends: 1})
+	if err := tb.AddAttacker(); err != nil {
+		t.Fatalf("AddAttacker: %v", err)
+	}
+	if err := tb.AddAttacker(); !errors.Is(err, ErrAttacker) {
+		t.Errorf("second AddAttacker: %v, want ErrAttacker", err)
+	}
+	want := []string{tb.NS("atk"), tb.NS("be1"), tb.NS("cli"), tb.NS("lan"), tb.NS("sw")}
+	if got := namespacesWithPrefix(t, tb.Prefix); !slices.Equal(got, want) {
+		t.Errorf("namespaces %v, want %v", got, want)
+	}
+	for _, h := range []string{"cli", "sw"} {
+		if err := ping(tb, "atk", tb.IP(h)); err != nil {
+			t.Errorf("attacker to %s: %v", h, err)
+		}
+	}
+	if !strings.Contains(tb.Describe(), "(attacker "+AttackerIP+")") {
+		t.Errorf("Describe does not mention the attacker: %s", tb.Describe())
+	}
+	at, err := Attach(tb.Prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := at.Namespaces(), tb.Namespaces(); !slices.Equal(got, want) {
+		t.Errorf("Attach: namespaces %v, want %v", got, want)
+	}
+	if err := tb.Down(); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	if left := namespacesWithPrefix(t, tb.Prefix); len(left) != 0 {
+		t.Errorf("namespaces left after Down: %v", left)
+	}
+	if err := tb.AddAttacker(); !errors.Is(err, ErrDown) {
+		t.Errorf("AddAttacker after Down: %v, want ErrDown", err)
+	}
+}
+
 // signalHelperEnv names the environment variable that makes
 // TestHandleSignals act as the helper process; its value is the prefix.
 const signalHelperEnv = "WSHF_SIGNAL_HELPER"

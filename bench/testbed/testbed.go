@@ -7,6 +7,7 @@
 //	<prefix>-cli   eth0 198.18.0.10/24
 //	<prefix>-sw    eth0 198.18.0.2/24, ip_forward=0, no VIP in its kernel
 //	<prefix>-beN   eth0 198.18.0.(20+N)/24, VIP 198.18.0.100/32 on lo, arp_ignore=1, arp_announce=2
+//	<prefix>-atk   eth0 198.18.0.200/24, only after AddAttacker: a source of hostile traffic
 //
 // Everything is done with the ip (iproute2) and ethtool commands run inside
 // the namespaces; the root namespace's interfaces and routes are never
@@ -24,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Addresses of the test LAN.
@@ -32,6 +34,9 @@ const (
 	ClientIP = "198.18.0.10"   // the client's eth0 address
 	SwitchIP = "198.18.0.2"    // the switch's eth0 address
 	VIP      = "198.18.0.100"  // the virtual IP; on the back-ends' lo, never in the switch's kernel
+	// AttackerIP is the eth0 address of the optional attacker host (see
+	// AddAttacker): above the VIP, so that no number of back-ends reaches it.
+	AttackerIP = "198.18.0.200"
 )
 
 // Limits on Config values.
@@ -51,6 +56,7 @@ var (
 	ErrBadPrefix = errors.New("testbed: prefix must be 1-24 characters from [A-Za-z0-9_] starting with a letter")
 	ErrBackends  = errors.New("testbed: Backends must be between 1 and 64")
 	ErrExists    = errors.New("testbed: a namespace with this prefix already exists")
+	ErrAttacker  = errors.New("testbed: the testbed already has its attacker host")
 	ErrHost      = errors.New("testbed: unknown host")
 	ErrDown      = errors.New("testbed: the testbed has been torn down")
 )
@@ -87,6 +93,8 @@ type Testbed struct {
 	Backends          int    // number of back-end namespaces
 	CongestionControl string // per-route congestion control; empty for an attached testbed
 	ClientOffloads    bool   // whether the client's offloads were left on
+
+	attacker atomic.Bool // the host "atk" exists (AddAttacker, Attach)
 
 	mu    sync.Mutex
 	owned []string // namespaces this Testbed deletes on Down, in creation order
@@ -196,11 +204,14 @@ func validPrefix(p string) bool {
 }
 
 // Hosts returns the host names of the testbed: "lan", "cli", "sw", then
-// "be1" to "beN".
+// "be1" to "beN", then "atk" if the testbed has its attacker host.
 func (tb *Testbed) Hosts() []string {
 	hosts := []string{"lan", "cli", "sw"}
 	for i := 1; i <= tb.Backends; i++ {
 		hosts = append(hosts, "be"+strconv.Itoa(i))
+	}
+	if tb.attacker.Load() {
+		hosts = append(hosts, "atk")
 	}
 	return hosts
 }
@@ -218,11 +229,15 @@ func backendIndex(host string, max int) int {
 	return n
 }
 
-// NS returns the full namespace name of host ("lan", "cli", "sw", "be1" ...),
-// or "" if the testbed has no such host.
+// NS returns the full namespace name of host ("lan", "cli", "sw", "be1" ...,
+// "atk"), or "" if the testbed has no such host.
 func (tb *Testbed) NS(host string) string {
 	switch host {
 	case "lan", "cli", "sw":
+	case "atk":
+		if !tb.attacker.Load() {
+			return ""
+		}
 	default:
 		if backendIndex(host, tb.Backends) == 0 {
 			return ""
@@ -238,6 +253,11 @@ func (tb *Testbed) IP(host string) string {
 		return ClientIP
 	case "sw":
 		return SwitchIP
+	case "atk":
+		if tb.attacker.Load() {
+			return AttackerIP
+		}
+		return ""
 	}
 	if i := backendIndex(host, tb.Backends); i > 0 {
 		return BackendIP(i)
@@ -338,10 +358,31 @@ func (tb *Testbed) addHost(host string) error {
 	return runAll(cmds...)
 }
 
+// AddAttacker adds the host "atk" to a running testbed: a namespace on the
+// LAN with eth0 at AttackerIP and no role in the installation, from which
+// tests send hostile traffic (SYN floods, spoofed sources). Down deletes it
+// with the others, also when AddAttacker failed half-way. It returns
+// ErrAttacker if the testbed has it already and ErrDown after Down.
+func (tb *Testbed) AddAttacker() error {
+	tb.mu.Lock()
+	down := tb.down
+	tb.mu.Unlock()
+	if down {
+		return ErrDown
+	}
+	if !tb.attacker.CompareAndSwap(false, true) {
+		return ErrAttacker
+	}
+	if err := tb.addNamespace("atk"); err != nil {
+		return err
+	}
+	return tb.addHost("atk")
+}
+
 // Attach returns a Testbed for the namespaces named prefix-lan, prefix-cli,
-// prefix-sw and prefix-beN that exist now, typically made by Up in another
-// process. Down deletes exactly those. Attach finds nothing to delete (and
-// returns no error) when none exist. CongestionControl is left empty and
+// prefix-sw, prefix-beN and prefix-atk that exist now, typically made by Up
+// (and AddAttacker) in another process. Down deletes exactly those. Attach
+// finds nothing to delete (and returns no error) when none exist. CongestionControl is left empty and
 // ClientOffloads true, since neither is recorded in the namespaces' names.
 func Attach(prefix string) (*Testbed, error) {
 	if !validPrefix(prefix) {
@@ -359,6 +400,7 @@ func Attach(prefix string) (*Testbed, error) {
 			tb.Backends = i
 		}
 	}
+	tb.attacker.Store(existing[prefix+"-atk"])
 	for _, h := range tb.Hosts() {
 		if ns := tb.NS(h); existing[ns] {
 			tb.owned = append(tb.owned, ns)
@@ -382,6 +424,9 @@ func (tb *Testbed) Describe() string {
 	for i := 1; i <= tb.Backends; i++ {
 		host := "be" + strconv.Itoa(i)
 		fmt.Fprintf(&b, ", %s (back-end %s)", tb.NS(host), BackendIP(i))
+	}
+	if tb.attacker.Load() {
+		fmt.Fprintf(&b, ", %s (attacker %s)", tb.NS("atk"), AttackerIP)
 	}
 	fmt.Fprintf(&b, "; LAN %s on eth0 in every host namespace, IPv6 off; VIP %s on the back-ends' lo with arp_ignore=1 and arp_announce=2. ", LAN, VIP)
 	if tb.CongestionControl != "" {

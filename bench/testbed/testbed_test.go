@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -103,48 +104,68 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-// TestNames checks the name shapes for the largest testbed: namespace
-// names, LAN-side interface names (at most 15 characters, IFNAMSIZ-1) and
-// addresses, which must not reach the VIP.
+// TestNames checks the name shapes for the largest testbed, without and
+// with its attacker host: namespace names, LAN-side interface names (at
+// most 15 characters, IFNAMSIZ-1) and addresses, which must not reach the
+// VIP nor each other.
 func TestNames(t *testing.T) {
-	tb := &Testbed{Prefix: strings.Repeat("w", MaxPrefixLen), Backends: MaxBackends}
-	hosts := tb.Hosts()
-	if len(hosts) != 3+MaxBackends {
-		t.Fatalf("Hosts() has %d names, want %d", len(hosts), 3+MaxBackends)
-	}
-	seenIP := map[string]string{}
-	for _, h := range hosts {
-		if len(h) > 15 {
-			t.Errorf("interface name %q is longer than 15 characters", h)
-		}
-		if want := tb.Prefix + "-" + h; tb.NS(h) != want {
-			t.Errorf("NS(%q) = %q, want %q", h, tb.NS(h), want)
-		}
-		ip := tb.IP(h)
-		if h == "lan" {
-			if ip != "" {
-				t.Errorf("IP(lan) = %q, want none", ip)
+	for _, attacker := range []bool{false, true} {
+		t.Run(fmt.Sprintf("attacker=%v", attacker), func(t *testing.T) {
+			tb := &Testbed{Prefix: strings.Repeat("w", MaxPrefixLen), Backends: MaxBackends}
+			tb.attacker.Store(attacker)
+			hosts := tb.Hosts()
+			want := 3 + MaxBackends
+			if attacker {
+				want++
+				if last := hosts[len(hosts)-1]; last != "atk" {
+					t.Errorf("Hosts() ends with %q, want atk", last)
+				}
+				if ip := tb.IP("atk"); ip != AttackerIP {
+					t.Errorf("IP(atk) = %q, want %q", ip, AttackerIP)
+				}
 			}
-			continue
-		}
-		if !strings.HasPrefix(ip, "198.18.0.") || ip == VIP {
-			t.Errorf("IP(%q) = %q, want an address in %s other than the VIP", h, ip, LAN)
-		}
-		if other, dup := seenIP[ip]; dup {
-			t.Errorf("IP(%q) = IP(%q) = %q", h, other, ip)
-		}
-		seenIP[ip] = h
-	}
-	for _, bad := range []string{"", "be0", "be01", "be65", "bex", "be", "eth0", "root", "lan2"} {
-		if ns := tb.NS(bad); ns != "" {
-			t.Errorf("NS(%q) = %q, want none", bad, ns)
-		}
-		if ip := tb.IP(bad); ip != "" {
-			t.Errorf("IP(%q) = %q, want none", bad, ip)
-		}
-	}
-	if err := tb.Command("be65", "true").Run(); !errors.Is(err, ErrHost) {
-		t.Errorf("Command on an unknown host: Run error %v, want ErrHost", err)
+			if len(hosts) != want {
+				t.Fatalf("Hosts() has %d names, want %d", len(hosts), want)
+			}
+			seenIP := map[string]string{}
+			for _, h := range hosts {
+				if len(h) > 15 {
+					t.Errorf("interface name %q is longer than 15 characters", h)
+				}
+				if want := tb.Prefix + "-" + h; tb.NS(h) != want {
+					t.Errorf("NS(%q) = %q, want %q", h, tb.NS(h), want)
+				}
+				ip := tb.IP(h)
+				if h == "lan" {
+					if ip != "" {
+						t.Errorf("IP(lan) = %q, want none", ip)
+					}
+					continue
+				}
+				if !strings.HasPrefix(ip, "198.18.0.") || ip == VIP {
+					t.Errorf("IP(%q) = %q, want an address in %s other than the VIP", h, ip, LAN)
+				}
+				if other, dup := seenIP[ip]; dup {
+					t.Errorf("IP(%q) = IP(%q) = %q", h, other, ip)
+				}
+				seenIP[ip] = h
+			}
+			bad := []string{"", "be0", "be01", "be65", "bex", "be", "eth0", "root", "lan2", "atk1"}
+			if !attacker {
+				bad = append(bad, "atk")
+			}
+			for _, h := range bad {
+				if ns := tb.NS(h); ns != "" {
+					t.Errorf("NS(%q) = %q, want none", h, ns)
+				}
+				if ip := tb.IP(h); ip != "" {
+					t.Errorf("IP(%q) = %q, want none", h, ip)
+				}
+			}
+			if err := tb.Command("be65", "true").Run(); !errors.Is(err, ErrHost) {
+				t.Errorf("Command on an unknown host: Run error %v, want ErrHost", err)
+			}
+		})
 	}
 }
 
