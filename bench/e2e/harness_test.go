@@ -169,15 +169,29 @@ func randomFile(t *testing.T, path string, n int64) string {
 // upstream mode in front of this test binary's HTTP server.
 func startSite(t *testing.T, offloads bool, www string) *site {
 	t.Helper()
+	return startSiteConfig(t, siteConfig(t, offloads, www))
+}
+
+// siteConfig is startSite's configuration, for tests that change it.
+func siteConfig(t *testing.T, offloads bool, www string) benchsite.Config {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := benchsite.Start(benchsite.Config{
-		BinDir: buildBinaries(t), Dir: t.TempDir(), Static1: www,
-		Upstream: []string{self, httpdArg, "127.0.0.1:8080"},
+	return benchsite.Config{
+		Static1: www, Upstream: []string{self, httpdArg, "127.0.0.1:8080"},
 		Offloads: offloads, Shards: 2,
-	})
+	}
+}
+
+// startSiteConfig brings up a site (the binaries and the directory are
+// filled in) and tears it down at the end of the test, logging the
+// processes' logs if it failed.
+func startSiteConfig(t *testing.T, cfg benchsite.Config) *site {
+	t.Helper()
+	cfg.BinDir, cfg.Dir = buildBinaries(t), t.TempDir()
+	s, err := benchsite.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,16 +28,11 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(dir)
 	www1, www2 := filepath.Join(dir, "www1"), filepath.Join(dir, "www2")
-	for _, f := range []struct{ path, body string }{
-		{filepath.Join(www1, "static", "logo.txt"), "served by be1 (pool static)\n"},
-		{filepath.Join(www2, "index.html"), "served by be2 (pool web)\n"},
-	} {
-		if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(f.path, []byte(f.body), 0o644); err != nil {
-			return err
-		}
+	if err := site.WriteFiles(www1, map[string][]byte{"static/logo.txt": []byte("served by be1 (pool static)\n")}); err != nil {
+		return err
+	}
+	if err := site.WriteFiles(www2, map[string][]byte{"index.html": []byte("served by be2 (pool web)\n")}); err != nil {
+		return err
 	}
 	big, err := os.Create(filepath.Join(www1, "static", "big.bin"))
 	if err != nil {

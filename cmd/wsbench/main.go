@@ -7,6 +7,8 @@
 //	wsbench load -url URL [-url URL...] [-c N] [-d DUR] [-rate R] [-keepalive=false] [-json]
 //	wsbench run [-bin DIR] [-out DIR] [-quick] [-sizes 1k,1m] [-setups direct,webswitch]
 //	wsbench pps [-bin DIR] [-flows N] [-d DUR] [-json]
+//	wsbench synflood [-bin DIR] [-d 10s] [-rate R] [-shards N] [-prefix P] [-json]
+//	wsbench slowloris [-bin DIR] [-json] (see -h)
 package main
 
 import (
@@ -37,6 +39,8 @@ var commands = []command{
 	{name: "load", summary: "HTTP load generator: closed or open loop, latency histogram, JSON", run: runLoad},
 	{name: "run", summary: "bench: direct, webswitch, HAProxy and nginx in one run, with a report", run: runRun},
 	{name: "pps", summary: "packet-rate bench: spliced frames forwarded per second per shard", run: runPPS},
+	{name: "synflood", summary: "SYN flood from an attacker namespace while wsbench load fetches pages", run: runSYNFlood},
+	{name: "slowloris", summary: "slow clients holding the switch's flows while wsbench load fetches pages", run: runSlowloris},
 }
 
 func main() {

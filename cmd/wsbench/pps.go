@@ -1,19 +1,17 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"webswitch/bench/pktrate"
+	"webswitch/bench/site"
 )
 
 // runPPS runs "wsbench pps": the packet-rate bench (bench/pktrate) on a
 // switch in a fresh testbed, torn down at the end or on SIGINT/SIGTERM.
-func runPPS(args []string, stdout, stderr io.Writer) (err error) {
+func runPPS(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pps", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bin := fs.String("bin", "bin", "directory with the webswitch and handoffd binaries")
@@ -31,36 +29,9 @@ func runPPS(args []string, stdout, stderr io.Writer) (err error) {
 		}
 		return errUsage
 	}
-	binDir, err := filepath.Abs(*bin)
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "webswitch-pps")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	s, err := pktrate.StartSite(binDir, dir, *prefix, *shards)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if derr := s.Down(); derr != nil && err == nil {
-			err = derr
-		}
-	}()
-	s.TB.HandleSignals()
-	res, err := pktrate.Run(s, pktrate.Config{Flows: *flows, Duration: *d, Rate: *rate, Batch: *batch})
-	if err != nil {
-		return fmt.Errorf("%w\n%s", err, s.Logs())
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
-	}
-	printPPS(stdout, &res)
-	return nil
+	cfg := pktrate.Config{Flows: *flows, Duration: *d, Rate: *rate, Batch: *batch}
+	return onSite(*bin, site.Config{Offloads: true, Shards: *shards, Prefix: *prefix}, pktrate.Files,
+		func(s *site.Site) (pktrate.Result, error) { return pktrate.Run(s, cfg) }, *asJSON, stdout, printPPS)
 }
 
 // printPPS writes a short summary of a packet-rate run.

@@ -1,0 +1,123 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"webswitch/bench/attack"
+)
+
+const (
+	// floodSuccessMin is the share of the real client's requests that must
+	// succeed during the flood.
+	floodSuccessMin = 0.99
+	// floodRSSGrowthMax bounds the growth of the switch's resident memory
+	// during the flood.
+	floodRSSGrowthMax = 4 * mib
+)
+
+// TestSYNFlood is the reliability issue's SYN flood item: the attacker host
+// floods the VIP with SYNs from random sources in 198.18.0.0/15 at full
+// speed for 10 s, while the client fetches a 1 KiB file over 8 connections,
+// a new connection per request, and curl fetches a page from the other
+// back-end. The switch answers every SYN it takes with a cookie and keeps
+// no state for it: its memory stays flat, its flow table holds only the
+// client's connections, and at least 99% of the client's requests succeed.
+func TestSYNFlood(t *testing.T) {
+	needRoot(t, "ip", "curl")
+	www := t.TempDir()
+	randomFile(t, filepath.Join(www, "static", "1k.bin"), 1024)
+	prefix := make([]byte, 2)
+	rand.Read(prefix)
+	cfg := siteConfig(t, true, www)
+	cfg.Prefix = "wsF" + hex.EncodeToString(prefix)
+	s := startSiteConfig(t, cfg)
+	wsbench := buildWsbench(t)
+	opens0, synRetrans0 := s.clientSYNs()
+
+	// curl during the flood, from the client too, to be2 (upstream mode).
+	var wg sync.WaitGroup
+	var page []byte
+	var curlErr error
+	wg.Go(func() {
+		time.Sleep(3 * time.Second)
+		page, curlErr = s.tb.Command("cli", "curl", "-sS", "-m", "5", vipURL+"/hello").Output()
+	})
+	res, err := attack.SYNFloodTrial(context.Background(), s.Site, attack.SYNFloodTrialConfig{
+		Wsbench: wsbench,
+		URL:     vipURL + "/static/1k.bin",
+	})
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opens, synRetrans := s.clientSYNs()
+	opens, synRetrans = opens-opens0, synRetrans-synRetrans0
+	f, l := res.Flood, res.Load
+	var failed uint64
+	for _, n := range l.Errors {
+		failed += n
+	}
+	t.Logf("flood: %d SYNs in %.2f s from %s: %.0f SYNs/s offered (%d send errors, sender CPU %.2f cores)",
+		f.Sent, f.Seconds, s.tb.NS("atk"), f.Rate, f.SendErrors, f.SenderCPU)
+	t.Logf("switch: %d SYN-ACKs (%.0f/s), %d frames in, ring drops %d, tx dropped %d; %d connections accepted (the client opened %d, with %d SYN retransmissions); active flows %d -> %d",
+		res.SYNAcks, res.SYNAckRate, res.FramesIn, res.RingDrops, res.TxDropped, res.Flows, opens, synRetrans, res.ActiveFlowsBefore, res.ActiveFlowsAfter)
+	t.Logf("switch RSS: %.1f MiB before, %.1f MiB at most during the flood, %.1f MiB after; CPU in cores of %d: webswitch %.2f, whole machine %.2f",
+		float64(res.RSSBefore)/mib, float64(res.RSSMax)/mib, float64(res.RSSAfter)/mib, res.NumCPU, res.SwitchCPU, res.MachineCPU)
+	t.Logf("client: %d requests, %d failed %v in %.1f s (%.0f req/s): %.2f %% succeeded; latency ms p50 %.2f p99 %.2f max %.2f",
+		l.Requests, failed, l.Errors, l.Seconds, l.RPS, 100*res.Success, l.Latency.P50, l.Latency.P99, l.Latency.Max)
+
+	if curlErr != nil || string(page) != helloBody {
+		t.Errorf("curl /hello during the flood: %q, %v", page, curlErr)
+	}
+	if f.Sent == 0 || l.Requests == 0 {
+		t.Fatalf("the flood sent %d SYNs, the client completed %d requests: want both", f.Sent, l.Requests)
+	}
+	if res.Success < floodSuccessMin {
+		t.Errorf("%.2f %% of the client's requests succeeded, want at least %.0f %%", 100*res.Success, 100*floodSuccessMin)
+	}
+	if growth := res.RSSMax - res.RSSBefore; growth >= floodRSSGrowthMax {
+		t.Errorf("the switch's RSS grew by %.1f MiB during the flood, want less than %.0f MiB", float64(growth)/mib, float64(floodRSSGrowthMax)/mib)
+	}
+	// Only a valid cookie makes a flow: the flood's SYNs add none, the
+	// client's connections one each (lingering after their FIN).
+	if res.Flows > opens || res.ActiveFlowsAfter-res.ActiveFlowsBefore > int64(opens) {
+		t.Errorf("the switch accepted %d connections, its active flows went %d -> %d: want at most the %d the client opened",
+			res.Flows, res.ActiveFlowsBefore, res.ActiveFlowsAfter, opens)
+	}
+	// Every SYN the shards took got a SYN-ACK: about every SYN sent but
+	// those the rings dropped, and the client's own.
+	low, high := (f.Sent-min(res.RingDrops, f.Sent))*9/10, f.Sent+opens+synRetrans
+	if res.SYNAcks < low || res.SYNAcks > high {
+		t.Errorf("%d SYN-ACKs for %d SYNs sent, %d ring drops and %d client SYNs: want %d to %d",
+			res.SYNAcks, f.Sent, res.RingDrops, opens+synRetrans, low, high)
+	}
+}
+
+// buildWsbench builds wsbench, the client, next to the other binaries.
+func buildWsbench(t *testing.T) string {
+	t.Helper()
+	dir := buildBinaries(t)
+	out, err := exec.Command("go", "build", "-o", dir, "webswitch/cmd/wsbench").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "wsbench")
+}
+
+// clientSYNs returns the client kernel's counts of connections opened
+// (Tcp.ActiveOpens) and SYNs sent again (TcpExt.TCPSynRetrans).
+func (s *site) clientSYNs() (opens, retrans uint64) {
+	s.t.Helper()
+	m, err := s.tb.SNMP("cli")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return m["Tcp.ActiveOpens"], m["TcpExt.TCPSynRetrans"]
+}
