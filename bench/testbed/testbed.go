@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // Addresses of the test LAN.
@@ -121,6 +122,11 @@ func Up(cfg Config) (_ *Testbed, err error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, ns := range orphans(existing, processExists) {
+		// Best effort: a namespace another run is deleting at the same
+		// moment is already gone.
+		run("ip", "netns", "del", ns)
+	}
 	for _, h := range tb.Hosts() {
 		if existing[tb.NS(h)] {
 			return nil, fmt.Errorf("%w: %s", ErrExists, tb.NS(h))
@@ -187,6 +193,36 @@ func newPrefix() string {
 	var b [2]byte
 	rand.Read(b[:]) // never fails (crypto/rand panics instead)
 	return "ws" + hex.EncodeToString(b[:]) + "p" + strconv.Itoa(os.Getpid())
+}
+
+// orphans returns the namespaces in existing that Up made with a default
+// prefix (newPrefix) for a process that no longer exists: left behind by a
+// test binary killed by its timeout, whose cleanups never ran. Namespaces
+// with any other prefix, or of a live process, are never returned.
+func orphans(existing map[string]bool, exists func(pid int) bool) []string {
+	var out []string
+	for ns := range existing {
+		prefix, _, ok := strings.Cut(ns, "-")
+		if !ok || len(prefix) < len("ws0000p1") || !strings.HasPrefix(prefix, "ws") || prefix[6] != 'p' {
+			continue
+		}
+		if _, err := hex.DecodeString(prefix[2:6]); err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(prefix[7:])
+		if err != nil || pid <= 0 || exists(pid) {
+			continue
+		}
+		out = append(out, ns)
+	}
+	return out
+}
+
+// processExists reports whether a process with this pid exists (any
+// owner).
+func processExists(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || err == syscall.EPERM
 }
 
 // validPrefix reports whether p is a usable namespace prefix.

@@ -3,7 +3,9 @@ package testbed
 import (
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -258,4 +260,24 @@ func FuzzParseSNMP(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestOrphans(t *testing.T) {
+	existing := map[string]bool{
+		"ws3fa2p100-lan": true, "ws3fa2p100-cli": true, // pid 100 is gone: orphans
+		"ws0b1cp200-sw":  true, // pid 200 runs
+		"wsF1234-lan":    true, // another prefix
+		"wsxyzwp100-lan": true, // not hex
+		"ws3fa2p-lan":    true, // no pid
+		"ws3fa2q100-lan": true, // not "p"
+		"netns":          true,
+	}
+	got := orphans(existing, func(pid int) bool { return pid == 200 })
+	slices.Sort(got)
+	if want := []string{"ws3fa2p100-cli", "ws3fa2p100-lan"}; !slices.Equal(got, want) {
+		t.Errorf("orphans = %v, want %v", got, want)
+	}
+	if !processExists(os.Getpid()) {
+		t.Error("processExists(own pid) = false")
+	}
 }
