@@ -10,6 +10,7 @@ import (
 type Switch struct {
 	Switch   SwitchSection `toml:"switch"`
 	Control  Control       `toml:"control"`
+	Health   Health        `toml:"health"`
 	Backends []Backend     `toml:"backend"`
 	Pools    []Pool        `toml:"pool"`
 	Rules    []Rule        `toml:"rule"`
@@ -76,6 +77,27 @@ type Control struct {
 	// Defaults 100ms and 5s.
 	ReconnectMin Duration `toml:"reconnect_min"`
 	ReconnectMax Duration `toml:"reconnect_max"`
+}
+
+// Health is the [health] table: how the switch checks each back-end. Every
+// shard sends a PING on its control connection to the agent every Interval;
+// one not answered within Timeout is a failed check. Fall failed checks in a
+// row take the back-end down (the connection is closed and re-opened with
+// backoff), and so does a lost connection; a back-end that was down takes
+// new connections again after Rise good checks in a row. The agent's own
+// report (LOAD: up, draining, down) takes effect at once.
+type Health struct {
+	// Interval is the time between two checks. Default 1s.
+	Interval Duration `toml:"interval"`
+	// Timeout bounds the wait for an answer; at most Interval. Default
+	// 1s.
+	Timeout Duration `toml:"timeout"`
+	// Rise is the number of good checks that bring a back-end back, 1 to
+	// 100. Default 2.
+	Rise int `toml:"rise"`
+	// Fall is the number of failed checks that take a back-end down, 1
+	// to 100. Default 3.
+	Fall int `toml:"fall"`
 }
 
 // Backend is a [[backend]] table. All keys are required; names and
@@ -170,11 +192,13 @@ func (s *Switch) setDefaults() {
 		ReconnectMin:   Duration{100 * time.Millisecond},
 		ReconnectMax:   Duration{5 * time.Second},
 	}
+	s.Health = Health{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3}
 }
 
 func (s *Switch) validate(v *validator) {
 	s.Switch.validate(v)
 	s.Control.validate(v)
+	s.Health.validate(v)
 	s.validateBackends(v)
 	s.validatePools(v)
 	s.validateRules(v)
@@ -232,6 +256,16 @@ func (c *Control) validate(v *validator) {
 	if c.ReconnectMax.Duration < c.ReconnectMin.Duration {
 		v.fail("control.reconnect_max", "%v is shorter than reconnect_min (%v)", c.ReconnectMax, c.ReconnectMin)
 	}
+}
+
+func (h *Health) validate(v *validator) {
+	v.positive("health.interval", h.Interval)
+	v.positive("health.timeout", h.Timeout)
+	if h.Timeout.Duration > h.Interval.Duration {
+		v.fail("health.timeout", "%v is longer than interval (%v)", h.Timeout, h.Interval)
+	}
+	v.intRange("health.rise", h.Rise, 1, 100)
+	v.intRange("health.fall", h.Fall, 1, 100)
 }
 
 func (s *Switch) validateBackends(v *validator) {

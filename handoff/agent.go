@@ -1,6 +1,7 @@
 package handoff
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -24,7 +25,9 @@ var errAgentConfig = errors.New("handoff: Agent needs Secret, Recreate and Deliv
 // Agent serves control connections from switches: handshake, then for each
 // HANDOFF it calls Recreate and answers OK or ERR(code, reason) with the same
 // id, then hands the new connection to Deliver. It answers PING with PONG and
-// sends LOAD every LoadInterval (and once right after the handshake).
+// sends LOAD (its Health and Active count) every LoadInterval, once right
+// after the handshake, and at once when Health changes. Shutdown sends
+// GOAWAY and lets the switches close their connections.
 //
 // Messages from one connection are handled in order and each reply is written
 // as soon as it is ready. Recreate is only called for a message whose MAC
@@ -52,12 +55,15 @@ type Agent struct {
 	// Stats counts handoffs and rejected connections; read with atomic loads.
 	Stats AgentStats
 
-	draining atomic.Bool
+	draining   atomic.Bool
+	serverDown atomic.Bool
 
 	mu        sync.Mutex
 	closed    bool
+	goingAway bool          // Shutdown: GOAWAY sent or to be sent on every connection
+	changed   chan struct{} // closed (and replaced) when the reported health changes
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
+	conns     map[*agentConn]struct{}
 	wg        sync.WaitGroup
 }
 
@@ -100,13 +106,57 @@ func (s *AgentStats) Snapshot() map[string]uint64 {
 	}
 }
 
-// SetDraining sets the draining flag that later LOAD reports carry, telling
-// the switches to send no new connections. HANDOFFs still in flight are
-// served.
-func (a *Agent) SetDraining(on bool) { a.draining.Store(on) }
+// SetDraining sets the draining flag, telling the switches to send no new
+// connections (an operator's drain). HANDOFFs still in flight are served.
+// Every switch gets a LOAD report at once.
+func (a *Agent) SetDraining(on bool) {
+	if a.draining.Swap(on) != on {
+		a.healthChanged()
+	}
+}
+
+// SetServerUp records the result of the server's health check: a server
+// that is down makes LOAD report HealthDown, and the switches send no new
+// connections until it is up again. Every switch gets a LOAD report at once
+// when the state changes.
+func (a *Agent) SetServerUp(up bool) {
+	if a.serverDown.Swap(!up) != !up {
+		a.healthChanged()
+	}
+}
+
+// Health returns what LOAD reports: draining before down before up.
+func (a *Agent) Health() Health {
+	switch {
+	case a.draining.Load():
+		return HealthDraining
+	case a.serverDown.Load():
+		return HealthDown
+	}
+	return HealthUp
+}
+
+func (a *Agent) healthChanged() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.changed != nil {
+		close(a.changed)
+		a.changed = nil
+	}
+}
+
+// healthChange returns a channel closed at the next change of Health.
+func (a *Agent) healthChange() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.changed == nil {
+		a.changed = make(chan struct{})
+	}
+	return a.changed
+}
 
 // Serve accepts control connections on l and serves each in its own
-// goroutine. It returns nil once Close is called, or the error that stopped
+// goroutine. It returns nil once Close or Shutdown is called, or the error that stopped
 // l (wrapping net.ErrClosed if l was closed by its owner). Temporary accept
 // errors (such as running out of file descriptors) are retried with backoff.
 func (a *Agent) Serve(l net.Listener) error {
@@ -133,7 +183,7 @@ func (a *Agent) Serve(l net.Listener) error {
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			if a.isClosed() {
+			if a.isClosed() || a.isGoingAway() {
 				return nil
 			}
 			var te interface{ Temporary() bool }
@@ -146,12 +196,57 @@ func (a *Agent) Serve(l net.Listener) error {
 			return err
 		}
 		delay = 0
-		if !a.addConn(c) {
+		cc := a.newConn(c)
+		if !a.addConn(cc) {
 			c.Close()
 			return nil
 		}
-		go a.serveConn(c)
+		go a.serveConn(cc)
 	}
+}
+
+// Shutdown stops the agent gracefully, for a restart or an upgrade: it
+// stops accepting control connections, sends GOAWAY on every open one and
+// waits until the switches have closed them (each switch does once the
+// HANDOFFs it already sent are answered: they are still served), or until
+// ctx ends; then it closes what is left, like Close. Connections already
+// handed to Deliver are not touched.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.mu.Lock()
+	a.goingAway = true
+	var err error
+	for l := range a.listeners {
+		if cerr := l.Close(); cerr != nil && err == nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
+	}
+	conns := make([]*agentConn, 0, len(a.conns))
+	for cc := range a.conns {
+		conns = append(conns, cc)
+	}
+	a.mu.Unlock()
+	for _, cc := range conns {
+		cc.goAway()
+	}
+	done := make(chan struct{})
+	go func() {
+		a.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	if cerr := a.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (a *Agent) isGoingAway() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.goingAway
 }
 
 // Close stops every Serve call, closes the open control connections and
@@ -166,8 +261,8 @@ func (a *Agent) Close() error {
 			err = cerr
 		}
 	}
-	for c := range a.conns {
-		c.Close()
+	for cc := range a.conns {
+		cc.c.Close()
 	}
 	a.mu.Unlock()
 	a.wg.Wait()
@@ -180,25 +275,25 @@ func (a *Agent) isClosed() bool {
 	return a.closed
 }
 
-// addConn registers c for Close and its goroutine for the wait group; it
+// addConn registers cc for Close and its goroutine for the wait group; it
 // reports false once the agent is closed.
-func (a *Agent) addConn(c net.Conn) bool {
+func (a *Agent) addConn(cc *agentConn) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
 		return false
 	}
 	if a.conns == nil {
-		a.conns = make(map[net.Conn]struct{})
+		a.conns = make(map[*agentConn]struct{})
 	}
-	a.conns[c] = struct{}{}
+	a.conns[cc] = struct{}{}
 	a.wg.Add(1)
 	return true
 }
 
-func (a *Agent) removeConn(c net.Conn) {
+func (a *Agent) removeConn(cc *agentConn) {
 	a.mu.Lock()
-	delete(a.conns, c)
+	delete(a.conns, cc)
 	a.mu.Unlock()
 	a.wg.Done()
 }
@@ -211,15 +306,13 @@ type agentConn struct {
 	log     zerolog.Logger
 	timeout time.Duration
 
-	mu   sync.Mutex
-	sess *Session
-	load [loadLen]byte
+	mu     sync.Mutex
+	sess   *Session
+	load   [loadLen]byte
+	goaway bool // GOAWAY sent
 }
 
-// serveConn runs one control connection to its end and counts why it ended.
-func (a *Agent) serveConn(c net.Conn) {
-	defer a.removeConn(c)
-	defer c.Close()
+func (a *Agent) newConn(c net.Conn) *agentConn {
 	cc := &agentConn{
 		a:       a,
 		c:       c,
@@ -230,6 +323,36 @@ func (a *Agent) serveConn(c net.Conn) {
 	if cc.timeout <= 0 {
 		cc.timeout = DefaultAgentTimeout
 	}
+	return cc
+}
+
+// goAway sends GOAWAY on an authenticated connection and closes one that is
+// not: that switch has nothing in flight here. It is called once the agent
+// is going away, by Shutdown and by the connection itself when its
+// handshake completes after that.
+func (cc *agentConn) goAway() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.goaway {
+		return
+	}
+	if !cc.sess.Ready() {
+		cc.c.Close()
+		return
+	}
+	cc.goaway = true
+	if err := cc.sess.Send(MsgGoAway, 0, nil); err == nil {
+		err = cc.flushLocked()
+	}
+	// The switch closes the connection once its HANDOFFs are answered; a
+	// switch that never does is cut off after the timeout.
+	cc.c.SetReadDeadline(time.Now().Add(cc.timeout))
+}
+
+// serveConn runs one control connection to its end and counts why it ended.
+func (a *Agent) serveConn(cc *agentConn) {
+	defer a.removeConn(cc)
+	defer cc.c.Close()
 	err := cc.run()
 	if err == nil || a.isClosed() {
 		cc.log.Debug().Err(err).Msg("handoff agent: control connection closed")
@@ -335,6 +458,9 @@ func (cc *agentConn) run() error {
 				cc.log.Info().Msg("handoff agent: switch authenticated")
 				loader.Add(1)
 				go cc.reportLoad(stop, &loader)
+				if cc.a.isGoingAway() {
+					cc.goAway()
+				}
 			}
 		}
 		if rerr != nil {
@@ -434,8 +560,9 @@ func (cc *agentConn) reportLoad(stop <-chan struct{}, done *sync.WaitGroup) {
 		if a.Active != nil {
 			active = a.Active()
 		}
+		changed := a.healthChange()
 		cc.mu.Lock()
-		err := cc.sess.Send(MsgLoad, 0, AppendLoadBody(cc.load[:0], active, a.draining.Load()))
+		err := cc.sess.Send(MsgLoad, 0, AppendLoadBody(cc.load[:0], active, a.Health()))
 		if err != nil {
 			// The session failed: the reading goroutine has the error
 			// and is ending the connection.
@@ -452,6 +579,7 @@ func (cc *agentConn) reportLoad(stop <-chan struct{}, done *sync.WaitGroup) {
 		case <-stop:
 			return
 		case <-t.C:
+		case <-changed:
 		}
 	}
 }

@@ -2,6 +2,7 @@ package handoff
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -241,42 +242,92 @@ func TestAgentHandoffs(t *testing.T) {
 	}
 }
 
+// TestAgentLoad checks the LOAD reports: one right after the handshake, then
+// one at once whenever the reported health changes (the interval is an
+// hour, so only a push can deliver them).
 func TestAgentLoad(t *testing.T) {
 	f := newFakeRepair()
 	a, addr := startAgent(t, f, func(a *Agent) {
-		a.LoadInterval = 10 * time.Millisecond
+		a.LoadInterval = time.Hour
 		a.Active = func() uint32 { return 42 }
 	})
 	ts, err := dialSwitch(t, addr, testSecret)
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
-	load := func() (uint32, bool) {
+	ts.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	expect := func(step string, want Health) {
 		t.Helper()
 		m, err := ts.next()
 		if err != nil || m.Type != MsgLoad {
-			t.Fatalf("want LOAD, got %v, %v", m.Type, err)
+			t.Fatalf("%s: want LOAD, got %v, %v", step, m.Type, err)
 		}
-		active, draining, err := DecodeLoadBody(m.Body)
-		if err != nil {
-			t.Fatal(err)
+		active, h, err := DecodeLoadBody(m.Body)
+		if err != nil || active != 42 || h != want {
+			t.Errorf("%s: LOAD %d active, %v, %v; want 42, %v", step, active, h, err, want)
 		}
-		return active, draining
 	}
-	if active, draining := load(); active != 42 || draining {
-		t.Errorf("first LOAD: %d, draining %v; want 42, false", active, draining)
-	}
+	expect("after the handshake", HealthUp)
+	a.SetServerUp(false)
+	expect("server down", HealthDown)
+	a.SetServerUp(false) // no change: no report
 	a.SetDraining(true)
-	for i := 0; ; i++ {
-		if active, draining := load(); draining {
-			if active != 42 {
-				t.Errorf("draining LOAD: %d active, want 42", active)
-			}
-			break
+	expect("draining while down", HealthDraining)
+	a.SetDraining(false)
+	expect("drain ended", HealthDown)
+	a.SetServerUp(true)
+	expect("server up", HealthUp)
+}
+
+// TestAgentShutdown checks the graceful stop: GOAWAY on the open
+// connection, a HANDOFF the switch sent before it saw the GOAWAY still
+// served, no new control connection accepted, and Shutdown done as soon as
+// the switch closes.
+func TestAgentShutdown(t *testing.T) {
+	f := newFakeRepair()
+	a, addr := startAgent(t, f, nil)
+	ts, err := dialSwitch(t, addr, testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	st := testState(3)
+	if err := ts.s.SendHandoff(7, &st, []byte("GET")); err != nil {
+		t.Fatal(err)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- a.Shutdown(context.Background()) }()
+	if m := ts.reply(); m.Type != MsgGoAway {
+		t.Fatalf("first reply %v, want GOAWAY", m.Type)
+	}
+	if err := ts.flush(); err != nil { // the HANDOFF, in flight when GOAWAY came
+		t.Fatal(err)
+	}
+	if m := ts.reply(); m.Type != MsgOK || m.ID != 7 {
+		t.Fatalf("reply to the HANDOFF after GOAWAY: %v id %d, want OK 7", m.Type, m.ID)
+	}
+	select {
+	case c := <-f.delivered:
+		c.Close()
+	case <-time.After(time.Second):
+		t.Fatal("handoff after GOAWAY not delivered")
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("a new control connection was accepted after Shutdown began")
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v before the switch closed its connection", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	ts.c.Close()
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
 		}
-		if i > 100 {
-			t.Fatal("no LOAD reported draining")
-		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the switch closed")
 	}
 }
 

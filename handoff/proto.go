@@ -49,9 +49,14 @@ const (
 	MsgHandoff MsgType = 4 // switch→agent: a connection to re-create (see AppendHandoffBody)
 	MsgOK      MsgType = 5 // agent→switch: the handoff with this id succeeded (empty body)
 	MsgErr     MsgType = 6 // agent→switch: the handoff with this id failed (see DecodeErrBody)
-	MsgLoad    MsgType = 7 // agent→switch: load report (see AppendLoadBody)
+	MsgLoad    MsgType = 7 // agent→switch: load and health report (see AppendLoadBody)
 	MsgPing    MsgType = 8 // either way: liveness probe (empty body)
 	MsgPong    MsgType = 9 // either way: answer to a PING with the same id (empty body)
+	// MsgGoAway (agent→switch, empty body): the agent is stopping. It
+	// still answers the HANDOFFs already sent on this connection; the
+	// switch sends no more, closes the connection once they are answered,
+	// and reconnects (to the agent's successor, after an upgrade).
+	MsgGoAway MsgType = 10
 )
 
 var msgTypeNames = [...]string{
@@ -64,10 +69,11 @@ var msgTypeNames = [...]string{
 	MsgLoad:    "LOAD",
 	MsgPing:    "PING",
 	MsgPong:    "PONG",
+	MsgGoAway:  "GOAWAY",
 }
 
 // Valid reports whether t is a message type of this protocol version.
-func (t MsgType) Valid() bool { return t >= MsgHello && t <= MsgPong }
+func (t MsgType) Valid() bool { return t >= MsgHello && t <= MsgGoAway }
 
 // String returns the protocol name of t, or "MsgType(n)" for an unknown type.
 func (t MsgType) String() string {
@@ -238,27 +244,44 @@ func DecodeErrBody(body []byte) (code uint16, reason []byte, err error) {
 	return binary.BigEndian.Uint16(body), body[errFixedLen:], nil
 }
 
+// Health is an agent's own view of its back-end, carried in LOAD.
+type Health uint8
+
+// Health states.
+const (
+	HealthUp       Health = 0 // serving; new connections welcome
+	HealthDraining Health = 1 // serving the connections it has; no new ones (an operator's drain)
+	HealthDown     Health = 2 // the agent's server does not answer; no new connections
+	maxHealth             = HealthDown
+)
+
+var healthNames = [...]string{"up", "draining", "down"}
+
+// String returns "up", "draining", "down", or "Health(n)".
+func (h Health) String() string {
+	if h <= maxHealth {
+		return healthNames[h]
+	}
+	return "Health(" + strconv.Itoa(int(h)) + ")"
+}
+
 // loadLen is the size of a LOAD body.
 const loadLen = 5
 
-// AppendLoadBody appends a LOAD body (active connections, draining flag) to dst.
-func AppendLoadBody(dst []byte, active uint32, draining bool) []byte {
+// AppendLoadBody appends a LOAD body (active connections, health) to dst.
+func AppendLoadBody(dst []byte, active uint32, h Health) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, active)
-	var d byte
-	if draining {
-		d = 1
-	}
-	return append(dst, d)
+	return append(dst, byte(h))
 }
 
 // DecodeLoadBody decodes a LOAD body. It returns ErrTruncated for a short
-// body and ErrMalformed for a long one or a draining byte other than 0 or 1.
-func DecodeLoadBody(body []byte) (active uint32, draining bool, err error) {
+// body and ErrMalformed for a long one or an unknown health state.
+func DecodeLoadBody(body []byte) (active uint32, h Health, err error) {
 	switch {
 	case len(body) < loadLen:
-		return 0, false, ErrTruncated
-	case len(body) > loadLen || body[4] > 1:
-		return 0, false, ErrMalformed
+		return 0, 0, ErrTruncated
+	case len(body) > loadLen || Health(body[4]) > maxHealth:
+		return 0, 0, ErrMalformed
 	}
-	return binary.BigEndian.Uint32(body), body[4] == 1, nil
+	return binary.BigEndian.Uint32(body), Health(body[4]), nil
 }

@@ -153,18 +153,19 @@ func TestErrBody(t *testing.T) {
 
 func TestLoadBody(t *testing.T) {
 	for _, tt := range []struct {
-		name     string
-		active   uint32
-		draining bool
+		name   string
+		active uint32
+		health Health
 	}{
-		{"idle", 0, false},
-		{"busy", 123456, false},
-		{"draining", 0xffff_ffff, true},
+		{"idle", 0, HealthUp},
+		{"busy", 123456, HealthUp},
+		{"draining", 0xffff_ffff, HealthDraining},
+		{"down", 7, HealthDown},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			active, draining, err := DecodeLoadBody(AppendLoadBody(nil, tt.active, tt.draining))
-			if err != nil || active != tt.active || draining != tt.draining {
-				t.Errorf("DecodeLoadBody = %d, %v, %v", active, draining, err)
+			active, h, err := DecodeLoadBody(AppendLoadBody(nil, tt.active, tt.health))
+			if err != nil || active != tt.active || h != tt.health {
+				t.Errorf("DecodeLoadBody = %d, %v, %v", active, h, err)
 			}
 		})
 	}
@@ -175,7 +176,7 @@ func TestLoadBody(t *testing.T) {
 	}{
 		{"short", []byte{0, 0, 0, 1}, ErrTruncated},
 		{"long", []byte{0, 0, 0, 1, 0, 0}, ErrMalformed},
-		{"draining 2", []byte{0, 0, 0, 1, 2}, ErrMalformed},
+		{"health 3", []byte{0, 0, 0, 1, 3}, ErrMalformed},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, _, err := DecodeLoadBody(tt.body); !errors.Is(err, tt.want) {
@@ -192,7 +193,8 @@ func TestMsgTypeString(t *testing.T) {
 		MsgAuthOK:  "AUTH_OK",
 		MsgHandoff: "HANDOFF",
 		MsgPong:    "PONG",
-		10:         "MsgType(10)",
+		MsgGoAway:  "GOAWAY",
+		11:         "MsgType(11)",
 	} {
 		if got := typ.String(); got != want {
 			t.Errorf("MsgType(%d).String() = %q, want %q", uint8(typ), got, want)

@@ -261,7 +261,7 @@ func (s *Session) receives(t MsgType) bool {
 		return true
 	case MsgHandoff:
 		return s.agent
-	case MsgOK, MsgErr, MsgLoad:
+	case MsgOK, MsgErr, MsgLoad, MsgGoAway:
 		return !s.agent
 	}
 	return false
@@ -274,7 +274,7 @@ func (s *Session) sends(t MsgType) bool {
 		return true
 	case MsgHandoff:
 		return !s.agent
-	case MsgOK, MsgErr, MsgLoad:
+	case MsgOK, MsgErr, MsgLoad, MsgGoAway:
 		return s.agent
 	}
 	return false

@@ -162,7 +162,7 @@ func TestSessionMessages(t *testing.T) {
 	if err := ag.SendErr(9, ErrCodeRecreate, "no"); err != nil {
 		t.Fatal(err)
 	}
-	if err := ag.Send(MsgLoad, 0, AppendLoadBody(nil, 3, true)); err != nil {
+	if err := ag.Send(MsgLoad, 0, AppendLoadBody(nil, 3, HealthDraining)); err != nil {
 		t.Fatal(err)
 	}
 	if err := ag.Send(MsgPong, 8, nil); err != nil {
@@ -175,7 +175,7 @@ func TestSessionMessages(t *testing.T) {
 	want = []Msg{
 		{Type: MsgOK, ID: 7, Body: nil},
 		{Type: MsgErr, ID: 9, Body: AppendErrBody(nil, ErrCodeRecreate, "no")},
-		{Type: MsgLoad, ID: 0, Body: AppendLoadBody(nil, 3, true)},
+		{Type: MsgLoad, ID: 0, Body: AppendLoadBody(nil, 3, HealthDraining)},
 		{Type: MsgPong, ID: 8, Body: nil},
 	}
 	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {

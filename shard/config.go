@@ -52,6 +52,11 @@ type Config struct {
 	ConnectTimeout time.Duration
 	ReconnectMin   time.Duration
 	ReconnectMax   time.Duration
+
+	HealthInterval time.Duration
+	HealthTimeout  time.Duration
+	HealthRise     int
+	HealthFall     int
 }
 
 // The switch's TCP parameters that are not in the configuration file.
@@ -94,6 +99,10 @@ func FromConf(c *conf.Switch, secret []byte) (*Config, error) {
 		ConnectTimeout:   c.Control.ConnectTimeout.Duration,
 		ReconnectMin:     c.Control.ReconnectMin.Duration,
 		ReconnectMax:     c.Control.ReconnectMax.Duration,
+		HealthInterval:   c.Health.Interval.Duration,
+		HealthTimeout:    c.Health.Timeout.Duration,
+		HealthRise:       c.Health.Rise,
+		HealthFall:       c.Health.Fall,
 		FSM: tcpfsm.Config{
 			MSS:        uint16(min(ifi.MTU-40, 0xFFFF)),
 			WScale:     advertisedWScale,

@@ -38,19 +38,64 @@ type control struct {
 	retryAt  int64
 	deadline int64 // connect and handshake must be done by then
 	backoff  time.Duration
-	draining bool
-	active   uint32 // the agent's last LOAD report
 	lastErr  error
+
+	// What the agent says: its last LOAD report, and GOAWAY.
+	health handoff.Health
+	active uint32
+	goaway bool // received: the connection is to be retired
+	// retireAt is set on a retired connection (one that got GOAWAY and
+	// was replaced): it is read until then, for the answers to the
+	// handoffs sent on it, and closed.
+	retireAt int64
+
+	// The switch's own checks: a PING every HealthInterval on a ready
+	// connection, the first one as soon as it is ready.
+	pingID   uint64
+	pingAt   int64 // when the outstanding PING was sent; 0: none
+	nextPing int64
+	good     int  // consecutive answered PINGs
+	bad      int  // consecutive unanswered PINGs
+	down     bool // HealthFall checks failed, or the connection was lost; HealthRise good ones clear it
 }
 
 func newControl(backend int) *control {
 	return &control{backend: backend, fd: -1, state: ctlIdle}
 }
 
-// step starts a connection when one is due, and gives up on one that takes
-// too long.
+// retire replaces a connection that got GOAWAY: it stays open, out of
+// s.ctl, until every handoff sent on it is answered or timed out, while a
+// new connection starts at once (to the agent's successor, which took over
+// its listening socket). The back-end's health carries over.
+func (s *Shard) retire(c *control) {
+	c.retireAt = s.now + int64(s.cfg.HandoffTimeout)
+	s.retired = append(s.retired, c)
+	n := newControl(c.backend)
+	n.down, n.good, n.retryAt = c.down, c.good, s.now
+	s.ctl[c.backend] = n
+	s.log.Info().Int("shard", s.id).Str("backend", s.cfg.Backends[c.backend].Name).Msg("agent going away: reconnecting")
+}
+
+// stepRetired closes the retired connections whose time is up.
+func (s *Shard) stepRetired() {
+	live := s.retired[:0]
+	for _, c := range s.retired {
+		if c.fd >= 0 && s.now < c.retireAt {
+			live = append(live, c)
+		} else {
+			s.ctlClose(c)
+		}
+	}
+	clear(s.retired[len(live):])
+	s.retired = live
+}
+
+// step starts a connection when one is due, gives up on one that takes too
+// long, and runs the health checks of a ready one.
 func (s *Shard) ctlStep(c *control) {
 	switch c.state {
+	case ctlReady:
+		s.ctlCheck(c)
 	case ctlIdle:
 		if s.now < c.retryAt {
 			return
@@ -88,6 +133,9 @@ func (s *Shard) ctlEvents(c *control, revents int16) {
 		}
 	}
 	s.ctlFlush(c)
+	if c.goaway && c.retireAt == 0 {
+		s.retire(c)
+	}
 }
 
 // ctlConnected starts the session handshake on a connected socket.
@@ -123,6 +171,7 @@ func (s *Shard) ctlRead(c *control) error {
 			if c.state == ctlAuth && c.sess.Ready() {
 				c.state = ctlReady
 				c.backoff = 0
+				c.health, c.goaway, c.pingAt, c.nextPing = handoff.HealthUp, false, 0, s.now
 				s.log.Info().Int("shard", s.id).Str("backend", s.cfg.Backends[c.backend].Name).Msg("control connection ready")
 			}
 			if ok {
@@ -140,12 +189,57 @@ func (s *Shard) ctlMessage(c *control, m *handoff.Msg) {
 	case handoff.MsgErr:
 		s.handoffDone(c.backend, m.ID, false)
 	case handoff.MsgLoad:
-		if active, draining, err := handoff.DecodeLoadBody(m.Body); err == nil {
-			c.active, c.draining = active, draining
+		if active, h, err := handoff.DecodeLoadBody(m.Body); err == nil {
+			if h != c.health {
+				s.log.Info().Int("shard", s.id).Str("backend", s.cfg.Backends[c.backend].Name).Stringer("health", h).Msg("agent health")
+			}
+			c.active, c.health = active, h
 		}
 	case handoff.MsgPing:
 		_ = c.sess.Send(handoff.MsgPong, m.ID, nil)
+	case handoff.MsgPong:
+		if c.pingAt != 0 && m.ID == c.pingID {
+			c.pingAt = 0
+			c.bad = 0
+			c.good++
+			if c.down && c.good >= s.cfg.HealthRise {
+				c.down = false
+				s.log.Info().Int("shard", s.id).Str("backend", s.cfg.Backends[c.backend].Name).Msg("back-end up")
+			}
+		}
+	case handoff.MsgGoAway:
+		c.goaway = true // retired once this read is done
 	}
+}
+
+// ctlCheck runs the switch's checks of a ready connection: a PING every
+// HealthInterval, a failure for each one not answered within HealthTimeout,
+// and the connection dropped (the back-end down) after HealthFall failures
+// in a row.
+func (s *Shard) ctlCheck(c *control) {
+	if c.pingAt != 0 && s.now >= c.pingAt+int64(s.cfg.HealthTimeout) {
+		c.pingAt = 0
+		c.good = 0
+		c.bad++
+		if c.bad >= s.cfg.HealthFall {
+			s.ctlFail(c, errHealthCheck)
+			return
+		}
+	}
+	if c.pingAt == 0 && s.now >= c.nextPing {
+		c.pingID++
+		if err := c.sess.Send(handoff.MsgPing, c.pingID, nil); err != nil {
+			s.ctlFail(c, err)
+			return
+		}
+		c.pingAt, c.nextPing = s.now, s.now+int64(s.cfg.HealthInterval)
+		s.ctlFlush(c)
+	}
+}
+
+// usable reports whether new connections may be handed to c's back-end.
+func (c *control) usable() bool {
+	return c.state == ctlReady && !c.down && !c.goaway && c.health == handoff.HealthUp
 }
 
 // ctlFlush writes what the session has pending.
@@ -167,15 +261,33 @@ func (s *Shard) ctlFlush(c *control) {
 	}
 }
 
-// ctlFail closes a control connection, schedules a reconnection with
-// exponential backoff, and fails the handoffs waiting on it.
-func (s *Shard) ctlFail(c *control, err error) {
+// ctlClose closes a control connection; it does not touch the handoffs
+// waiting on it.
+func (s *Shard) ctlClose(c *control) {
 	if c.fd >= 0 {
 		sys.Close(c.fd)
 		c.fd = -1
 	}
-	was := c.state
 	c.state = ctlIdle
+}
+
+// ctlFail closes a control connection, marks its back-end down, schedules a
+// reconnection with exponential backoff, and fails the handoffs waiting on
+// it.
+func (s *Shard) ctlFail(c *control, err error) {
+	was := c.state
+	s.ctlClose(c)
+	if c.retireAt != 0 {
+		// A retired connection broke: its handoffs, if any, time out
+		// (504); the back-end is on its new connection.
+		return
+	}
+	if !c.down {
+		c.down = true
+		s.C.Backends[c.backend].Downs.Add(1)
+		s.log.Warn().Int("shard", s.id).Str("backend", s.cfg.Backends[c.backend].Name).Err(err).Msg("back-end down")
+	}
+	c.good, c.bad = 0, 0
 	c.backoff = min(max(2*c.backoff, s.cfg.ReconnectMin), s.cfg.ReconnectMax)
 	c.retryAt = s.now + int64(c.backoff)
 	if was == ctlReady || c.lastErr == nil || err.Error() != c.lastErr.Error() {

@@ -56,8 +56,17 @@ type Counters struct {
 	SplicedFlows    atomic.Int64
 	HTTPErrors      [600]atomic.Uint64 // switch-generated responses by status
 	Drops           [numDrops]atomic.Uint64
-	TxSent          atomic.Uint64 // frames the kernel took on the TX path
-	TxDropped       atomic.Uint64 // frames the TX path refused (queue full, too big, ...)
+	TxSent          atomic.Uint64     // frames the kernel took on the TX path
+	TxDropped       atomic.Uint64     // frames the TX path refused (queue full, too big, ...)
+	Backends        []BackendCounters // by back-end, in configuration order
+}
+
+// BackendCounters are one back-end's figures as one shard sees them.
+type BackendCounters struct {
+	HandoffsOK     atomic.Uint64
+	HandoffsFailed atomic.Uint64 // refused (ERR), timed out, or lost with the control connection
+	Downs          atomic.Uint64 // times the shard took the back-end down (checks failed, connection lost)
+	Usable         atomic.Bool   // new connections may go to it now
 }
 
 // publishTx copies the shard's TX statistics (owned by its goroutine) into
@@ -93,11 +102,22 @@ type Snapshot struct {
 	RingDrops       uint64            `json:"ring_drops"`
 	RingFreezes     uint64            `json:"ring_freezes"`
 	RingTruncated   uint64            `json:"ring_truncated"` // frames too big for the ring, skipped
+	Backends        []BackendSnapshot `json:"backends"`
 }
 
-func (c *Counters) snapshot(shard int) Snapshot {
+// BackendSnapshot is a plain copy of BackendCounters.
+type BackendSnapshot struct {
+	Name           string `json:"name"`
+	HandoffsOK     uint64 `json:"handoffs_ok"`
+	HandoffsFailed uint64 `json:"handoffs_failed"`
+	Downs          uint64 `json:"downs"`
+	Usable         bool   `json:"usable"`
+}
+
+func (sh *Shard) snapshot() Snapshot {
+	c := &sh.C
 	s := Snapshot{
-		Shard:           shard,
+		Shard:           sh.id,
 		FramesIn:        c.FramesIn.Load(),
 		FramesForwarded: c.FramesForwarded.Load(),
 		FramesSent:      c.FramesSent.Load(),
@@ -127,6 +147,16 @@ func (c *Counters) snapshot(shard int) Snapshot {
 		if v := c.Drops[i].Load(); v != 0 {
 			s.Drops[Drop(i).String()] = v
 		}
+	}
+	for i := range c.Backends {
+		b := &c.Backends[i]
+		s.Backends = append(s.Backends, BackendSnapshot{
+			Name:           sh.cfg.Backends[i].Name,
+			HandoffsOK:     b.HandoffsOK.Load(),
+			HandoffsFailed: b.HandoffsFailed.Load(),
+			Downs:          b.Downs.Load(),
+			Usable:         b.Usable.Load(),
+		})
 	}
 	return s
 }

@@ -98,7 +98,7 @@ func TestFullTableEvictsOldestWaiting(t *testing.T) {
 			t.Errorf("after eviction %d: waiting %v", k+1, ports)
 		}
 	}
-	snap := h.s.C.snapshot(0)
+	snap := h.s.snapshot()
 	if snap.FlowsEvicted != 2 || snap.Drops["table_full"] != 0 || snap.ActiveFlows != int64(h.s.cfg.MaxFlows) || snap.Resets != 2 {
 		t.Errorf("counters: evicted %d, table_full %d, active %d, resets %d; want 2, 0, %d, 2",
 			snap.FlowsEvicted, snap.Drops["table_full"], snap.ActiveFlows, h.s.cfg.MaxFlows, snap.Resets)

@@ -61,6 +61,7 @@ func testConfig(t testing.TB) *Config {
 		IdleTimeout: 300 * time.Second, Linger: time.Second,
 		Secret: testSecret, ConnectTimeout: time.Second,
 		ReconnectMin: 100 * time.Millisecond, ReconnectMax: 5 * time.Second,
+		HealthInterval: time.Second, HealthTimeout: 500 * time.Millisecond, HealthRise: 2, HealthFall: 3,
 	}
 }
 
@@ -110,8 +111,11 @@ type agentEnd struct {
 	sess   *handoff.Session
 	buf    []byte
 	n      int
-	msgs   []handoff.Msg // received since the last handoff call
+	msgs   []handoff.Msg // received since the last handoff call, PINGs aside
 	bodies []byte        // their bodies
+	silent bool          // leaves PINGs unanswered (a wedged agent); else answers them
+	pings  int           // PINGs received
+	ctl    *control      // the switch's end
 }
 
 type harness struct {
@@ -119,8 +123,9 @@ type harness struct {
 	s      *Shard
 	tx     *recorder
 	now    int64
-	agents []*agentEnd
-	frame  []byte // scratch for client frames: vnet header + Ethernet frame
+	agents []*agentEnd // by back-end
+	old    []*agentEnd // ends of retired control connections
+	frame  []byte      // scratch for client frames: vnet header + Ethernet frame
 }
 
 // newHarness returns a shard whose control connections to both back-ends
@@ -157,8 +162,11 @@ func (h *harness) connect(b int) {
 	}
 	c.fd = fds[0]
 	h.s.ctlConnected(c)
-	a := &agentEnd{fd: fds[1], sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, ctlReadBuf)}
+	a := &agentEnd{fd: fds[1], sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, ctlReadBuf), ctl: c}
 	if b < len(h.agents) {
+		if h.agents[b].ctl.retireAt != 0 {
+			h.old = append(h.old, h.agents[b]) // still pumped
+		}
 		h.agents[b] = a
 	} else {
 		h.agents = append(h.agents, a)
@@ -175,8 +183,8 @@ func (h *harness) connect(b int) {
 func (h *harness) pump() {
 	for moved := true; moved; {
 		moved = false
-		for b, a := range h.agents {
-			c := h.s.ctl[b]
+		for b, a := range append(h.agents[:len(h.agents):len(h.agents)], h.old...) {
+			c := a.ctl
 			if c.fd < 0 {
 				continue
 			}
@@ -216,6 +224,15 @@ func (h *harness) agentRead(a *agentEnd) bool {
 			break
 		}
 		off += used
+		if ok && m.Type == handoff.MsgPing {
+			a.pings++
+			if !a.silent {
+				if err := a.sess.Send(handoff.MsgPong, m.ID, nil); err != nil {
+					h.t.Fatal(err)
+				}
+			}
+			continue
+		}
 		if ok {
 			start := len(a.bodies)
 			a.bodies = append(a.bodies, m.Body...)
@@ -260,11 +277,19 @@ func (h *harness) answer(b int, id uint64, ok bool) {
 	h.pump()
 }
 
-// advance moves the clock and runs the timers, as one loop round does.
+// advance moves the clock and runs the timers and the health checks of the
+// ready control connections, as one loop round does.
 func (h *harness) advance(d time.Duration) {
 	h.now += int64(d)
 	h.s.now = h.now
 	h.s.wheel.advance(h.s.tab.flows, h.now, h.s.fire)
+	for _, c := range h.s.ctl {
+		if c.state == ctlReady {
+			h.s.ctlCheck(c)
+		}
+	}
+	h.s.stepRetired()
+	h.pump()
 }
 
 // client is one scripted client connection.

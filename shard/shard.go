@@ -17,7 +17,10 @@ import (
 	"webswitch/tcpfsm/seqnum"
 )
 
-var errControlTimeout = errors.New("connect or handshake timed out")
+var (
+	errControlTimeout = errors.New("connect or handshake timed out")
+	errHealthCheck    = errors.New("health checks failed: PINGs not answered")
+)
 
 const (
 	pollTick   = 10 * time.Millisecond // the loop wakes at least this often for timers
@@ -42,7 +45,8 @@ type Shard struct {
 	cookies *tcpfsm.Cookies
 	tab     *table
 	wheel   *wheel
-	ctl     []*control
+	ctl     []*control // by back-end
+	retired []*control // replaced after GOAWAY, still read for answers
 	nb      *neighbors
 	rr      []uint32 // round-robin cursor per pool
 	up      func(backend int) bool
@@ -82,10 +86,10 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cook
 	for b := range cfg.Backends {
 		s.ctl = append(s.ctl, newControl(b))
 	}
+	s.C.Backends = make([]BackendCounters, len(cfg.Backends))
 	s.up = func(b int) bool {
 		_, known := s.nb.mac(b)
-		c := s.ctl[b]
-		return known && c.state == ctlReady && !c.draining && (s.refused == nil || !s.refused[b])
+		return known && s.ctl[b].usable() && (s.refused == nil || !s.refused[b])
 	}
 	s.fire = s.timer
 	return s
@@ -102,9 +106,11 @@ func (s *Shard) run(stop *atomic.Bool) {
 	var f ring.Frame
 	for !stop.Load() {
 		s.pollfds = append(s.pollfds[:0], sys.PollFd{Fd: int32(s.ring.Fd()), Events: sys.PollIn})
-		for _, c := range s.ctl {
-			if ev := c.pollEvents(); ev != 0 {
-				s.pollfds = append(s.pollfds, sys.PollFd{Fd: int32(c.fd), Events: ev})
+		for _, list := range [2][]*control{s.ctl, s.retired} {
+			for _, c := range list {
+				if ev := c.pollEvents(); ev != 0 {
+					s.pollfds = append(s.pollfds, sys.PollFd{Fd: int32(c.fd), Events: ev})
+				}
 			}
 		}
 		if _, err := sys.Poll(s.pollfds, pollTick); err != nil {
@@ -123,27 +129,38 @@ func (s *Shard) run(stop *atomic.Bool) {
 			s.ring.Release(b)
 		}
 		for _, pfd := range s.pollfds[1:] {
-			if pfd.Revents == 0 {
-				continue
-			}
-			for _, c := range s.ctl {
-				if c.fd == int(pfd.Fd) {
-					s.ctlEvents(c, pfd.Revents)
-				}
+			if c := s.controlOf(pfd.Fd); c != nil && pfd.Revents != 0 {
+				s.ctlEvents(c, pfd.Revents)
 			}
 		}
 		s.wheel.advance(s.tab.flows, s.now, s.fire)
-		for _, c := range s.ctl {
+		for b, c := range s.ctl {
 			s.ctlStep(c)
+			s.C.Backends[b].Usable.Store(c.usable())
 		}
+		s.stepRetired()
 		s.tx.Flush()
 		s.C.publishTx(s.tx.Stats())
 	}
-	for _, c := range s.ctl {
-		if c.fd >= 0 {
-			sys.Close(c.fd)
+	for _, list := range [2][]*control{s.ctl, s.retired} {
+		for _, c := range list {
+			s.ctlClose(c)
 		}
 	}
+}
+
+// controlOf returns the control connection, current or retired, on fd, or
+// nil if it was closed earlier in the round (a failed write, say). Sockets
+// are only opened after the events are handled, so fd is not reused yet.
+func (s *Shard) controlOf(fd int32) *control {
+	for _, list := range [2][]*control{s.ctl, s.retired} {
+		for _, c := range list {
+			if c.fd == int(fd) {
+				return c
+			}
+		}
+	}
+	return nil
 }
 
 // frame handles one received frame.
@@ -427,6 +444,7 @@ func (s *Shard) handoffDone(backend int, id uint64, ok bool) {
 		// control connection the first agent may still have made one, so
 		// those are never retried.)
 		s.C.HandoffsErr.Add(1)
+		s.C.Backends[backend].HandoffsFailed.Add(1)
 		c := fl.conn
 		if len(c.refused) < len(s.cfg.Backends) {
 			c.refused = make([]bool, len(s.cfg.Backends)) // once per pooled conn
@@ -437,6 +455,7 @@ func (s *Shard) handoffDone(backend int, id uint64, ok bool) {
 		return
 	}
 	s.C.HandoffsOK.Add(1)
+	s.C.Backends[backend].HandoffsOK.Add(1)
 	s.C.SplicedFlows.Add(1)
 	c := fl.conn
 	fl.state = flowSpliced
@@ -467,6 +486,7 @@ func (s *Shard) failHandoffs(backend int) {
 		fl := &s.tab.flows[i]
 		if fl.state == flowOwned && fl.conn.tcp.State() == tcpfsm.HandingOff && fl.conn.backend == backend {
 			s.C.HandoffsErr.Add(1)
+			s.C.Backends[backend].HandoffsFailed.Add(1)
 			s.respond(int32(i), 503)
 		}
 	}
@@ -550,6 +570,7 @@ func (s *Shard) timer(i int32) {
 	case tcpfsm.HandingOff:
 		if s.now >= c.handoffAt+int64(s.cfg.HandoffTimeout) {
 			s.C.HandoffsTimeout.Add(1)
+			s.C.Backends[c.backend].HandoffsFailed.Add(1)
 			s.respond(i, 504)
 			return
 		}

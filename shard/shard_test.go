@@ -70,7 +70,7 @@ func TestSpliceLifecycle(t *testing.T) {
 	if f := parseFrame(t, out[0]); f.dstMAC != testBackendMAC(0) || f.flags != header.FlagFIN|header.FlagACK || f.seq != c.isn.Add(1+seqnum.Size(len(req))) {
 		t.Errorf("spliced FIN forwarded as %+v", f)
 	}
-	snap := h.s.C.snapshot(0)
+	snap := h.s.snapshot()
 	if snap.HandoffsOK != 1 || snap.FramesForwarded != 2 || snap.SplicedFlows != 1 || snap.ActiveFlows != 1 {
 		t.Errorf("counters: %+v", snap)
 	}

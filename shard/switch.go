@@ -151,7 +151,7 @@ const statsInterval = 10 * time.Second
 func (sw *Switch) Snapshots() []Snapshot {
 	var out []Snapshot
 	for i, s := range sw.shards {
-		snap := s.C.snapshot(i)
+		snap := s.snapshot()
 		if st, err := sw.rings[i].Stats(); err == nil {
 			snap.RingPackets, snap.RingDrops, snap.RingFreezes, snap.RingTruncated = st.Packets, st.Drops, st.Freezes, st.Truncated
 		}

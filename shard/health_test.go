@@ -1,0 +1,174 @@
+package shard
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"webswitch/handoff"
+	"webswitch/tcpfsm/header"
+)
+
+const bothReq = "GET / HTTP/1.1\r\nHost: both.example\r\n\r\n"
+
+// targets opens n connections to pool "both" (be1 and be2, round-robin)
+// from ports starting at port and returns how many each back-end's agent
+// got (answered OK), and how many the switch answered 503.
+func (h *harness) targets(port uint16, n int) (perBackend [2]int, unavailable int) {
+	h.t.Helper()
+	for i := range n {
+		c := h.client(port + uint16(i))
+		c.handshake()
+		c.data(header.FlagPSH, bothReq)
+		h.pump()
+		handed := false
+		for b, a := range h.agents {
+			if len(a.msgs) > 0 {
+				id, _, _ := h.handoff(b)
+				h.answer(b, id, true)
+				perBackend[b]++
+				handed = true
+			}
+		}
+		out := h.tx.take()
+		if !handed {
+			if body, _ := c.response(out); !strings.HasPrefix(string(body), "HTTP/1.1 503 ") {
+				h.t.Fatalf("connection %d: neither handed off nor answered 503: %q", i, body)
+			}
+			unavailable++
+		}
+	}
+	return perBackend, unavailable
+}
+
+// TestHealthChecks follows a back-end whose agent stops answering PINGs:
+// it takes new connections until HealthFall checks in a row failed, then
+// none; after a reconnection it needs HealthRise good checks to come back.
+func TestHealthChecks(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.s.cfg
+	h.agents[1].silent = true
+	h.advance(0) // the first PINGs go out as soon as the connections are ready
+	if got, _ := h.targets(41000, 4); got != [2]int{2, 2} {
+		t.Fatalf("before any check failed: %v connections per back-end, want 2 each", got)
+	}
+	// Failures at timeout, interval+timeout, ... ; the last one takes it down.
+	downAt := time.Duration(cfg.HealthFall-1)*cfg.HealthInterval + cfg.HealthTimeout
+	step := cfg.HealthTimeout / 2
+	for at := step; at < downAt; at += step {
+		h.advance(step)
+		if !h.s.ctl[1].usable() {
+			t.Fatalf("be2 down %v after the first PING, want %v", at, downAt)
+		}
+	}
+	h.advance(step)
+	if c := h.s.ctl[1]; c.usable() || c.state != ctlIdle || !c.down {
+		t.Fatalf("be2 after %d missed PINGs: state %v, down %v; want idle and down", cfg.HealthFall, c.state, c.down)
+	}
+	if n := h.agents[1].pings; n != cfg.HealthFall {
+		t.Errorf("be2 got %d PINGs, want %d", n, cfg.HealthFall)
+	}
+	if got, _ := h.targets(41010, 4); got != [2]int{4, 0} {
+		t.Errorf("be2 down: %v connections per back-end, want all on be1", got)
+	}
+
+	// The agent answers again on a new connection.
+	h.connect(1)
+	h.pump()
+	h.advance(0) // good check 1
+	if h.s.ctl[1].usable() {
+		t.Fatal("be2 usable after one good check, want HealthRise = 2")
+	}
+	if got, _ := h.targets(41020, 2); got != [2]int{2, 0} {
+		t.Errorf("be2 rising: %v connections per back-end, want all on be1", got)
+	}
+	h.advance(cfg.HealthInterval) // good check 2
+	if got, _ := h.targets(41030, 4); got != [2]int{2, 2} {
+		t.Errorf("be2 back: %v connections per back-end, want 2 each", got)
+	}
+	snap := h.s.snapshot()
+	if b := snap.Backends; b[0].Downs != 0 || b[1].Downs != 1 || b[1].HandoffsOK != 4 {
+		t.Errorf("back-end counters %+v, want be2 down once and 4 handoffs OK", b)
+	}
+	if h.agents[0].pings < 3 || !h.s.ctl[0].usable() {
+		t.Errorf("be1: %d PINGs, usable %v; want checks all along and up", h.agents[0].pings, h.s.ctl[0].usable())
+	}
+}
+
+// TestAgentHealth checks that the agent's own report takes effect at once,
+// both ways, with no thresholds.
+func TestAgentHealth(t *testing.T) {
+	h := newHarness(t)
+	report := func(hl handoff.Health) {
+		t.Helper()
+		if err := h.agents[1].sess.Send(handoff.MsgLoad, 0, handoff.AppendLoadBody(nil, 0, hl)); err != nil {
+			t.Fatal(err)
+		}
+		h.pump()
+	}
+	for i, tt := range []struct {
+		health handoff.Health
+		want   [2]int
+	}{
+		{handoff.HealthDown, [2]int{4, 0}},
+		{handoff.HealthUp, [2]int{2, 2}},
+		{handoff.HealthDraining, [2]int{4, 0}},
+		{handoff.HealthUp, [2]int{2, 2}},
+	} {
+		report(tt.health)
+		if got, _ := h.targets(42000+uint16(10*i), 4); got != tt.want {
+			t.Errorf("be2 reports %v: %v connections per back-end, want %v", tt.health, got, tt.want)
+		}
+	}
+	if d := h.s.snapshot().Backends[1].Downs; d != 0 {
+		t.Errorf("be2 counted %d downs, want 0: its agent's report is not a failure", d)
+	}
+}
+
+// TestGoAway follows an agent upgrade: the old agent sends GOAWAY with a
+// handoff in flight; the switch connects to the new agent at once, sends
+// it the next connections, and still takes the old agent's answer.
+func TestGoAway(t *testing.T) {
+	const webReq = "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n" // pool "web": be2 only
+	h := newHarness(t)
+	old := h.agents[1]
+	c := h.client(43000)
+	c.handshake()
+	c.data(header.FlagPSH, webReq)
+	h.pump()
+	if err := old.sess.Send(handoff.MsgGoAway, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	id, _, _ := h.handoff(1) // the old agent has it
+	if len(h.s.retired) != 1 || h.s.ctl[1].state != ctlIdle || h.s.ctl[1].down {
+		t.Fatalf("after GOAWAY: %d retired, new connection %v (down %v); want 1 retired and a reconnection due, not down",
+			len(h.s.retired), h.s.ctl[1].state, h.s.ctl[1].down)
+	}
+	h.connect(1) // the new agent, on the same address
+	h.pump()
+	d := h.client(43001)
+	d.handshake()
+	d.data(header.FlagPSH, webReq)
+	idNew, _, _ := h.handoff(1)
+	h.answer(1, idNew, true)
+	if err := old.sess.Send(handoff.MsgOK, id, nil); err != nil { // the old agent answers last
+		t.Fatal(err)
+	}
+	h.pump()
+	for _, cl := range []*client{c, d} {
+		cl.data(0, "")
+	}
+	if f := h.tx.take(); len(f) != 2 || parseFrame(t, f[0]).dstMAC != testBackendMAC(1) || parseFrame(t, f[1]).dstMAC != testBackendMAC(1) {
+		t.Fatalf("after both answers: %d frames, want both flows spliced to be2", len(f))
+	}
+	if n := h.s.C.HandoffsOK.Load(); n != 2 {
+		t.Errorf("%d handoffs OK, want 2", n)
+	}
+	h.advance(h.s.cfg.HandoffTimeout)
+	if len(h.s.retired) != 0 || old.ctl.fd >= 0 {
+		t.Errorf("retired connection still open after the handoff timeout")
+	}
+	if n := h.s.snapshot().Backends[1].Downs; n != 0 {
+		t.Errorf("be2 counted %d downs, want 0: an upgrade is not a failure", n)
+	}
+}
