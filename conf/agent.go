@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 )
 
 // Agent is the back-end agent's configuration file.
@@ -36,6 +37,10 @@ type Serve struct {
 	// for clients that bypass the switch, and for the bench's "direct"
 	// and proxy set-ups. Not the VIP.
 	DirectListen netip.AddrPort `toml:"direct_listen"`
+	// DrainTimeout bounds a graceful stop or upgrade: the connections
+	// being served get this long to finish before they are closed.
+	// Default 60s.
+	DrainTimeout Duration `toml:"drain_timeout"`
 }
 
 // LoadAgent reads the agent configuration file at path, decodes it
@@ -48,13 +53,13 @@ func LoadAgent(path string) (*Agent, error) {
 	return a, nil
 }
 
-// setDefaults does nothing: every key of the agent's file is required.
-func (a *Agent) setDefaults() {}
+func (a *Agent) setDefaults() { a.Serve.DrainTimeout = Duration{60 * time.Second} }
 
 func (a *Agent) validate(v *validator) {
 	v.addrPort("agent.listen", a.Agent.Listen)
 	v.ipv4("agent.vip", a.Agent.VIP)
 	v.required("agent.secret_file", a.Agent.SecretFile != "")
+	v.positive("serve.drain_timeout", a.Serve.DrainTimeout)
 	if d := a.Serve.DirectListen; d.IsValid() {
 		v.addrPort("serve.direct_listen", d)
 		if d.Addr() == a.Agent.VIP {

@@ -242,7 +242,7 @@ func TestLoadAgentExample(t *testing.T) {
 			VIP:        netip.MustParseAddr("198.18.0.100"),
 			SecretFile: "/etc/webswitch/secret",
 		},
-		Serve: Serve{StaticRoot: "/srv/www", DirectListen: netip.MustParseAddrPort("198.18.0.21:8080")},
+		Serve: Serve{StaticRoot: "/srv/www", DirectListen: netip.MustParseAddrPort("198.18.0.21:8080"), DrainTimeout: Duration{2 * time.Minute}},
 	}
 	if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
 		t.Errorf("LoadAgent mismatch (-want +got):\n%s", diff)

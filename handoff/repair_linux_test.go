@@ -346,7 +346,7 @@ func TestRecreateBindError(t *testing.T) {
 
 // TestRecreateServeStatic runs the agent's side end to end: a re-created
 // connection whose request is already queued is delivered through a Listener
-// to ServeStatic, which answers it and a keep-alive request after it.
+// to a Static server, which answers it and a keep-alive request after it.
 func TestRecreateServeStatic(t *testing.T) {
 	ns := newNetns(t, "198.18.0.100/32", "198.18.0.10/32")
 	dropResets(t, ns)
@@ -384,7 +384,7 @@ func TestRecreateServeStatic(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := NewListener(net.TCPAddrFromAddrPort(be.VIP))
-	serveInBackground(t, l, func(l net.Listener) error { return ServeStatic(l, root) })
+	serveInBackground(t, l, newStatic(t, root).Serve)
 	l.Deliver(backend)
 
 	client.SetDeadline(time.Now().Add(5 * time.Second))

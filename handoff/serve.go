@@ -1,12 +1,14 @@
 package handoff
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -17,42 +19,177 @@ const (
 	upstreamDialTimeout = 5 * time.Second   // to connect to the local server
 )
 
-// ServeStatic serves files under root over HTTP/1.1 (keep-alive, Range, HEAD)
-// on l with net/http's FileServer, with sane timeouts. Responses have no write
-// deadline, so large files to slow clients are not cut off. Files go out with
-// sendfile(2) when l's connections are *net.TCPConn or wrap one (as
-// Listener's do). It returns the error that stopped l's Accept, or an error
-// at once if root is not a directory.
-func ServeStatic(l net.Listener, root string) error {
-	fi, err := os.Stat(root)
-	if err != nil {
-		return fmt.Errorf("static root: %w", err)
+// Server serves connections, handed-off or direct, and drains them on
+// Shutdown. Check tells whether what serves them works, for the agent's
+// health reports.
+type Server interface {
+	Serve(l net.Listener) error
+	Shutdown(ctx context.Context) error
+	Check() error
+}
+
+// Static serves files under a root directory over HTTP/1.1 (keep-alive,
+// Range, HEAD) with net/http's FileServer, with sane timeouts. Responses
+// have no write deadline, so large files to slow clients are not cut off.
+// Files go out with sendfile(2) when the connections are *net.TCPConn or
+// wrap one (as Listener's do).
+type Static struct {
+	root string
+	srv  http.Server
+}
+
+// NewStatic returns a Static server of root, or an error if root is not a
+// directory.
+func NewStatic(root string) (*Static, error) {
+	s := &Static{root: root}
+	if err := s.Check(); err != nil {
+		return nil, err
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("static root %s is not a directory", root)
-	}
-	srv := &http.Server{
+	s.srv = http.Server{
 		Handler:           http.FileServer(http.Dir(root)),
 		ReadHeaderTimeout: staticHeaderTimeout,
 		IdleTimeout:       staticIdleTimeout,
 	}
-	return srv.Serve(l)
+	return s, nil
 }
 
-// ServeUpstream proxies each connection of l to a local server at upstream
+// Serve serves l until it is closed or Shutdown is called, and returns the
+// error that stopped it (http.ErrServerClosed after Shutdown).
+func (s *Static) Serve(l net.Listener) error { return s.srv.Serve(l) }
+
+// Shutdown closes the listeners and the idle connections, lets the others
+// finish their current response (keep-alive ends there), and waits for them
+// or for ctx, as http.Server.Shutdown does; at ctx's end the connections
+// still open are closed.
+func (s *Static) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if ctx.Err() != nil {
+		s.srv.Close()
+	}
+	return err
+}
+
+// Check reports an error when the root is not a readable directory.
+func (s *Static) Check() error {
+	fi, err := os.Stat(s.root)
+	if err != nil {
+		return fmt.Errorf("static root: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("static root %s is not a directory", s.root)
+	}
+	return nil
+}
+
+// Upstream proxies each connection to a local server at an address
 // (host:port): bytes both ways with io.Copy between *net.TCPConn (Go uses
 // splice(2) for TCP-to-TCP copies on Linux), half-closes passed on
-// (CloseWrite), both closed at the end. A connection whose upstream cannot be
-// reached is closed. It returns the error that stopped l's Accept; proxied
-// connections carry on.
-func ServeUpstream(l net.Listener, upstream string) error {
+// (CloseWrite), both closed at the end. A connection whose upstream cannot
+// be reached is closed.
+type Upstream struct {
+	addr string
+
+	mu        sync.Mutex
+	stopping  bool
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{} // client ends of the proxied connections
+	wg        sync.WaitGroup
+}
+
+// NewUpstream returns an Upstream proxying to addr.
+func NewUpstream(addr string) *Upstream {
+	return &Upstream{addr: addr, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
+}
+
+// Serve proxies l's connections until l is closed or Shutdown is called,
+// and returns the error that stopped l's Accept (net.ErrClosed after
+// Shutdown). Proxied connections carry on.
+func (u *Upstream) Serve(l net.Listener) error {
+	if !u.addListener(l) {
+		return net.ErrClosed
+	}
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			return err
 		}
-		go proxy(c, upstream)
+		if !u.addConn(c) {
+			c.Close()
+			return net.ErrClosed
+		}
+		go func() {
+			defer u.removeConn(c)
+			proxy(c, u.addr)
+		}()
 	}
+}
+
+// Shutdown closes the listeners and waits for the proxied connections to
+// end by themselves (the bytes are opaque: there is no request boundary to
+// stop at), or for ctx; at ctx's end it closes those still open.
+func (u *Upstream) Shutdown(ctx context.Context) error {
+	u.mu.Lock()
+	u.stopping = true
+	for l := range u.listeners {
+		l.Close()
+	}
+	u.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		u.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	u.mu.Lock()
+	for c := range u.conns {
+		c.Close()
+	}
+	u.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+// Check connects to the upstream and reports an error if it cannot.
+func (u *Upstream) Check() error {
+	c, err := net.DialTimeout("tcp", u.addr, upstreamDialTimeout)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func (u *Upstream) addListener(l net.Listener) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.stopping {
+		return false
+	}
+	u.listeners[l] = struct{}{}
+	return true
+}
+
+// addConn counts c in, unless Shutdown has begun (so that no wg.Add
+// happens once Shutdown may be waiting).
+func (u *Upstream) addConn(c net.Conn) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.stopping {
+		return false
+	}
+	u.conns[c] = struct{}{}
+	u.wg.Add(1)
+	return true
+}
+
+func (u *Upstream) removeConn(c net.Conn) {
+	u.mu.Lock()
+	delete(u.conns, c)
+	u.mu.Unlock()
+	u.wg.Done()
 }
 
 // proxy copies between client and a new connection to upstream until both

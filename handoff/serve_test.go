@@ -1,6 +1,7 @@
 package handoff
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -95,7 +96,7 @@ func TestServeStatic(t *testing.T) {
 		t.Fatal(err)
 	}
 	l, addr := frontListener(t)
-	serveInBackground(t, l, func(l net.Listener) error { return ServeStatic(l, root) })
+	serveInBackground(t, l, newStatic(t, root).Serve)
 
 	tr := &http.Transport{MaxIdleConnsPerHost: 1}
 	defer tr.CloseIdleConnections()
@@ -158,15 +159,94 @@ func TestServeStatic(t *testing.T) {
 	waitIdle(t, l)
 }
 
-func TestServeStaticBadRoot(t *testing.T) {
+func newStatic(t *testing.T, root string) *Static {
+	t.Helper()
+	s, err := NewStatic(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestStaticBadRoot(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(file, nil, 0o644)
 	for _, root := range []string{file, filepath.Join(file, "missing")} {
-		l := NewListener(vipAddr)
-		if err := ServeStatic(l, root); err == nil || errors.Is(err, net.ErrClosed) {
-			t.Errorf("ServeStatic(%s) = %v, want a root error", root, err)
+		if _, err := NewStatic(root); err == nil {
+			t.Errorf("NewStatic(%s) = nil error, want a root error", root)
 		}
-		l.Close()
+	}
+	dir := t.TempDir()
+	s := newStatic(t, dir)
+	os.Remove(dir)
+	if err := s.Check(); err == nil {
+		t.Error("Check of a removed root = nil, want an error")
+	}
+}
+
+// TestStaticShutdown checks the drain: a response in progress completes
+// byte-exact, an idle keep-alive connection is closed, and Shutdown returns
+// once the response is done.
+func TestStaticShutdown(t *testing.T) {
+	root := t.TempDir()
+	body := randomBytes(4 << 20)
+	os.WriteFile(filepath.Join(root, "big"), body, 0o644)
+	l, addr := frontListener(t)
+	s := newStatic(t, root)
+	go s.Serve(l)
+
+	idle, err := net.Dial("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	idle.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(idle, "HEAD /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	busy, err := net.Dial("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busy.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(busy, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(busy)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := make([]byte, 1024) // the response is under way
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		t.Fatal(err)
+	}
+
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(context.Background()) }()
+	if n, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Errorf("idle keep-alive connection: read %d bytes, want it closed", n)
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a response in progress", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("response cut off: %v", err)
+	}
+	if got := append(head, rest...); !bytes.Equal(got, body) {
+		t.Fatalf("response: %d bytes, not the file's %d", len(got), len(body))
+	}
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the response")
 	}
 }
 
@@ -182,7 +262,7 @@ func TestServeUpstreamEcho(t *testing.T) {
 	}))
 	defer up.Close()
 	l, addr := frontListener(t)
-	serveInBackground(t, l, func(l net.Listener) error { return ServeUpstream(l, up.Listener.Addr().String()) })
+	serveInBackground(t, l, NewUpstream(up.Listener.Addr().String()).Serve)
 
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -233,7 +313,7 @@ func TestServeUpstreamHalfClose(t *testing.T) {
 		}
 	}()
 	l, addr := frontListener(t)
-	serveInBackground(t, l, func(l net.Listener) error { return ServeUpstream(l, ul.Addr().String()) })
+	serveInBackground(t, l, NewUpstream(ul.Addr().String()).Serve)
 
 	c, err := net.Dial("tcp4", addr)
 	if err != nil {
@@ -268,7 +348,7 @@ func TestServeUpstreamUnreachable(t *testing.T) {
 	dead := tl.Addr().String()
 	tl.Close()
 	l, addr := frontListener(t)
-	serveInBackground(t, l, func(l net.Listener) error { return ServeUpstream(l, dead) })
+	serveInBackground(t, l, NewUpstream(dead).Serve)
 	c, err := net.Dial("tcp4", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -279,4 +359,104 @@ func TestServeUpstreamUnreachable(t *testing.T) {
 		t.Fatalf("read %d bytes from a connection with no upstream", n)
 	}
 	waitIdle(t, l)
+}
+
+// TestUpstreamShutdown checks the drain of proxied connections: Shutdown
+// waits while one is open and the bytes keep flowing, returns when the
+// client closes; a second one still open at the deadline is closed.
+func TestUpstreamShutdown(t *testing.T) {
+	ul, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	go func() {
+		for {
+			c, err := ul.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c) // echo
+			}()
+		}
+	}()
+	echo := func(c net.Conn, msg string) error {
+		if _, err := io.WriteString(c, msg); err != nil {
+			return err
+		}
+		got := make([]byte, len(msg))
+		_, err := io.ReadFull(c, got)
+		if err == nil && string(got) != msg {
+			err = fmt.Errorf("echo %q, want %q", got, msg)
+		}
+		return err
+	}
+	for _, tt := range []struct {
+		name     string
+		deadline bool
+	}{{"client closes", false}, {"deadline", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			l, addr := frontListener(t)
+			u := NewUpstream(ul.Addr().String())
+			go u.Serve(l)
+			c, err := net.Dial("tcp4", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if err := echo(c, "before"); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			shut := make(chan error, 1)
+			go func() { shut <- u.Shutdown(ctx) }()
+			time.Sleep(50 * time.Millisecond)
+			if err := echo(c, "during"); err != nil {
+				t.Fatalf("proxied connection during Shutdown: %v", err)
+			}
+			if tt.deadline {
+				cancel()
+				if err := <-shut; !errors.Is(err, context.Canceled) {
+					t.Errorf("Shutdown = %v, want context.Canceled", err)
+				}
+				if n, err := c.Read(make([]byte, 1)); err == nil {
+					t.Errorf("read %d bytes after the deadline, want the connection closed", n)
+				}
+				return
+			}
+			select {
+			case err := <-shut:
+				t.Fatalf("Shutdown returned %v with a connection open", err)
+			default:
+			}
+			c.Close()
+			select {
+			case err := <-shut:
+				if err != nil {
+					t.Errorf("Shutdown: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Shutdown did not return after the client closed")
+			}
+		})
+	}
+}
+
+func TestUpstreamCheck(t *testing.T) {
+	ul, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := NewUpstream(ul.Addr().String())
+	if err := u.Check(); err != nil {
+		t.Errorf("Check with the upstream listening: %v", err)
+	}
+	ul.Close()
+	if err := u.Check(); err == nil {
+		t.Error("Check with nothing listening = nil, want an error")
+	}
 }

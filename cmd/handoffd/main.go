@@ -5,15 +5,33 @@
 //
 // Usage:
 //
-//	handoffd -config FILE [-log-level info]
+//	handoffd -config FILE [-log-level info] [-pid-file FILE]
 //
 // It logs JSON lines to stderr. A configuration error is printed to stderr
-// and exits with status 2; SIGUSR1 logs the agent's counters ("agent
-// counters": sessions, handoffs, rejected control connections by reason);
-// SIGINT or SIGTERM stops it with status 0.
+// and exits with status 2. Every second it checks its server (the static
+// root is a directory; the upstream accepts a connection) and reports the
+// result to the switches, which send no new connections while it fails.
+//
+// Signals:
+//   - SIGUSR1 logs the agent's counters ("agent counters": sessions,
+//     handoffs, rejected control connections by reason).
+//   - SIGHUP upgrades in place: a new handoffd (the binary now at the same
+//     path, with the configuration file as it is now) starts and inherits the
+//     listening sockets; once it is ready, this one stops gracefully as
+//     below. If the new one fails to start (a bad configuration, say), this
+//     one logs why and carries on.
+//   - SIGINT or SIGTERM stop it gracefully: no new control connections;
+//     GOAWAY to the switches, which reconnect (to the successor, after an
+//     upgrade); the connections being served finish (keep-alive ends after
+//     the current response) for up to serve.drain_timeout, then are closed.
+//     A second signal closes them at once. Exit status 0.
+//
+// -pid-file writes the PID of the serving process to FILE (for systemd's
+// PIDFile= with ExecReload=kill -HUP $MAINPID).
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -21,7 +39,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/cloudflare/tableflip"
 	"github.com/rs/zerolog"
 
 	"webswitch/conf"
@@ -38,6 +58,7 @@ func main() {
 func run() int {
 	configPath := flag.String("config", "", "agent configuration `file` (TOML)")
 	levelName := flag.String("log-level", "info", "log `level`: trace, debug, info, warn or error")
+	pidFile := flag.String("pid-file", "", "write the serving process's PID to `file`")
 	flag.Parse()
 	if *configPath == "" || flag.NArg() > 0 {
 		flag.Usage()
@@ -48,7 +69,7 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "handoffd: -log-level: %v\n", err)
 		return 2
 	}
-	log := zerolog.New(os.Stderr).Level(level).With().Timestamp().Logger()
+	log := zerolog.New(os.Stderr).Level(level).With().Timestamp().Int("pid", os.Getpid()).Logger()
 
 	cfg, err := conf.LoadAgent(*configPath)
 	if err != nil {
@@ -60,8 +81,28 @@ func run() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	var server handoff.Server
+	startup := log.Info()
+	if root := cfg.Serve.StaticRoot; root != "" {
+		if server, err = handoff.NewStatic(root); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		startup = startup.Str("mode", "static").Str("root", root)
+	} else {
+		server = handoff.NewUpstream(cfg.Serve.Upstream)
+		startup = startup.Str("mode", "upstream").Str("upstream", cfg.Serve.Upstream)
+	}
 
-	ctl, err := net.Listen("tcp", cfg.Agent.Listen.String())
+	// The listening sockets come from the process this one upgrades, if
+	// any (tableflip passes them on), else they are opened here.
+	upg, err := tableflip.New(tableflip.Options{PIDFile: *pidFile})
+	if err != nil {
+		log.Error().Err(err).Msg("upgrader")
+		return 1
+	}
+	defer upg.Stop()
+	ctl, err := upg.Listen("tcp", cfg.Agent.Listen.String())
 	if err != nil {
 		log.Error().Err(err).Msg("control listener")
 		return 1
@@ -78,45 +119,50 @@ func run() int {
 		Active: conns.Active,
 		Log:    log,
 	}
-
-	startup := log.Info().Stringer("listen", ctl.Addr()).Stringer("vip", cfg.Agent.VIP)
-	var serve func(net.Listener) error
-	if root := cfg.Serve.StaticRoot; root != "" {
-		startup = startup.Str("mode", "static").Str("root", root)
-		serve = func(l net.Listener) error { return handoff.ServeStatic(l, root) }
-	} else {
-		up := cfg.Serve.Upstream
-		startup = startup.Str("mode", "upstream").Str("upstream", up)
-		serve = func(l net.Listener) error { return handoff.ServeUpstream(l, up) }
-	}
 	listeners := []net.Listener{conns}
 	if d := cfg.Serve.DirectListen; d.IsValid() {
-		direct, err := net.Listen("tcp", d.String())
+		direct, err := upg.Listen("tcp", d.String())
 		if err != nil {
 			log.Error().Err(err).Msg("direct listener")
 			return 1
 		}
-		defer direct.Close()
 		listeners = append(listeners, direct)
 		startup = startup.Stringer("direct_listen", direct.Addr())
 	}
-	startup.Msg("handoffd started")
 
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	errc := make(chan error, 1+len(listeners))
 	go func() { errc <- fmt.Errorf("control: %w", agent.Serve(ctl)) }()
 	for _, l := range listeners {
-		go func() { errc <- fmt.Errorf("serve %v: %w", l.Addr(), serve(l)) }()
+		go func() { errc <- fmt.Errorf("serve %v: %w", l.Addr(), server.Serve(l)) }()
 	}
+	checkDone := make(chan struct{})
+	defer close(checkDone)
+	go checkServer(server, agent, log, checkDone)
+	if err := upg.Ready(); err != nil {
+		log.Error().Err(err).Msg("upgrader ready")
+		return 1
+	}
+	startup.Stringer("listen", ctl.Addr()).Stringer("vip", cfg.Agent.VIP).Bool("upgraded", upg.HasParent()).Msg("handoffd started")
 
-	dump := make(chan os.Signal, 1)
-	signal.Notify(dump, syscall.SIGUSR1) // log the counters now
+	stop := make(chan os.Signal, 2)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGHUP)
 	status := -1
 	for status < 0 {
 		select {
-		case <-dump:
-			log.Info().Interface("counters", agent.Stats.Snapshot()).Msg("agent counters")
+		case sig := <-sigs:
+			if sig == syscall.SIGUSR1 {
+				log.Info().Interface("counters", agent.Stats.Snapshot()).Msg("agent counters")
+				continue
+			}
+			log.Info().Msg("upgrading: starting a new handoffd")
+			if err := upg.Upgrade(); err != nil {
+				log.Error().Err(err).Msg("upgrade failed: this handoffd carries on")
+			}
+		case <-upg.Exit():
+			log.Info().Msg("the new handoffd is ready: stopping")
+			status = 0
 		case sig := <-stop:
 			log.Info().Stringer("signal", sig).Msg("handoffd stopping")
 			status = 0
@@ -125,9 +171,63 @@ func run() int {
 			status = 1
 		}
 	}
+	drain(agent, conns, server, time.Duration(cfg.Serve.DrainTimeout.Duration), stop, log)
 	log.Info().Interface("counters", agent.Stats.Snapshot()).Bool("final", true).Msg("agent counters")
-	ctl.Close()
-	agent.Close()
-	conns.Close()
 	return status
+}
+
+// drain stops gracefully: the switches are told to go away and close their
+// control connections (their handoffs in flight are still served), then the
+// served connections get up to timeout to finish, or until stop receives.
+func drain(agent *handoff.Agent, conns *handoff.Listener, server handoff.Server, timeout time.Duration, stop <-chan os.Signal, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-stop:
+			log.Warn().Stringer("signal", sig).Msg("drain cut short: closing the connections being served")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := agent.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("control connections")
+	}
+	// No more handoffs can come; the server closes its listeners.
+	log.Info().Uint32("active", conns.Active()).Dur("timeout", timeout).Msg("draining the connections being served")
+	server.Shutdown(ctx)
+	if ctx.Err() != nil {
+		log.Warn().Uint32("active", conns.Active()).Msg("drain cut short: connections closed")
+		return
+	}
+	log.Info().Msg("drained")
+}
+
+// checkInterval is the period of the server's health check.
+const checkInterval = time.Second
+
+// checkServer checks the server every checkInterval and reports the result
+// to the agent (which tells the switches at once when it changes), until
+// done is closed.
+func checkServer(server handoff.Server, agent *handoff.Agent, log zerolog.Logger, done <-chan struct{}) {
+	t := time.NewTicker(checkInterval)
+	defer t.Stop()
+	up := true
+	for {
+		err := server.Check()
+		if (err == nil) != up {
+			up = err == nil
+			if up {
+				log.Info().Msg("server up")
+			} else {
+				log.Warn().Err(err).Msg("server down: no new connections")
+			}
+			agent.SetServerUp(up)
+		}
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
 }
