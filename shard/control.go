@@ -43,7 +43,7 @@ type control struct {
 	// What the agent says: its last LOAD report, and GOAWAY.
 	health handoff.Health
 	active uint32
-	goaway bool // received: the connection is to be retired
+	goaway bool // received: the connection is to be retired (see sender)
 	// retireAt is set on a retired connection (one that got GOAWAY and
 	// was replaced): it is read until then, for the answers to the
 	// handoffs sent on it, and closed.
@@ -237,9 +237,28 @@ func (s *Shard) ctlCheck(c *control) {
 	}
 }
 
-// usable reports whether new connections may be handed to c's back-end.
+// usable reports whether new connections may be handed to c's back-end on
+// c.
 func (c *control) usable() bool {
-	return c.state == ctlReady && !c.down && !c.goaway && c.health == handoff.HealthUp
+	return c.state == ctlReady && !c.down && c.health == handoff.HealthUp
+}
+
+// sender returns the connection that new handoffs to back-end b go on: its
+// current one, or, while that one is not ready yet after a GOAWAY, the
+// retired one for the first half of its life. An agent that said GOAWAY
+// still serves every HANDOFF it gets until the switch closes, so an upgrade
+// leaves no moment without a back-end.
+func (s *Shard) sender(b int) *control {
+	c := s.ctl[b]
+	if c.state == ctlReady || c.down {
+		return c
+	}
+	for i := len(s.retired) - 1; i >= 0; i-- {
+		if r := s.retired[i]; r.backend == b && s.now < r.retireAt-int64(s.cfg.HandoffTimeout)/2 {
+			return r
+		}
+	}
+	return c
 }
 
 // ctlFlush writes what the session has pending.

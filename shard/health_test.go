@@ -126,15 +126,20 @@ func TestAgentHealth(t *testing.T) {
 }
 
 // TestGoAway follows an agent upgrade: the old agent sends GOAWAY with a
-// handoff in flight; the switch connects to the new agent at once, sends
-// it the next connections, and still takes the old agent's answer.
+// handoff in flight; until the switch's new connection (to the new agent)
+// is ready, new connections still go to the old agent, which serves them;
+// then they go to the new one; the old agent's answers are still taken.
 func TestGoAway(t *testing.T) {
 	const webReq = "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n" // pool "web": be2 only
 	h := newHarness(t)
 	old := h.agents[1]
-	c := h.client(43000)
-	c.handshake()
-	c.data(header.FlagPSH, webReq)
+	open := func(port uint16) *client {
+		c := h.client(port)
+		c.handshake()
+		c.data(header.FlagPSH, webReq)
+		return c
+	}
+	c := open(43000)
 	h.pump()
 	if err := old.sess.Send(handoff.MsgGoAway, 0, nil); err != nil {
 		t.Fatal(err)
@@ -144,25 +149,36 @@ func TestGoAway(t *testing.T) {
 		t.Fatalf("after GOAWAY: %d retired, new connection %v (down %v); want 1 retired and a reconnection due, not down",
 			len(h.s.retired), h.s.ctl[1].state, h.s.ctl[1].down)
 	}
+	between := open(43001) // the new connection is not ready yet
+	idBetween, _, _ := h.handoff(1)
 	h.connect(1) // the new agent, on the same address
 	h.pump()
-	d := h.client(43001)
-	d.handshake()
-	d.data(header.FlagPSH, webReq)
+	d := open(43002)
 	idNew, _, _ := h.handoff(1)
+	if h.agents[1] == old {
+		t.Fatal("the handoff after the reconnection went to the old agent")
+	}
 	h.answer(1, idNew, true)
-	if err := old.sess.Send(handoff.MsgOK, id, nil); err != nil { // the old agent answers last
-		t.Fatal(err)
+	for _, id := range []uint64{id, idBetween} { // the old agent answers last
+		if err := old.sess.Send(handoff.MsgOK, id, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	h.pump()
-	for _, cl := range []*client{c, d} {
+	for _, cl := range []*client{c, between, d} {
 		cl.data(0, "")
 	}
-	if f := h.tx.take(); len(f) != 2 || parseFrame(t, f[0]).dstMAC != testBackendMAC(1) || parseFrame(t, f[1]).dstMAC != testBackendMAC(1) {
-		t.Fatalf("after both answers: %d frames, want both flows spliced to be2", len(f))
+	f := h.tx.take()
+	if len(f) != 3 {
+		t.Fatalf("after the answers: %d frames, want all 3 flows spliced to be2", len(f))
 	}
-	if n := h.s.C.HandoffsOK.Load(); n != 2 {
-		t.Errorf("%d handoffs OK, want 2", n)
+	for _, fr := range f {
+		if parseFrame(t, fr).dstMAC != testBackendMAC(1) {
+			t.Fatalf("a frame went to %v, want be2", parseFrame(t, fr).dstMAC)
+		}
+	}
+	if n := h.s.C.HTTPErrors[503].Load(); n != 0 {
+		t.Errorf("%d 503s during the upgrade, want none", n)
 	}
 	h.advance(h.s.cfg.HandoffTimeout)
 	if len(h.s.retired) != 0 || old.ctl.fd >= 0 {

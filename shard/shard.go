@@ -89,7 +89,7 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cook
 	s.C.Backends = make([]BackendCounters, len(cfg.Backends))
 	s.up = func(b int) bool {
 		_, known := s.nb.mac(b)
-		return known && s.ctl[b].usable() && (s.refused == nil || !s.refused[b])
+		return known && s.sender(b).usable() && (s.refused == nil || !s.refused[b])
 	}
 	s.fire = s.timer
 	return s
@@ -136,7 +136,7 @@ func (s *Shard) run(stop *atomic.Bool) {
 		s.wheel.advance(s.tab.flows, s.now, s.fire)
 		for b, c := range s.ctl {
 			s.ctlStep(c)
-			s.C.Backends[b].Usable.Store(c.usable())
+			s.C.Backends[b].Usable.Store(s.sender(b).usable())
 		}
 		s.stepRetired()
 		s.tx.Flush()
@@ -413,7 +413,7 @@ func (s *Shard) handOff(i int32) {
 		WScaleOK: p.Opts.WScaleOK, SACKOK: p.Opts.SACKOK,
 	}
 	st.Client, st.VIP = s.addrs(fl.key)
-	ctl := s.ctl[b]
+	ctl := s.sender(b)
 	if err := ctl.sess.SendHandoff(uint64(fl.gen)<<32|uint64(i), &st, c.tcp.Request()); err != nil {
 		s.log.Warn().Err(err).Int("shard", s.id).Msg("handoff send")
 		s.respond(i, 503)

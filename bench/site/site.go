@@ -36,7 +36,7 @@ type Config struct {
 	Shards     int
 	Prefix     string   // testbed namespace prefix; empty: the testbed's default
 	SwitchArgs []string // more webswitch flags, e.g. -cpuprofile FILE
-	SwitchKeys string   // more keys of the switch's [switch] table, TOML lines
+	SwitchKeys string   // more keys of the switch's [switch] table, TOML lines (see SwitchConfig)
 }
 
 // Site is a running installation.
@@ -46,6 +46,10 @@ type Site struct {
 	Switch    *testbed.Proc
 	SwitchLog string
 	Agents    []*testbed.Proc // handoffd of be1, be2
+	Upstream  *testbed.Proc   // be2's upstream server, with Config.Upstream
+
+	cfg    Config
+	starts int // processes started, for unique log names
 }
 
 // Start brings up the testbed and the processes and waits until both pools
@@ -56,7 +60,7 @@ func Start(cfg Config) (_ *Site, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Site{TB: tb, Dir: cfg.Dir}
+	s := &Site{TB: tb, Dir: cfg.Dir, cfg: cfg}
 	defer func() {
 		if err != nil {
 			tb.Down()
@@ -79,17 +83,15 @@ func Start(cfg Config) (_ *Site, err error) {
 		}
 	}
 	if cfg.Upstream != nil {
-		if _, err := s.start("be2", "upstream", cfg.Upstream[0], cfg.Upstream[1:]...); err != nil {
+		if err := s.StartUpstream(); err != nil {
 			return nil, err
 		}
 	}
-	handoffd := filepath.Join(cfg.BinDir, "handoffd")
-	for _, be := range []string{"be1", "be2"} {
-		agent, err := s.start(be, "handoffd-"+be, handoffd, "-config", filepath.Join(cfg.Dir, be+".toml"))
-		if err != nil {
+	s.Agents = make([]*testbed.Proc, 2)
+	for i := range s.Agents {
+		if err := s.StartAgent(i); err != nil {
 			return nil, err
 		}
-		s.Agents = append(s.Agents, agent)
 	}
 	s.SwitchLog = filepath.Join(cfg.Dir, "webswitch.log")
 	if s.Switch, err = s.start("sw", "webswitch", filepath.Join(cfg.BinDir, "webswitch"), append([]string{"-config", filepath.Join(cfg.Dir, "switch.toml")}, cfg.SwitchArgs...)...); err != nil {
@@ -105,8 +107,45 @@ func Start(cfg Config) (_ *Site, err error) {
 	return s, s.waitReady(paths)
 }
 
+// start starts a process; its log is name.log, or name-N.log for the Nth
+// restart.
 func (s *Site) start(host, name, bin string, args ...string) (*testbed.Proc, error) {
-	return s.TB.Start(host, filepath.Join(s.Dir, name+".log"), bin, args...)
+	log := filepath.Join(s.Dir, name+".log")
+	if _, err := os.Stat(log); err == nil {
+		s.starts++
+		log = filepath.Join(s.Dir, fmt.Sprintf("%s-%d.log", name, s.starts))
+	}
+	return s.TB.Start(host, log, bin, args...)
+}
+
+// StartAgent starts back-end i's handoffd (0: be1), again after it died or
+// was stopped, and makes it Agents[i]. It writes its PID to AgentPIDFile(i).
+func (s *Site) StartAgent(i int) error {
+	be := fmt.Sprintf("be%d", i+1)
+	agent, err := s.start(be, "handoffd-"+be, filepath.Join(s.cfg.BinDir, "handoffd"),
+		"-config", filepath.Join(s.Dir, be+".toml"), "-pid-file", s.AgentPIDFile(i))
+	if err != nil {
+		return err
+	}
+	s.Agents[i] = agent
+	return nil
+}
+
+// AgentPIDFile is the file where back-end i's handoffd writes the PID of
+// the process serving (after an upgrade, the new one's).
+func (s *Site) AgentPIDFile(i int) string {
+	return filepath.Join(s.Dir, fmt.Sprintf("handoffd-be%d.pid", i+1))
+}
+
+// StartUpstream starts be2's upstream server (Config.Upstream), again
+// after it died or was stopped, and makes it Upstream.
+func (s *Site) StartUpstream() error {
+	up, err := s.start("be2", "upstream", s.cfg.Upstream[0], s.cfg.Upstream[1:]...)
+	if err != nil {
+		return err
+	}
+	s.Upstream = up
+	return nil
 }
 
 // waitReady waits until a request for each path succeeds.
@@ -147,7 +186,8 @@ func (s *Site) Down() error { return s.TB.Down() }
 // SwitchConfig returns the switch's configuration for the testbed's two
 // back-ends, with the given secret file and number of shards: /static/ to
 // be1 and the rest to be2, or, balanced, everything to a pool of both;
-// extra holds more keys of the [switch] table.
+// extra holds more keys of the [switch] table, and may go on with whole
+// tables ([health], say).
 func SwitchConfig(secret string, shards int, balanced bool, extra string) string {
 	pools := `[[pool]]
 name = "static"
