@@ -44,7 +44,7 @@ type Config struct {
 	// milliseconds (default 1ms). V2 ignores it.
 	BlockTimeout time.Duration
 
-	FanoutGroup uint16       // PACKET_FANOUT_HASH|PACKET_FANOUT_FLAG_DEFRAG group to join; 0: no fanout
+	FanoutGroup uint16       // PACKET_FANOUT_HASH group to join (fragments are not reassembled); 0: no fanout
 	Filter      []SockFilter // classic BPF program attached before binding (see FilterTCPToAddr); nil: none. It must accept whole frames: a frame it cuts short counts as truncated and is skipped
 	VnetHdr     bool         // PACKET_VNET_HDR: virtio-net header before every frame, received and sent
 	QdiscBypass bool         // PACKET_QDISC_BYPASS: transmit straight to the driver

@@ -107,7 +107,10 @@ func (r *Ring) setup(cfg Config) error {
 		return fmt.Errorf("ring: bind %s: %w", cfg.Interface, err)
 	}
 	if cfg.FanoutGroup != 0 {
-		arg := int(cfg.FanoutGroup) | (unix.PACKET_FANOUT_HASH|unix.PACKET_FANOUT_FLAG_DEFRAG)<<16
+		// No PACKET_FANOUT_FLAG_DEFRAG: it would make the switch's kernel
+		// reassemble fragments (memory an attacker fills) and hide them;
+		// the shards drop and count every IPv4 fragment instead.
+		arg := int(cfg.FanoutGroup) | unix.PACKET_FANOUT_HASH<<16
 		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_FANOUT, arg); err != nil {
 			return fmt.Errorf("ring: setsockopt PACKET_FANOUT: %w", err)
 		}
