@@ -36,6 +36,21 @@ var testSYN = Segment{
 	Options: []byte{2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7},
 }
 
+// testData is a request segment with an IPv4 router alert option (RFC
+// 2113) and an odd payload length (the checksums pad it).
+var testData = Segment{
+	SrcMAC:  [6]byte{0x02, 0, 0, 0, 0, 0x50},
+	DstMAC:  [6]byte{0x02, 0, 0, 0, 0, 0x02},
+	Src:     [4]byte{198, 18, 0, 250},
+	Dst:     [4]byte{198, 18, 0, 100},
+	SrcPort: 40002, DstPort: 80,
+	Seq: 0x01020304, Ack: 0xa0b0c0d0,
+	Flags:     header.FlagACK | header.FlagPSH,
+	Window:    65535,
+	IPOptions: []byte{0x94, 4, 0, 0},
+	Payload:   []byte("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n!"),
+}
+
 func TestSegmentDecodes(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -44,6 +59,7 @@ func TestSegmentDecodes(t *testing.T) {
 	}{
 		{"ACK", testACK, [9]bool{4: true}},
 		{"SYN", testSYN, [9]bool{1: true}},
+		{"data with IP options", testData, [9]bool{3: true, 4: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkSegment(t, &tc.seg, tc.flags)
@@ -71,6 +87,11 @@ func checkSegment(t *testing.T, seg *Segment, flags [9]bool) {
 	eth := pkt.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
 	ip := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
 	tcp := pkt.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	var ipOpts []byte
+	for _, o := range ip.Options {
+		ipOpts = append(ipOpts, o.OptionType, o.OptionLength)
+		ipOpts = append(ipOpts, o.OptionData...)
+	}
 	var opts []byte
 	for _, o := range tcp.Options {
 		opts = append(opts, byte(o.OptionType))
@@ -87,7 +108,8 @@ func checkSegment(t *testing.T, seg *Segment, flags [9]bool) {
 		{"eth dst", eth.DstMAC.String(), net.HardwareAddr(seg.DstMAC[:]).String()},
 		{"ethertype", eth.EthernetType, layers.EthernetTypeIPv4},
 		{"ip version", ip.Version, uint8(4)},
-		{"ip header length", ip.IHL, uint8(5)},
+		{"ip header length", int(ip.IHL), 5 + len(seg.IPOptions)/4},
+		{"ip options", string(ipOpts), string(seg.IPOptions)},
 		{"ip total length", int(ip.Length), n - header.EthernetLen},
 		{"ip flags", ip.Flags, layers.IPv4DontFragment},
 		{"ip fragment offset", ip.FragOffset, uint16(0)},
@@ -104,7 +126,7 @@ func checkSegment(t *testing.T, seg *Segment, flags [9]bool) {
 		{"tcp flags", [9]bool{tcp.FIN, tcp.SYN, tcp.RST, tcp.PSH, tcp.ACK, tcp.URG, tcp.ECE, tcp.CWR, tcp.NS}, flags},
 		{"tcp urgent", tcp.Urgent, uint16(0)},
 		{"tcp options", string(opts), string(seg.Options)},
-		{"tcp payload", len(tcp.Payload), 0},
+		{"tcp payload", string(tcp.Payload), string(seg.Payload)},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -120,7 +142,7 @@ func checkSegment(t *testing.T, seg *Segment, flags [9]bool) {
 	}
 	buf := gopacket.NewSerializeBuffer()
 	opt := gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}
-	if err := gopacket.SerializeLayers(buf, opt, eth, ip, tcp); err != nil {
+	if err := gopacket.SerializeLayers(buf, opt, eth, ip, tcp, gopacket.Payload(tcp.Payload)); err != nil {
 		t.Fatal(err)
 	}
 	want := buf.Bytes()
@@ -130,8 +152,8 @@ func checkSegment(t *testing.T, seg *Segment, flags [9]bool) {
 }
 
 func TestSegmentEncodeNoAllocs(t *testing.T) {
-	b := make([]byte, testSYN.Len())
-	for _, seg := range []Segment{testACK, testSYN} {
+	b := make([]byte, testData.Len())
+	for _, seg := range []Segment{testACK, testSYN, testData} {
 		if n := testing.AllocsPerRun(100, func() { seg.Encode(b) }); n != 0 {
 			t.Errorf("Encode of a %d-byte frame allocates %v times", seg.Len(), n)
 		}

@@ -116,6 +116,13 @@ func (ip IPv4) Payload() []byte { return ip[ip.HeaderLen():] }
 // ChecksumValid reports whether the header checksum is right.
 func (ip IPv4) ChecksumValid() bool { return Checksum(ip[:ip.HeaderLen()], 0) == 0xFFFF }
 
+// SetChecksum computes and stores the header checksum, over HeaderLen
+// bytes.
+func (ip IPv4) SetChecksum() {
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint16(ip[10:12], ^Checksum(ip[:ip.HeaderLen()], 0))
+}
+
 // Encode writes a 20-byte IPv4 header without options, with its checksum,
 // for a packet of total bytes.
 func (ip IPv4) Encode(src, dst [4]byte, protocol uint8, total int, id uint16) {
@@ -129,7 +136,7 @@ func (ip IPv4) Encode(src, dst [4]byte, protocol uint8, total int, id uint16) {
 	ip[10], ip[11] = 0, 0
 	copy(ip[12:16], src[:])
 	copy(ip[16:20], dst[:])
-	binary.BigEndian.PutUint16(ip[10:12], ^Checksum(ip[:IPv4MinLen], 0))
+	ip.SetChecksum()
 }
 
 // PseudoSum returns the one's complement sum of the IPv4 pseudo-header of a
