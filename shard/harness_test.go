@@ -126,6 +126,7 @@ type harness struct {
 	agents []*agentEnd // by back-end
 	old    []*agentEnd // ends of retired control connections
 	frame  []byte      // scratch for client frames: vnet header + Ethernet frame
+	script *[]byte     // when set, client frames are recorded as FuzzShard ops
 }
 
 // newHarness returns a shard whose control connections to both back-ends
@@ -331,6 +332,9 @@ func (c *client) send(seq, ack seqnum.Value, flags uint8, payload string) {
 	tcp.SetChecksum(testClientIP, testVIP)
 	if c.badChecksum {
 		tcp[16] ^= 0xFF
+	}
+	if h.script != nil {
+		*h.script = appendFrameOp(*h.script, opFrame, eth)
 	}
 	h.s.frame(&ring.Frame{Data: eth, Vnet: raw[:ring.VnetHdrLen], Raw: raw, Len: uint32(len(eth))})
 }

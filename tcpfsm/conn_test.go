@@ -332,8 +332,9 @@ func TestRetransmission(t *testing.T) {
 	}
 }
 
-func TestZeroWindowProbe(t *testing.T) {
-	resp := []byte("HTTP/1.1 503 x\r\n\r\n")
+// zeroWindowPeer returns a connection whose client completed the
+// handshake with a window of 0 and sent one byte, answered with resp.
+func zeroWindowPeer(t *testing.T, resp []byte) *peer {
 	p := newPeer(t, header.SynOptions{MSS: 1460})
 	p.out.Reset()
 	seg := Segment{Seq: p.isn + 1, Ack: p.iss + 1, Flags: header.FlagACK, Window: 0, Payload: []byte("G")}
@@ -342,6 +343,12 @@ func TestZeroWindowProbe(t *testing.T) {
 	}
 	p.out.Reset()
 	p.c.Respond(p.now, resp, &p.out)
+	return p
+}
+
+func TestZeroWindowProbe(t *testing.T) {
+	resp := []byte("HTTP/1.1 503 x\r\n\r\n")
+	p := zeroWindowPeer(t, resp)
 	if p.out.N != 0 {
 		t.Fatalf("sent into a zero window: %+v", p.out.Segs[:p.out.N])
 	}
@@ -352,10 +359,46 @@ func TestZeroWindowProbe(t *testing.T) {
 	}
 	// The window opens: the rest goes out.
 	p.out.Reset()
-	seg = Segment{Seq: p.isn + 2, Ack: p.iss + 2, Flags: header.FlagACK, Window: 1000}
+	seg := Segment{Seq: p.isn + 2, Ack: p.iss + 2, Flags: header.FlagACK, Window: 1000}
 	p.c.Input(p.now, &seg, &p.out)
 	if p.out.N != 1 || !bytes.Equal(p.out.Segs[0].Payload, resp[1:]) {
 		t.Fatalf("after window opened: %+v", p.out.Segs[:p.out.N])
+	}
+}
+
+// TestZeroWindowForever checks that a client whose window never opens
+// cannot keep the connection: the probes back off and, after MaxRetries,
+// the switch resets it and frees it.
+func TestZeroWindowForever(t *testing.T) {
+	p := zeroWindowPeer(t, []byte("HTTP/1.1 400 x\r\n\r\n"))
+	probes := 0
+	var last int64
+	for !p.out.Free {
+		if probes > testCfg.MaxRetries+1 {
+			t.Fatalf("%d probes and still not given up", probes)
+		}
+		next := p.c.Deadline()
+		if gap := next - p.now; probes > 1 && gap < last {
+			t.Errorf("probe %d after %d ns, less than the previous gap %d", probes, gap, last)
+		}
+		last = next - p.now
+		p.now = next
+		p.out.Reset()
+		p.c.Tick(p.now, &p.out)
+		for _, sg := range p.out.Segs[:p.out.N] {
+			if len(sg.Payload) > 1 {
+				t.Fatalf("sent %d bytes into a zero window", len(sg.Payload))
+			}
+		}
+		if !p.out.Free {
+			probes++
+		}
+	}
+	if p.out.N != 1 || p.out.Segs[0].Flags&header.FlagRST == 0 {
+		t.Errorf("giving up: %+v, want a RST", p.out.Segs[:p.out.N])
+	}
+	if probes == 0 {
+		t.Error("no probe before giving up")
 	}
 }
 
