@@ -21,6 +21,10 @@ type Backend struct {
 	Name  string
 	IP    [4]byte
 	Agent netip.AddrPort
+	// Removed marks a back-end a reload took out: no pool has it and no
+	// control connection goes to it, but flows spliced to it still reach
+	// its MAC (see Switch.Reload).
+	Removed bool
 }
 
 // Config is everything the data path needs, built once from the TOML file.

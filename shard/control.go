@@ -63,17 +63,21 @@ func newControl(backend int) *control {
 	return &control{backend: backend, fd: -1, state: ctlIdle}
 }
 
-// retire replaces a connection that got GOAWAY: it stays open, out of
+// replaceControl retires back-end b's connection: it stays open, out of
 // s.ctl, until every handoff sent on it is answered or timed out, while a
-// new connection starts at once (to the agent's successor, which took over
-// its listening socket). The back-end's health carries over.
-func (s *Shard) retire(c *control) {
-	c.retireAt = s.now + int64(s.cfg.HandoffTimeout)
-	s.retired = append(s.retired, c)
-	n := newControl(c.backend)
+// new connection starts at once (after a GOAWAY, to the agent's successor,
+// which took over its listening socket). The back-end's health carries
+// over.
+func (s *Shard) replaceControl(b int, why string) {
+	c := s.ctl[b]
+	if c.fd >= 0 {
+		c.retireAt = s.now + int64(s.cfg.HandoffTimeout)
+		s.retired = append(s.retired, c)
+	}
+	n := newControl(b)
 	n.down, n.good, n.retryAt = c.down, c.good, s.now
-	s.ctl[c.backend] = n
-	s.log.Info().Int("shard", s.id).Str("backend", s.cfg.Backends[c.backend].Name).Msg("agent going away: reconnecting")
+	s.ctl[b] = n
+	s.log.Info().Int("shard", s.id).Str("backend", s.cfg.Backends[b].Name).Msg(why + ": reconnecting")
 }
 
 // stepRetired closes the retired connections whose time is up.
@@ -134,7 +138,7 @@ func (s *Shard) ctlEvents(c *control, revents int16) {
 	}
 	s.ctlFlush(c)
 	if c.goaway && c.retireAt == 0 {
-		s.retire(c)
+		s.replaceControl(c.backend, "agent going away")
 	}
 }
 
@@ -303,7 +307,7 @@ func (s *Shard) ctlFail(c *control, err error) {
 	}
 	if !c.down {
 		c.down = true
-		s.C.Backends[c.backend].Downs.Add(1)
+		s.bc[c.backend].Downs.Add(1)
 		s.log.Warn().Int("shard", s.id).Str("backend", s.cfg.Backends[c.backend].Name).Err(err).Msg("back-end down")
 	}
 	c.good, c.bad = 0, 0

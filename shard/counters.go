@@ -2,6 +2,7 @@ package shard
 
 import (
 	"sync/atomic"
+	"time"
 
 	"webswitch/ring"
 )
@@ -56,9 +57,39 @@ type Counters struct {
 	SplicedFlows    atomic.Int64
 	HTTPErrors      [600]atomic.Uint64 // switch-generated responses by status
 	Drops           [numDrops]atomic.Uint64
-	TxSent          atomic.Uint64     // frames the kernel took on the TX path
-	TxDropped       atomic.Uint64     // frames the TX path refused (queue full, too big, ...)
-	Backends        []BackendCounters // by back-end, in configuration order
+	TxSent          atomic.Uint64 // frames the kernel took on the TX path
+	TxDropped       atomic.Uint64 // frames the TX path refused (queue full, too big, ...)
+
+	// Flows by state, counted by a census of the table every second.
+	FlowsRequest    atomic.Int64 // waiting for their request head
+	FlowsHandingOff atomic.Int64 // waiting for an agent's answer
+	FlowsResponding atomic.Int64 // the switch answers and closes them itself
+
+	HandoffLatency Histogram // from HANDOFF sent to the agent's answer (OK or ERR)
+
+	backends atomic.Pointer[[]*BackendCounters]
+}
+
+// Backends returns the per-back-end counters, by back-end index. The slice
+// only grows (a reload appends back-ends), so an index stays valid.
+func (c *Counters) Backends() []*BackendCounters {
+	if p := c.backends.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// growBackends makes room for n back-ends, keeping the counters there are.
+func (c *Counters) growBackends(n int) {
+	old := c.Backends()
+	if len(old) >= n {
+		return
+	}
+	s := append(make([]*BackendCounters, 0, n), old...)
+	for len(s) < n {
+		s = append(s, new(BackendCounters))
+	}
+	c.backends.Store(&s)
 }
 
 // BackendCounters are one back-end's figures as one shard sees them.
@@ -67,6 +98,32 @@ type BackendCounters struct {
 	HandoffsFailed atomic.Uint64 // refused (ERR), timed out, or lost with the control connection
 	Downs          atomic.Uint64 // times the shard took the back-end down (checks failed, connection lost)
 	Usable         atomic.Bool   // new connections may go to it now
+	Active         atomic.Int64  // spliced flows to it (census)
+}
+
+// HistogramBounds are the upper bounds of the handoff latency buckets.
+var HistogramBounds = [...]time.Duration{
+	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond,
+}
+
+// Histogram counts durations in the buckets of HistogramBounds (the last
+// bucket is everything above them). One goroutine observes; any may read.
+type Histogram struct {
+	Buckets [len(HistogramBounds) + 1]atomic.Uint64 // not cumulative
+	Sum     atomic.Int64                            // nanoseconds
+}
+
+func (h *Histogram) observe(d time.Duration) {
+	i := 0
+	for i < len(HistogramBounds) && d > HistogramBounds[i] {
+		i++
+	}
+	h.Buckets[i].Add(1)
+	h.Sum.Add(int64(d))
 }
 
 // publishTx copies the shard's TX statistics (owned by its goroutine) into
@@ -102,7 +159,14 @@ type Snapshot struct {
 	RingDrops       uint64            `json:"ring_drops"`
 	RingFreezes     uint64            `json:"ring_freezes"`
 	RingTruncated   uint64            `json:"ring_truncated"` // frames too big for the ring, skipped
-	Backends        []BackendSnapshot `json:"backends"`
+	FlowsRequest    int64             `json:"flows_request"`
+	FlowsHandingOff int64             `json:"flows_handing_off"`
+	FlowsResponding int64             `json:"flows_responding"`
+	// HandoffLatency are the counts per bucket of HistogramBounds (not
+	// cumulative; the last is above them all) and their sum in seconds.
+	HandoffLatency    []uint64          `json:"handoff_latency"`
+	HandoffLatencySum float64           `json:"handoff_latency_sum"`
+	Backends          []BackendSnapshot `json:"backends"`
 }
 
 // BackendSnapshot is a plain copy of BackendCounters.
@@ -112,6 +176,7 @@ type BackendSnapshot struct {
 	HandoffsFailed uint64 `json:"handoffs_failed"`
 	Downs          uint64 `json:"downs"`
 	Usable         bool   `json:"usable"`
+	Active         int64  `json:"active"`
 }
 
 func (sh *Shard) snapshot() Snapshot {
@@ -148,14 +213,23 @@ func (sh *Shard) snapshot() Snapshot {
 			s.Drops[Drop(i).String()] = v
 		}
 	}
-	for i := range c.Backends {
-		b := &c.Backends[i]
+	s.FlowsRequest, s.FlowsHandingOff, s.FlowsResponding = c.FlowsRequest.Load(), c.FlowsHandingOff.Load(), c.FlowsResponding.Load()
+	for i := range c.HandoffLatency.Buckets {
+		s.HandoffLatency = append(s.HandoffLatency, c.HandoffLatency.Buckets[i].Load())
+	}
+	s.HandoffLatencySum = time.Duration(c.HandoffLatency.Sum.Load()).Seconds()
+	cfg := sh.config()
+	for i, b := range c.Backends() {
+		if i >= len(cfg.Backends) {
+			break // a reload is adding it
+		}
 		s.Backends = append(s.Backends, BackendSnapshot{
-			Name:           sh.cfg.Backends[i].Name,
+			Name:           cfg.Backends[i].Name,
 			HandoffsOK:     b.HandoffsOK.Load(),
 			HandoffsFailed: b.HandoffsFailed.Load(),
 			Downs:          b.Downs.Load(),
 			Usable:         b.Usable.Load(),
+			Active:         b.Active.Load(),
 		})
 	}
 	return s

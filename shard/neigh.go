@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,9 +17,11 @@ import (
 )
 
 // neighbors holds the back-ends' MAC addresses, written by the ARP goroutine
-// and read by every shard through an atomically swapped snapshot.
+// (and grown by a reload) and read by every shard through an atomically
+// swapped snapshot.
 type neighbors struct {
-	p atomic.Pointer[[]neighbor]
+	p  atomic.Pointer[[]neighbor]
+	mu sync.Mutex // writers
 }
 
 type neighbor struct {
@@ -39,7 +42,22 @@ func (nb *neighbors) mac(b int) ([6]byte, bool) {
 	return s[b].mac, s[b].ok
 }
 
+// grow makes room for n back-ends, keeping the addresses known.
+func (nb *neighbors) grow(n int) {
+	nb.mu.Lock()
+	defer nb.mu.Unlock()
+	old := *nb.p.Load()
+	if len(old) >= n {
+		return
+	}
+	s := append(make([]neighbor, 0, n), old...)
+	s = s[:n]
+	nb.p.Store(&s)
+}
+
 func (nb *neighbors) set(b int, mac [6]byte) bool {
+	nb.mu.Lock()
+	defer nb.mu.Unlock()
 	old := *nb.p.Load()
 	if old[b].ok && old[b].mac == mac {
 		return false
@@ -74,7 +92,7 @@ var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // does not own it), sends gratuitous ARP at start, and resolves the
 // back-ends' MAC addresses, refreshing them every ARPRefresh.
 type arpResponder struct {
-	cfg   *Config
+	cfg   atomic.Pointer[Config] // swapped by a reload
 	conn  *packet.Conn
 	mac   [6]byte
 	ownIP [4]byte // the interface's own address, the sender of ARP requests (zero: probes)
@@ -92,7 +110,8 @@ func newARPResponder(cfg *Config, nb *neighbors, log zerolog.Logger) (*arpRespon
 	if err != nil {
 		return nil, err
 	}
-	a := &arpResponder{cfg: cfg, conn: c, nb: nb, log: log}
+	a := &arpResponder{conn: c, nb: nb, log: log}
+	a.cfg.Store(cfg)
 	copy(a.mac[:], ifi.HardwareAddr)
 	if addrs, err := ifi.Addrs(); err == nil {
 		for _, ad := range addrs {
@@ -125,13 +144,14 @@ func (a *arpResponder) send(dst [6]byte, op uint16, spa [4]byte, tha [6]byte, tp
 
 func (a *arpResponder) gratuitous() {
 	for range gratuitousARPs {
-		a.send(broadcastMAC, arpOpRequest, a.cfg.VIP, [6]byte{}, a.cfg.VIP)
-		a.send(broadcastMAC, arpOpReply, a.cfg.VIP, a.mac, a.cfg.VIP)
+		vip := a.cfg.Load().VIP
+		a.send(broadcastMAC, arpOpRequest, vip, [6]byte{}, vip)
+		a.send(broadcastMAC, arpOpReply, vip, a.mac, vip)
 	}
 }
 
 func (a *arpResponder) query() {
-	for _, b := range a.cfg.Backends {
+	for _, b := range a.cfg.Load().Backends {
 		a.send(broadcastMAC, arpOpRequest, a.ownIP, [6]byte{}, b.IP)
 	}
 }
@@ -163,15 +183,16 @@ func (a *arpResponder) handle(b []byte) {
 	if !parseARP(b, &p) {
 		return
 	}
-	for i, be := range a.cfg.Backends {
+	cfg := a.cfg.Load()
+	for i, be := range cfg.Backends {
 		if p.spa == be.IP && p.sha != broadcastMAC {
 			if a.nb.set(i, p.sha) {
 				a.log.Info().Str("backend", be.Name).Str("mac", net.HardwareAddr(p.sha[:]).String()).Msg("back-end resolved")
 			}
 		}
 	}
-	if p.op == arpOpRequest && p.tpa == a.cfg.VIP && p.spa != a.cfg.VIP {
-		a.send(p.sha, arpOpReply, a.cfg.VIP, p.sha, p.spa)
+	if p.op == arpOpRequest && p.tpa == cfg.VIP && p.spa != cfg.VIP {
+		a.send(p.sha, arpOpReply, cfg.VIP, p.sha, p.spa)
 	}
 }
 
@@ -187,7 +208,7 @@ func (a *arpResponder) run(ctx context.Context) {
 		if now := time.Now(); !now.Before(next) {
 			a.query()
 			if a.nb.resolved() {
-				next = now.Add(a.cfg.ARPRefresh)
+				next = now.Add(a.cfg.Load().ARPRefresh)
 			} else {
 				next = now.Add(arpFastRetry)
 			}

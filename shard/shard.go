@@ -45,19 +45,28 @@ type Shard struct {
 	cookies *tcpfsm.Cookies
 	tab     *table
 	wheel   *wheel
-	ctl     []*control // by back-end
-	retired []*control // replaced after GOAWAY, still read for answers
-	nb      *neighbors
-	rr      []uint32 // round-robin cursor per pool
-	up      func(backend int) bool
-	refused []bool // during handOff: the back-ends that refused the connection
-	fire    func(i int32)
-	out     tcpfsm.Out
-	pollfds []sys.PollFd
-	clock   func() int64
-	now     int64
-	ipID    uint16
-	vnetLen int // bytes of vnet header before each frame on the ring and the TX path
+	ctl     []*control         // by back-end
+	retired []*control         // replaced after GOAWAY, still read for answers
+	bc      []*BackendCounters // by back-end: C.Backends(), owned here
+
+	// published is the configuration the shard runs, for readers outside
+	// its goroutine; pending is one given by Reload, applied at the top of
+	// the next round.
+	published atomic.Pointer[Config]
+	pending   atomic.Pointer[Config]
+
+	nextCensus int64
+	nb         *neighbors
+	rr         []uint32 // round-robin cursor per pool
+	up         func(backend int) bool
+	refused    []bool // during handOff: the back-ends that refused the connection
+	fire       func(i int32)
+	out        tcpfsm.Out
+	pollfds    []sys.PollFd
+	clock      func() int64
+	now        int64
+	ipID       uint16
+	vnetLen    int // bytes of vnet header before each frame on the ring and the TX path
 
 	C Counters
 }
@@ -86,7 +95,9 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cook
 	for b := range cfg.Backends {
 		s.ctl = append(s.ctl, newControl(b))
 	}
-	s.C.Backends = make([]BackendCounters, len(cfg.Backends))
+	s.C.growBackends(len(cfg.Backends))
+	s.bc = s.C.Backends()
+	s.published.Store(cfg)
 	s.up = func(b int) bool {
 		_, known := s.nb.mac(b)
 		return known && s.sender(b).usable() && (s.refused == nil || !s.refused[b])
@@ -105,6 +116,9 @@ func (s *Shard) run(stop *atomic.Bool) {
 	}
 	var f ring.Frame
 	for !stop.Load() {
+		if cfg := s.pending.Swap(nil); cfg != nil {
+			s.apply(cfg)
+		}
 		s.pollfds = append(s.pollfds[:0], sys.PollFd{Fd: int32(s.ring.Fd()), Events: sys.PollIn})
 		for _, list := range [2][]*control{s.ctl, s.retired} {
 			for _, c := range list {
@@ -135,10 +149,16 @@ func (s *Shard) run(stop *atomic.Bool) {
 		}
 		s.wheel.advance(s.tab.flows, s.now, s.fire)
 		for b, c := range s.ctl {
-			s.ctlStep(c)
-			s.C.Backends[b].Usable.Store(s.sender(b).usable())
+			if !s.cfg.Backends[b].Removed {
+				s.ctlStep(c)
+			}
+			s.bc[b].Usable.Store(s.sender(b).usable())
 		}
 		s.stepRetired()
+		if s.now >= s.nextCensus {
+			s.census()
+			s.nextCensus = s.now + int64(censusPeriod)
+		}
 		s.tx.Flush()
 		s.C.publishTx(s.tx.Stats())
 	}
@@ -148,6 +168,40 @@ func (s *Shard) run(stop *atomic.Bool) {
 		}
 	}
 }
+
+// censusPeriod is how often a shard counts its flows by state.
+const censusPeriod = time.Second
+
+// census counts the flows by state, and the spliced flows by back-end, into
+// the gauges of the counters.
+func (s *Shard) census() {
+	var request, handingOff, responding int64
+	active := make([]int64, len(s.bc)) // once a second: not the hot path
+	for i := range s.tab.flows {
+		fl := &s.tab.flows[i]
+		switch {
+		case fl.state == flowSpliced:
+			active[fl.backend]++
+		case fl.state != flowOwned:
+		case fl.conn.tcp.State() == tcpfsm.RequestWait:
+			request++
+		case fl.conn.tcp.State() == tcpfsm.HandingOff:
+			handingOff++
+		default:
+			responding++
+		}
+	}
+	s.C.FlowsRequest.Store(request)
+	s.C.FlowsHandingOff.Store(handingOff)
+	s.C.FlowsResponding.Store(responding)
+	for b, n := range active {
+		s.bc[b].Active.Store(n)
+	}
+}
+
+// config returns the configuration the shard runs; any goroutine may call
+// it.
+func (s *Shard) config() *Config { return s.published.Load() }
 
 // controlOf returns the control connection, current or retired, on fd, or
 // nil if it was closed earlier in the round (a failed write, say). Sockets
@@ -398,7 +452,11 @@ func (s *Shard) handOff(i int32) {
 	fl := &s.tab.flows[i]
 	c := fl.conn
 	s.refused = c.refused
-	b, ok := s.cfg.Pools[c.pool].PickRoundRobin(&s.rr[c.pool], s.up)
+	var b int
+	ok := c.pool < len(s.cfg.Pools) // a reload may have taken the pool of a retry
+	if ok {
+		b, ok = s.cfg.Pools[c.pool].PickRoundRobin(&s.rr[c.pool], s.up)
+	}
 	s.refused = nil
 	if !ok {
 		s.respond(i, 503)
@@ -438,13 +496,14 @@ func (s *Shard) handoffDone(backend int, id uint64, ok bool) {
 	if fl.gen != uint32(id>>32) || fl.state != flowOwned || fl.conn.tcp.State() != tcpfsm.HandingOff || fl.conn.backend != backend {
 		return // an answer for a flow that already timed out
 	}
+	s.C.HandoffLatency.observe(time.Duration(s.now - fl.conn.handoffAt))
 	if !ok {
 		// The agent refused and made no socket: another back-end of the
 		// pool may take the connection. (After a timeout or a broken
 		// control connection the first agent may still have made one, so
 		// those are never retried.)
 		s.C.HandoffsErr.Add(1)
-		s.C.Backends[backend].HandoffsFailed.Add(1)
+		s.bc[backend].HandoffsFailed.Add(1)
 		c := fl.conn
 		if len(c.refused) < len(s.cfg.Backends) {
 			c.refused = make([]bool, len(s.cfg.Backends)) // once per pooled conn
@@ -455,7 +514,7 @@ func (s *Shard) handoffDone(backend int, id uint64, ok bool) {
 		return
 	}
 	s.C.HandoffsOK.Add(1)
-	s.C.Backends[backend].HandoffsOK.Add(1)
+	s.bc[backend].HandoffsOK.Add(1)
 	s.C.SplicedFlows.Add(1)
 	c := fl.conn
 	fl.state = flowSpliced
@@ -486,7 +545,7 @@ func (s *Shard) failHandoffs(backend int) {
 		fl := &s.tab.flows[i]
 		if fl.state == flowOwned && fl.conn.tcp.State() == tcpfsm.HandingOff && fl.conn.backend == backend {
 			s.C.HandoffsErr.Add(1)
-			s.C.Backends[backend].HandoffsFailed.Add(1)
+			s.bc[backend].HandoffsFailed.Add(1)
 			s.respond(int32(i), 503)
 		}
 	}
@@ -570,7 +629,7 @@ func (s *Shard) timer(i int32) {
 	case tcpfsm.HandingOff:
 		if s.now >= c.handoffAt+int64(s.cfg.HandoffTimeout) {
 			s.C.HandoffsTimeout.Add(1)
-			s.C.Backends[c.backend].HandoffsFailed.Add(1)
+			s.bc[c.backend].HandoffsFailed.Add(1)
 			s.respond(i, 504)
 			return
 		}

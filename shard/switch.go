@@ -20,12 +20,14 @@ import (
 // Switch is the whole data path: the shards, the ARP responder and the
 // shared read-mostly state.
 type Switch struct {
-	cfg    *Config
-	log    zerolog.Logger
-	shards []*Shard
-	rings  []*ring.Ring
-	nb     *neighbors
-	arp    *arpResponder
+	cfg      *Config    // the latest configuration, the shards' after their next round
+	reloadMu sync.Mutex // serialises Reload
+	statsMu  sync.Mutex // serialises Snapshots (ring statistics are read-and-reset)
+	log      zerolog.Logger
+	shards   []*Shard
+	rings    []*ring.Ring
+	nb       *neighbors
+	arp      *arpResponder
 }
 
 // New opens one ring per shard in one fanout group and the ARP socket.
@@ -147,8 +149,10 @@ func (sw *Switch) Run(ctx context.Context, dump <-chan os.Signal) error {
 const statsInterval = 10 * time.Second
 
 // Snapshots returns every shard's counters, with its ring's kernel
-// statistics. Call it from one goroutine at a time (Run does).
+// statistics. Any goroutine may call it.
 func (sw *Switch) Snapshots() []Snapshot {
+	sw.statsMu.Lock()
+	defer sw.statsMu.Unlock()
 	var out []Snapshot
 	for i, s := range sw.shards {
 		snap := s.snapshot()

@@ -1,0 +1,122 @@
+package shard
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"webswitch/l7"
+)
+
+// Reload makes every shard run next (built by FromConf from a newly read
+// file) from its next round on: new rules, pools, back-ends and timeouts
+// apply to new connections; flows already spliced keep going to their
+// back-end's MAC, even one that next no longer lists. It refuses, and the
+// running configuration stays, when next changes a key that needs a
+// restart (the error names it). Call it from one goroutine at a time.
+//
+// Back-ends keep their index for the life of the process (spliced flows
+// refer to them by index): one next no longer lists, or lists with another
+// address, is kept as a removed entry (no control connection, its MAC
+// still refreshed for its flows), and new ones are appended.
+func (sw *Switch) Reload(next *Config) error {
+	sw.reloadMu.Lock()
+	defer sw.reloadMu.Unlock()
+	cur := sw.cfg
+	if err := sameFixed(cur, next); err != nil {
+		return err
+	}
+	merged := *next
+	merged.Backends, merged.Pools = mergeBackends(cur.Backends, next.Backends, next.Pools)
+	sw.nb.grow(len(merged.Backends))
+	sw.cfg = &merged
+	sw.arp.cfg.Store(&merged)
+	for _, s := range sw.shards {
+		s.pending.Store(&merged)
+	}
+	return nil
+}
+
+// sameFixed checks that next keeps the keys a running switch cannot change:
+// its rings, its table and buffers, its TCP options, its VIP and ports, and
+// the secret.
+func sameFixed(cur, next *Config) error {
+	for _, k := range []struct {
+		key  string
+		same bool
+	}{
+		{"switch.interface", cur.Interface == next.Interface},
+		{"switch.vip", cur.VIP == next.VIP},
+		{"switch.ports", slices.Equal(cur.Ports, next.Ports)},
+		{"switch.shards", cur.Shards == next.Shards},
+		{"switch.max_flows", cur.MaxFlows == next.MaxFlows},
+		{"switch.request_window", cur.FSM.Window == next.FSM.Window},
+		{"switch.ring_version", cur.RingVersion == next.RingVersion},
+		{"switch.ring_slots", cur.RingSlots == next.RingSlots},
+		{"switch.ring_block_size", cur.RingBlockSize == next.RingBlockSize},
+		{"switch.ring_blocks", cur.RingBlocks == next.RingBlocks},
+		{"switch.ring_block_timeout", cur.RingBlockTimeout == next.RingBlockTimeout},
+		{"switch.linger", cur.FSM.Linger == next.FSM.Linger},
+		{"control.secret_file", slices.Equal(cur.Secret, next.Secret)},
+	} {
+		if !k.same {
+			return fmt.Errorf("%s: cannot change while the switch runs; restart it", k.key)
+		}
+	}
+	return nil
+}
+
+// mergeBackends returns the back-ends of a reloaded configuration with the
+// running ones' indices kept, and next's pools with their back-ends
+// renumbered to match.
+func mergeBackends(cur, next []Backend, pools []l7.Pool) ([]Backend, []l7.Pool) {
+	merged := slices.Clone(cur)
+	index := make(map[string]int) // next's index -> merged index, by name
+	for i := range merged {
+		merged[i].Removed = true
+	}
+	for _, b := range next {
+		i := slices.IndexFunc(merged, func(m Backend) bool { return m.Name == b.Name && m.IP == b.IP && m.Removed })
+		if i < 0 {
+			i = len(merged)
+			merged = append(merged, b)
+		}
+		merged[i] = b // the agent's address may have changed
+		index[b.Name] = i
+	}
+	out := make([]l7.Pool, len(pools))
+	for p, pool := range pools {
+		out[p] = pool
+		out[p].Backends = make([]int, len(pool.Backends))
+		for j, b := range pool.Backends {
+			out[p].Backends[j] = index[next[b].Name]
+		}
+	}
+	return merged, out
+}
+
+// apply switches the shard to cfg, given by Reload: control connections for
+// new back-ends, none for removed ones, a new one where the agent moved;
+// round-robin cursors start again.
+func (s *Shard) apply(cfg *Config) {
+	old := s.cfg
+	s.cfg = cfg
+	s.published.Store(cfg)
+	s.C.growBackends(len(cfg.Backends))
+	s.bc = s.C.Backends()
+	for b := len(s.ctl); b < len(cfg.Backends); b++ {
+		s.ctl = append(s.ctl, newControl(b))
+	}
+	for b := range old.Backends {
+		was, is := &old.Backends[b], &cfg.Backends[b]
+		switch {
+		case is.Removed && !was.Removed:
+			s.replaceControl(b, "back-end removed")
+			s.ctl[b].retryAt = math.MaxInt64 // never again
+		case !is.Removed && is.Agent != was.Agent:
+			s.replaceControl(b, "agent address changed")
+		}
+	}
+	s.rr = make([]uint32, len(cfg.Pools))
+	s.log.Info().Int("shard", s.id).Int("backends", len(cfg.Backends)).Int("pools", len(cfg.Pools)).Msg("configuration reloaded")
+}

@@ -1,0 +1,110 @@
+package shard
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"webswitch/l7"
+	"webswitch/tcpfsm/header"
+)
+
+// TestReload applies a configuration that removes be2, adds be3 and sends
+// web.example to it: the flow already spliced to be2 keeps going to be2's
+// MAC, be2's control connection is retired, and the next web.example
+// connection goes to be3.
+func TestReload(t *testing.T) {
+	const webReq = "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n"
+	h := newHarness(t)
+	old := h.client(44000)
+	old.splice(1, webReq) // to be2
+	h.tx.take()
+
+	cur := h.s.cfg
+	next := *cur
+	be3 := Backend{Name: "be3", IP: [4]byte{198, 18, 0, 23}, Agent: netip.MustParseAddrPort("198.18.0.23:7070")}
+	next.Backends = []Backend{cur.Backends[0], be3}
+	next.Pools = []l7.Pool{{Name: "static", Backends: []int{0}}, {Name: "web", Backends: []int{1}}}
+	rt, err := l7.NewRouter([]l7.Rule{{Match: l7.Match{PathPrefix: "/static/"}, Pool: 0}, {Match: l7.Match{Host: "web.example"}, Pool: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next.Router = rt
+	if err := sameFixed(cur, &next); err != nil {
+		t.Fatalf("sameFixed: %v", err)
+	}
+	merged := next
+	merged.Backends, merged.Pools = mergeBackends(cur.Backends, next.Backends, next.Pools)
+	if got := names(merged.Backends); got != "be1 be2(removed) be3" {
+		t.Fatalf("merged back-ends %q, want be1 be2(removed) be3", got)
+	}
+	if got := merged.Pools[1].Backends; len(got) != 1 || got[0] != 2 {
+		t.Fatalf("pool web renumbered to %v, want [2]", got)
+	}
+	h.s.nb.grow(3)
+	h.s.nb.set(2, [6]byte{2, 0, 0, 0, 0, 23})
+	h.s.apply(&merged)
+	if len(h.s.ctl) != 3 || len(h.s.retired) != 1 || h.s.ctl[1].retryAt < 1<<62 {
+		t.Fatalf("after apply: %d controls, %d retired, be2 retry at %d; want 3, be2's retired, never again", len(h.s.ctl), len(h.s.retired), h.s.ctl[1].retryAt)
+	}
+
+	old.data(0, "") // the spliced flow goes on
+	if f := h.tx.take(); len(f) != 1 || parseFrame(t, f[0]).dstMAC != testBackendMAC(1) {
+		t.Fatalf("spliced flow after the reload: %d frames, want one to be2", len(f))
+	}
+	h.connect(2)
+	h.pump()
+	c := h.client(44001)
+	c.handshake()
+	c.data(header.FlagPSH, webReq)
+	id, _, _ := h.handoff(2)
+	h.answer(2, id, true)
+	c.data(0, "")
+	if f := h.tx.take(); len(f) != 1 || parseFrame(t, f[0]).dstMAC != [6]byte{2, 0, 0, 0, 0, 23} {
+		t.Fatalf("new connection after the reload: %d frames, want one to be3", len(f))
+	}
+	h.advance(h.s.cfg.HandoffTimeout)
+	if len(h.s.retired) != 0 {
+		t.Error("be2's retired connection still open after the handoff timeout")
+	}
+	if snap := h.s.snapshot(); len(snap.Backends) != 3 || snap.Backends[2].HandoffsOK != 1 {
+		t.Errorf("back-end counters after the reload: %+v", snap.Backends)
+	}
+}
+
+func names(bs []Backend) string {
+	var out []string
+	for _, b := range bs {
+		n := b.Name
+		if b.Removed {
+			n += "(removed)"
+		}
+		out = append(out, n)
+	}
+	return strings.Join(out, " ")
+}
+
+func TestReloadRefusesFixedKeys(t *testing.T) {
+	cur := testConfig(t)
+	for _, tt := range []struct {
+		key  string
+		edit func(c *Config)
+	}{
+		{"switch.vip", func(c *Config) { c.VIP[3]++ }},
+		{"switch.ports", func(c *Config) { c.Ports = []uint16{80, 8080} }},
+		{"switch.max_flows", func(c *Config) { c.MaxFlows++ }},
+		{"control.secret_file", func(c *Config) { c.Secret = []byte("another secret") }},
+	} {
+		next := *cur
+		tt.edit(&next)
+		if err := sameFixed(cur, &next); err == nil || !strings.HasPrefix(err.Error(), tt.key+":") {
+			t.Errorf("changing %s: %v, want an error naming it", tt.key, err)
+		}
+	}
+	next := *cur
+	next.RequestTimeout, next.HandoffTimeout, next.HealthFall = time.Minute, time.Second, 9
+	if err := sameFixed(cur, &next); err != nil {
+		t.Errorf("changing timeouts: %v, want it taken", err)
+	}
+}
