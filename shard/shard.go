@@ -54,6 +54,8 @@ type Shard struct {
 	// the next round.
 	published atomic.Pointer[Config]
 	pending   atomic.Pointer[Config]
+	queries   chan *flowQuery         // Switch.Flows, answered between rounds
+	capture   atomic.Pointer[capture] // Switch.Capture, while it runs
 
 	nextCensus int64
 	nb         *neighbors
@@ -98,6 +100,7 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cook
 	s.C.growBackends(len(cfg.Backends))
 	s.bc = s.C.Backends()
 	s.published.Store(cfg)
+	s.queries = make(chan *flowQuery)
 	s.up = func(b int) bool {
 		_, known := s.nb.mac(b)
 		return known && s.sender(b).usable() && (s.refused == nil || !s.refused[b])
@@ -118,6 +121,11 @@ func (s *Shard) run(stop *atomic.Bool) {
 	for !stop.Load() {
 		if cfg := s.pending.Swap(nil); cfg != nil {
 			s.apply(cfg)
+		}
+		select {
+		case q := <-s.queries:
+			s.answer(q)
+		default:
 		}
 		s.pollfds = append(s.pollfds[:0], sys.PollFd{Fd: int32(s.ring.Fd()), Events: sys.PollIn})
 		for _, list := range [2][]*control{s.ctl, s.retired} {
@@ -221,6 +229,9 @@ func (s *Shard) controlOf(fd int32) *control {
 func (s *Shard) frame(f *ring.Frame) {
 	s.C.FramesIn.Add(1)
 	data := f.Data
+	if c := s.capture.Load(); c != nil {
+		c.add(data)
+	}
 	if len(data) < header.EthernetLen {
 		s.drop(DropTruncated)
 		return

@@ -20,14 +20,15 @@ import (
 // Switch is the whole data path: the shards, the ARP responder and the
 // shared read-mostly state.
 type Switch struct {
-	cfg      *Config    // the latest configuration, the shards' after their next round
-	reloadMu sync.Mutex // serialises Reload
-	statsMu  sync.Mutex // serialises Snapshots (ring statistics are read-and-reset)
-	log      zerolog.Logger
-	shards   []*Shard
-	rings    []*ring.Ring
-	nb       *neighbors
-	arp      *arpResponder
+	cfg       *Config    // the latest configuration, the shards' after their next round
+	reloadMu  sync.Mutex // serialises Reload
+	statsMu   sync.Mutex // serialises Snapshots (ring statistics are read-and-reset)
+	captureMu sync.Mutex // one Capture at a time
+	log       zerolog.Logger
+	shards    []*Shard
+	rings     []*ring.Ring
+	nb        *neighbors
+	arp       *arpResponder
 }
 
 // New opens one ring per shard in one fanout group and the ARP socket.
