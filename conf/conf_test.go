@@ -70,6 +70,7 @@ func TestLoadErrors(t *testing.T) {
 		{"reconnect-order", loadSwitch, 10, "control.reconnect_max", "shorter than reconnect_min"},
 		{"health-timeout", loadSwitch, 12, "health.timeout", "longer than interval"},
 		{"health-rise", loadSwitch, 11, "health.rise", "0 is out of range [1, 100]"},
+		{"admin-on-vip", loadSwitch, 11, "admin.listen", "is the VIP"},
 		{"duplicate-backend", loadSwitch, 21, "backend[2].name", `backend "be1" is already defined by backend[1]`},
 		{"duplicate-address", loadSwitch, 22, "backend[2].address", "already used by backend[1]"},
 		{"backend-is-vip", loadSwitch, 12, "backend[0].address", "is the VIP"},
@@ -212,6 +213,7 @@ func TestLoadSwitchExample(t *testing.T) {
 			ReconnectMax:   Duration{5 * time.Second},
 		},
 		Health: Health{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3},
+		Admin:  Admin{Listen: netip.MustParseAddrPort("198.18.0.2:9100")},
 		Backends: []Backend{
 			{Name: "be1", Address: netip.MustParseAddr("198.18.0.21"), Agent: netip.MustParseAddrPort("198.18.0.21:7070")},
 			{Name: "be2", Address: netip.MustParseAddr("198.18.0.22"), Agent: netip.MustParseAddrPort("198.18.0.22:7070")},

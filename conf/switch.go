@@ -11,6 +11,7 @@ type Switch struct {
 	Switch   SwitchSection `toml:"switch"`
 	Control  Control       `toml:"control"`
 	Health   Health        `toml:"health"`
+	Admin    Admin         `toml:"admin"`
 	Backends []Backend     `toml:"backend"`
 	Pools    []Pool        `toml:"pool"`
 	Rules    []Rule        `toml:"rule"`
@@ -98,6 +99,14 @@ type Health struct {
 	// Fall is the number of failed checks that take a back-end down, 1
 	// to 100. Default 3.
 	Fall int `toml:"fall"`
+}
+
+// Admin is the [admin] table: the admin API and metrics listener.
+type Admin struct {
+	// Listen is the HTTP address of /metrics (Prometheus), /healthz,
+	// /readyz, /backends, /flows, /reload and /capture; never the VIP.
+	// Empty (the default): no admin listener.
+	Listen netip.AddrPort `toml:"listen"`
 }
 
 // Backend is a [[backend]] table. All keys are required; names and
@@ -199,6 +208,12 @@ func (s *Switch) validate(v *validator) {
 	s.Switch.validate(v)
 	s.Control.validate(v)
 	s.Health.validate(v)
+	if a := s.Admin.Listen; a.IsValid() {
+		v.addrPort("admin.listen", a)
+		if a.Addr() == s.Switch.VIP {
+			v.fail("admin.listen", "%v is the VIP: the switch's kernel does not own it", a.Addr())
+		}
+	}
 	s.validateBackends(v)
 	s.validatePools(v)
 	s.validateRules(v)

@@ -110,7 +110,7 @@ func newARPResponder(cfg *Config, nb *neighbors, log zerolog.Logger) (*arpRespon
 	if err != nil {
 		return nil, err
 	}
-	a := &arpResponder{conn: c, nb: nb, log: log}
+	a := &arpResponder{conn: c, nb: nb, log: sampled(log)}
 	a.cfg.Store(cfg)
 	copy(a.mac[:], ifi.HardwareAddr)
 	if addrs, err := ifi.Addrs(); err == nil {

@@ -39,7 +39,8 @@ type Shard struct {
 	cpu     int
 	cfg     *Config
 	log     zerolog.Logger
-	ring    *ring.Ring // nil in unit tests, which call frame directly
+	flowLog zerolog.Logger // for events of single flows: sampled, so that a flood cannot flood the log
+	ring    *ring.Ring     // nil in unit tests, which call frame directly
 	tx      txQueue
 	mac     [6]byte
 	cookies *tcpfsm.Cookies
@@ -84,7 +85,7 @@ type txQueue interface {
 
 func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cookies *tcpfsm.Cookies, nb *neighbors, clock func() int64, log zerolog.Logger) *Shard {
 	s := &Shard{
-		id: id, cpu: cpu, cfg: cfg, log: log, mac: mac, tx: tx,
+		id: id, cpu: cpu, cfg: cfg, log: log, flowLog: sampled(log), mac: mac, tx: tx,
 		cookies: cookies, nb: nb, clock: clock,
 		tab: newTable(cfg.MaxFlows, cfg.FSM.BufferSize(), cfg.FSM.BufferSize()+frameOverhead),
 		rr:  make([]uint32, len(cfg.Pools)),
@@ -176,6 +177,15 @@ func (s *Shard) run(stop *atomic.Bool) {
 		}
 	}
 }
+
+// sampled returns log limited to flowLogBurst events a second: for the data
+// path, where one event per packet or per flow could come at line rate.
+// (Malformed frames are counted, never logged.)
+func sampled(log zerolog.Logger) zerolog.Logger {
+	return log.Sample(&zerolog.BurstSampler{Burst: flowLogBurst, Period: time.Second})
+}
+
+const flowLogBurst = 10
 
 // censusPeriod is how often a shard counts its flows by state.
 const censusPeriod = time.Second
@@ -484,7 +494,7 @@ func (s *Shard) handOff(i int32) {
 	st.Client, st.VIP = s.addrs(fl.key)
 	ctl := s.sender(b)
 	if err := ctl.sess.SendHandoff(uint64(fl.gen)<<32|uint64(i), &st, c.tcp.Request()); err != nil {
-		s.log.Warn().Err(err).Int("shard", s.id).Msg("handoff send")
+		s.flowLog.Warn().Err(err).Int("shard", s.id).Msg("handoff send")
 		s.respond(i, 503)
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"webswitch/handoff"
 	"webswitch/tcpfsm/header"
 	"webswitch/tcpfsm/seqnum"
@@ -461,4 +463,17 @@ func TestHandoffRetry(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFlowLogSampled checks that the data path's per-flow log keeps a burst
+// a second, whatever the rate of events.
+func TestFlowLogSampled(t *testing.T) {
+	var buf bytes.Buffer
+	log := sampled(zerolog.New(&buf))
+	for range 10000 {
+		log.Warn().Msg("handoff send")
+	}
+	if n := strings.Count(buf.String(), "\n"); n != flowLogBurst {
+		t.Errorf("%d lines logged for 10000 events, want %d", n, flowLogBurst)
+	}
 }

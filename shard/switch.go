@@ -146,6 +146,13 @@ func (sw *Switch) Run(ctx context.Context, dump <-chan os.Signal) error {
 	return nil
 }
 
+// Config returns the configuration the switch runs (the latest reloaded).
+func (sw *Switch) Config() *Config {
+	sw.reloadMu.Lock()
+	defer sw.reloadMu.Unlock()
+	return sw.cfg
+}
+
 // statsInterval is how often the shards' counters are logged.
 const statsInterval = 10 * time.Second
 

@@ -3,19 +3,31 @@
 // a back-end by content and hands the connection off to that back-end's
 // agent; responses go from the back-end straight to the client.
 //
-//	webswitch -config /etc/webswitch/switch.toml [-log-level info] [-cpuprofile FILE]
+//	webswitch [-config /etc/webswitch/switch.toml] [-log-level info] [-log-format json] [-cpuprofile FILE]
+//	webswitch ctl [-admin ADDR] backends | flows [...] | reload | capture -n N -o FILE
 //
-// SIGUSR1 logs every shard's counters; SIGINT or SIGTERM stops it.
+// SIGUSR1 logs every shard's counters; SIGHUP reloads the configuration
+// file (new rules, pools, back-ends and timeouts for new connections; a
+// file with errors, or one that changes a key needing a restart, is
+// refused and logged, and the running configuration stays); SIGINT or
+// SIGTERM stops it. With [admin] listen set, the admin API serves
+// Prometheus metrics and what `webswitch ctl` shows.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -23,35 +35,47 @@ import (
 	"webswitch/shard"
 )
 
-func main() { os.Exit(run()) }
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "ctl" {
+		os.Exit(ctl(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	os.Exit(run())
+}
+
+// newLogger returns the daemon's logger: JSON lines, or a console format
+// for a terminal.
+func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("-log-level: %w", err)
+	}
+	switch format {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339Nano}
+	default:
+		return zerolog.Logger{}, fmt.Errorf("-log-format: %q is not json or console", format)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Str("app", "webswitch").Logger(), nil
+}
 
 // run is the daemon; it returns the exit status once every deferred step
 // (the CPU profile) is done.
 func run() int {
 	configPath := flag.String("config", "/etc/webswitch/switch.toml", "configuration file")
 	level := flag.String("log-level", "info", "log level: debug, info, warn, error")
+	format := flag.String("log-format", "json", "log format: json, or console for a terminal")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 	flag.Parse()
-	lvl, err := zerolog.ParseLevel(*level)
+	log, err := newLogger(os.Stderr, *level, *format)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "webswitch: -log-level: %v\n", err)
+		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
 		return 2
 	}
-	log := zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("app", "webswitch").Logger()
 
-	c, err := conf.LoadSwitch(*configPath)
+	c, cfg, err := loadConfig(*configPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
-		return 2
-	}
-	secret, err := conf.LoadSecret(c.Control.SecretFile)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
-		return 2
-	}
-	cfg, err := shard.FromConf(c, secret)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "webswitch: %s: %v\n", *configPath, err)
 		return 2
 	}
 	sw, err := shard.New(cfg, log)
@@ -74,8 +98,49 @@ func run() int {
 			f.Close()
 		}()
 	}
+	var reloadMu sync.Mutex
+	reload := func() error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		nc, next, err := loadConfig(*configPath)
+		switch {
+		case err != nil:
+		case nc.Admin != c.Admin:
+			err = fmt.Errorf("%s: admin.listen: cannot change while the switch runs; restart it", *configPath)
+		default:
+			err = sw.Reload(next)
+		}
+		if err != nil {
+			log.Error().Err(err).Msg("reload refused: the running configuration stays")
+			return err
+		}
+		log.Info().Str("config", *configPath).Msg("configuration reloaded")
+		return nil
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if a := c.Admin.Listen; a.IsValid() {
+		l, err := net.Listen("tcp", a.String())
+		if err != nil {
+			log.Error().Err(err).Msg("admin listener")
+			return 1
+		}
+		srv := &http.Server{Handler: adminHandler(sw, reload), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("admin server")
+			}
+		}()
+		defer srv.Close()
+		log.Info().Stringer("listen", l.Addr()).Msg("admin API")
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			reload()
+		}
+	}()
 	dump := make(chan os.Signal, 1)
 	signal.Notify(dump, syscall.SIGUSR1) // log the shards' counters now
 	if err := sw.Run(ctx, dump); err != nil {
@@ -84,4 +149,22 @@ func run() int {
 	}
 	log.Info().Msg("stopped")
 	return 0
+}
+
+// loadConfig reads and checks the configuration file and builds the data
+// path's configuration from it.
+func loadConfig(path string) (*conf.Switch, *shard.Config, error) {
+	c, err := conf.LoadSwitch(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret, err := conf.LoadSecret(c.Control.SecretFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := shard.FromConf(c, secret)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, cfg, nil
 }

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"webswitch/conf"
+)
+
+const ctlUsage = `usage: webswitch ctl [-admin ADDR | -config FILE] COMMAND
+commands:
+  backends                      the back-ends: health on each shard, flows, handoffs
+  flows [-client IP[:PORT]] [-backend NAME] [-state S] [-offset N] [-limit N]
+                                the flows (S: request, handing_off, responding, spliced)
+  reload                        re-read the configuration file (as SIGHUP does)
+  capture -n N -o FILE          write the next N frames the switch receives as a pcap file
+The admin address is -admin, else [admin] listen of the configuration file.
+`
+
+// ctl runs `webswitch ctl` with args and returns the exit status.
+func ctl(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("webswitch ctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, ctlUsage) }
+	admin := fs.String("admin", "", "admin API address (host:port)")
+	configPath := fs.String("config", "/etc/webswitch/switch.toml", "configuration file, for its [admin] listen")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	if *admin == "" {
+		c, err := conf.LoadSwitch(*configPath)
+		if err != nil {
+			fmt.Fprintf(stderr, "webswitch ctl: no -admin, and %v\n", err)
+			return 2
+		}
+		if !c.Admin.Listen.IsValid() {
+			fmt.Fprintf(stderr, "webswitch ctl: no -admin, and %s has no [admin] listen\n", *configPath)
+			return 2
+		}
+		*admin = c.Admin.Listen.String()
+	}
+	cl := &ctlClient{base: "http://" + *admin, http: &http.Client{}}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	var err error
+	switch cmd {
+	case "backends":
+		err = cl.backends(stdout)
+	case "flows":
+		err = cl.flows(rest, stdout, stderr)
+	case "reload":
+		err = cl.reload(stdout)
+	case "capture":
+		err = cl.capture(rest, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "webswitch ctl: unknown command %q\n", cmd)
+		fs.Usage()
+		return 2
+	}
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "webswitch ctl %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+var errUsage = errors.New("usage")
+
+type ctlClient struct {
+	base string
+	http *http.Client
+}
+
+// do sends a request for path and decodes the JSON answer into v; an
+// answer other than 200 is an error carrying the server's message.
+func (c *ctlClient) do(method, path string, v any) error {
+	req, err := http.NewRequest(method, c.base+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		body, _ := io.ReadAll(resp.Body)
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s: %s", resp.Status, e.Error)
+		}
+		return fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func (c *ctlClient) backends(out io.Writer) error {
+	var bs []BackendStatus
+	if err := c.do("GET", "/backends", &bs); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tADDRESS\tAGENT\tSTATE\tUSABLE ON\tACTIVE FLOWS\tHANDOFFS OK\tFAILED\tDOWNS")
+	for _, b := range bs {
+		state := "up"
+		switch {
+		case b.Removed:
+			state = "removed"
+		case b.UsableShards == 0:
+			state = "down"
+		case b.UsableShards < b.Shards:
+			state = "partly up"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d shards\t%d\t%d\t%d\t%d\n", b.Name, b.Address, b.Agent, state,
+			b.UsableShards, b.Shards, b.ActiveFlows, b.HandoffsOK, b.HandoffsFailed, b.Downs)
+	}
+	return tw.Flush()
+}
+
+func (c *ctlClient) flows(args []string, out, stderr io.Writer) error {
+	fs := flag.NewFlagSet("webswitch ctl flows", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	client := fs.String("client", "", "only this client address, or address:port")
+	backend := fs.String("backend", "", "only flows to this back-end")
+	state := fs.String("state", "", "only flows in this state: request, handing_off, responding, spliced")
+	offset := fs.Int("offset", 0, "skip this many flows")
+	limit := fs.Int("limit", flowsDefaultLimit, "show at most this many flows")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return errUsage
+	}
+	q := url.Values{"offset": {strconv.Itoa(*offset)}, "limit": {strconv.Itoa(*limit)}}
+	for k, v := range map[string]string{"client": *client, "backend": *backend, "state": *state} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	var page FlowsPage
+	if err := c.do("GET", "/flows?"+q.Encode(), &page); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHARD\tCLIENT\tPORT\tSTATE\tBACKEND\tIDLE")
+	for _, f := range page.Flows {
+		backend := f.Backend
+		if backend == "" {
+			backend = "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", f.Shard, f.Client, f.VIPPort, f.State, backend,
+			(time.Duration(f.Idle * float64(time.Second))).Round(time.Millisecond))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%d of %d flows from %d\n", len(page.Flows), page.Total, page.Offset)
+	return nil
+}
+
+func (c *ctlClient) reload(out io.Writer) error {
+	var r struct{ Status string }
+	if err := c.do("POST", "/reload", &r); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, r.Status)
+	return nil
+}
+
+func (c *ctlClient) capture(args []string, out, stderr io.Writer) error {
+	fs := flag.NewFlagSet("webswitch ctl capture", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	n := fs.Int("n", 100, "frames to capture")
+	path := fs.String("o", "", "pcap file to write (required)")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *path == "" {
+		fs.Usage()
+		return errUsage
+	}
+	resp, err := c.http.Get(c.base + "/capture?n=" + strconv.Itoa(*n))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	f, err := os.Create(*path)
+	if err != nil {
+		return err
+	}
+	written, err := io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s: %d bytes; frames missed (capture slower than the traffic): %s\n", *path, written, resp.Trailer.Get(missedTrailer))
+	return nil
+}

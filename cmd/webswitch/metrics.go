@@ -1,0 +1,122 @@
+package main
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"webswitch/shard"
+)
+
+// collector exposes the shards' counters to Prometheus, read at each
+// scrape.
+type collector struct {
+	dp    dataPath
+	descs map[string]*prometheus.Desc
+}
+
+// metric is one exported series family: its name, help and labels.
+type metric struct {
+	name, help string
+	labels     []string
+}
+
+var metrics = []metric{
+	{"frames_received_total", "Frames the shard took from its ring.", []string{"shard"}},
+	{"frames_forwarded_total", "Client frames of spliced flows sent on to their back-end.", []string{"shard"}},
+	{"frames_sent_total", "Frames the switch built itself: SYN-ACKs, ACKs, its own responses, RSTs.", []string{"shard"}},
+	{"tx_dropped_total", "Frames the transmit path refused.", []string{"shard"}},
+	{"ring_packets_total", "Frames the kernel put in the shard's ring.", []string{"shard"}},
+	{"ring_drops_total", "Frames the kernel dropped because the shard's ring was full.", []string{"shard"}},
+	{"dropped_frames_total", "Frames the switch dropped, by reason (malformed input and others).", []string{"shard", "reason"}},
+	{"flows", "Flows in the table, by state (a census every second).", []string{"shard", "state"}},
+	{"handshakes_total", "SYN-ACKs sent (with a SYN cookie).", []string{"shard"}},
+	{"connections_total", "Connections accepted: handshakes completed with a valid cookie.", []string{"shard"}},
+	{"flows_evicted_total", "Flows waiting for their request head reset to make room in a full table.", []string{"shard"}},
+	{"handoffs_total", "Handoffs by result: ok, refused (the agent answered ERR), timeout, lost (control connection broke).", []string{"shard", "result"}},
+	{"handoff_retries_total", "Handoffs sent to another back-end after a refusal.", []string{"shard"}},
+	{"http_errors_total", "Responses the switch answered itself, by status.", []string{"shard", "status"}},
+	{"resets_total", "RSTs the switch sent.", []string{"shard"}},
+	{"backend_usable", "1 when the shard may hand new connections to the back-end.", []string{"shard", "backend"}},
+	{"backend_active_flows", "Flows spliced to the back-end.", []string{"shard", "backend"}},
+	{"backend_handoffs_total", "Handoffs to the back-end, by result: ok or failed.", []string{"shard", "backend", "result"}},
+	{"backend_downs_total", "Times the shard took the back-end down (checks failed, connection lost).", []string{"shard", "backend"}},
+}
+
+const handoffLatency = "handoff_latency_seconds"
+
+func newCollector(dp dataPath) *collector {
+	c := &collector{dp: dp, descs: map[string]*prometheus.Desc{}}
+	for _, m := range metrics {
+		c.descs[m.name] = prometheus.NewDesc("webswitch_"+m.name, m.help, m.labels, nil)
+	}
+	c.descs[handoffLatency] = prometheus.NewDesc("webswitch_"+handoffLatency,
+		"Time from a HANDOFF sent to the agent's answer.", []string{"shard"}, nil)
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.dp.Snapshots() {
+		sh := strconv.Itoa(s.Shard)
+		counter := func(name string, v uint64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, float64(v), append([]string{sh}, labels...)...)
+		}
+		gauge := func(name string, v float64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.GaugeValue, v, append([]string{sh}, labels...)...)
+		}
+		counter("frames_received_total", s.FramesIn)
+		counter("frames_forwarded_total", s.FramesForwarded)
+		counter("frames_sent_total", s.FramesSent)
+		counter("tx_dropped_total", s.TxDropped)
+		counter("ring_packets_total", s.RingPackets)
+		counter("ring_drops_total", s.RingDrops)
+		for reason, n := range s.Drops {
+			counter("dropped_frames_total", n, reason)
+		}
+		gauge("flows", float64(s.FlowsRequest), "request")
+		gauge("flows", float64(s.FlowsHandingOff), "handing_off")
+		gauge("flows", float64(s.FlowsResponding), "responding")
+		gauge("flows", float64(s.SplicedFlows), "spliced")
+		counter("handshakes_total", s.SynAcks)
+		counter("connections_total", s.Flows)
+		counter("flows_evicted_total", s.FlowsEvicted)
+		lost := s.HandoffsErr - min(s.HandoffsErr, s.HandoffRetries) // ERRs are retried; the rest broke with their connection
+		counter("handoffs_total", s.HandoffsOK, "ok")
+		counter("handoffs_total", s.HandoffRetries, "refused")
+		counter("handoffs_total", s.HandoffsTimeout, "timeout")
+		counter("handoffs_total", lost, "lost")
+		counter("handoff_retries_total", s.HandoffRetries)
+		for status, n := range s.HTTPErrors {
+			counter("http_errors_total", n, strconv.Itoa(status))
+		}
+		counter("resets_total", s.Resets)
+		for _, b := range s.Backends {
+			usable := 0.0
+			if b.Usable {
+				usable = 1
+			}
+			gauge("backend_usable", usable, b.Name)
+			gauge("backend_active_flows", float64(b.Active), b.Name)
+			counter("backend_handoffs_total", b.HandoffsOK, b.Name, "ok")
+			counter("backend_handoffs_total", b.HandoffsFailed, b.Name, "failed")
+			counter("backend_downs_total", b.Downs, b.Name)
+		}
+		buckets := map[float64]uint64{}
+		var cum uint64
+		for i, n := range s.HandoffLatency {
+			cum += n
+			if i < len(shard.HistogramBounds) {
+				buckets[shard.HistogramBounds[i].Seconds()] = cum
+			}
+		}
+		ch <- prometheus.MustNewConstHistogram(c.descs[handoffLatency], cum, s.HandoffLatencySum, buckets, sh)
+	}
+}
