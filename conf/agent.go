@@ -32,6 +32,12 @@ type Serve struct {
 	// Upstream is the "host:port" of a local server the connections are
 	// spliced to.
 	Upstream string `toml:"upstream"`
+	// ProxyProtocol, only with Upstream, is the version of the PROXY
+	// protocol header (1: text, 2: binary) sent to the upstream ahead of
+	// each connection's bytes, with the client's address and port and the
+	// VIP's, for servers that read it (nginx: listen ... proxy_protocol).
+	// 0, the default, sends none.
+	ProxyProtocol int `toml:"proxy_protocol"`
 	// DirectListen, when set, is an address where the same server also
 	// takes ordinary TCP connections, not handed off: for health checks,
 	// for clients that bypass the switch, and for the bench's "direct"
@@ -80,5 +86,9 @@ func (a *Agent) validate(v *validator) {
 		if n, err := strconv.ParseUint(port, 10, 16); host == "" || err != nil || n == 0 {
 			v.fail("serve.upstream", "%q is not host:port with a port from 1 to 65535", s.Upstream)
 		}
+	}
+	v.intRange("serve.proxy_protocol", a.Serve.ProxyProtocol, 0, 2)
+	if a.Serve.ProxyProtocol != 0 && a.Serve.Upstream == "" {
+		v.fail("serve.proxy_protocol", "only with upstream: the built-in static server has no use for the header")
 	}
 }

@@ -89,6 +89,8 @@ func TestLoadErrors(t *testing.T) {
 		{"agent-neither", loadAgent, 7, "serve", "one of static_root and upstream is required"},
 		{"agent-upstream", loadAgent, 8, "serve.upstream", "port from 1 to 65535"},
 		{"agent-direct-vip", loadAgent, 9, "serve.direct_listen", "is the VIP"},
+		{"agent-proxy-protocol", loadAgent, 9, "serve.proxy_protocol", "3 is out of range [0, 2]"},
+		{"agent-proxy-static", loadAgent, 9, "serve.proxy_protocol", "only with upstream"},
 	}
 	tested := make(map[string]bool)
 	for _, tt := range tests {
@@ -248,6 +250,27 @@ func TestLoadAgentExample(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
 		t.Errorf("LoadAgent mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadAgentProxyProtocol(t *testing.T) {
+	const head = "[agent]\nlisten = \"198.18.0.21:7070\"\nvip = \"198.18.0.100\"\nsecret_file = \"secret\"\n" +
+		"[serve]\nupstream = \"127.0.0.1:8080\"\n"
+	for _, tt := range []struct {
+		line string
+		want int
+	}{{"", 0}, {"proxy_protocol = 0", 0}, {"proxy_protocol = 1", 1}, {"proxy_protocol = 2", 2}} {
+		file := filepath.Join(t.TempDir(), "agent.toml")
+		if err := os.WriteFile(file, []byte(head+tt.line+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := LoadAgent(file)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.line, err)
+		}
+		if got.Serve.ProxyProtocol != tt.want {
+			t.Errorf("%q: ProxyProtocol = %d, want %d", tt.line, got.Serve.ProxyProtocol, tt.want)
+		}
 	}
 }
 

@@ -3,8 +3,11 @@ package handoff
 import (
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
+
+	"github.com/rs/zerolog"
 )
 
 // Listener is a net.Listener whose connections are handed-off client
@@ -27,6 +30,29 @@ func NewListener(addr net.Addr) *Listener {
 	l := &Listener{addr: addr}
 	l.cond.L = &l.mu
 	return l
+}
+
+// NewAgentListener returns what a Go program needs to serve handed-off
+// connections itself: an Agent (to Serve on a control listener) that
+// re-creates each connection in this host's kernel with Recreate and
+// delivers it to the returned Listener (to Serve any server on), whose
+// Addr is vip. A connection handed off after the Listener is closed is
+// closed, with a debug line in log. Set the Agent's other fields before
+// Serve.
+func NewAgentListener(secret []byte, vip netip.AddrPort, log zerolog.Logger) (*Agent, *Listener) {
+	l := NewListener(net.TCPAddrFromAddrPort(vip))
+	a := &Agent{
+		Secret:   secret,
+		Recreate: Recreate,
+		Deliver: func(c net.Conn) {
+			if !l.Deliver(c) {
+				log.Debug().Stringer("client", c.RemoteAddr()).Msg("handoff after shutdown: connection closed")
+			}
+		},
+		Active: l.Active,
+		Log:    log,
+	}
+	return a, l
 }
 
 // Deliver queues c for Accept. It returns false, and closes c, if the

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 var vipAddr = &net.TCPAddr{IP: net.IPv4(198, 18, 0, 100), Port: 80}
@@ -171,5 +173,38 @@ func TestListenerConnReadFrom(t *testing.T) {
 	got := make([]byte, len(msg))
 	if _, err := io.ReadFull(peer, got); err != nil || string(got) != msg {
 		t.Fatalf("read %q, %v; want %q", got, err, msg)
+	}
+}
+
+func TestNewAgentListener(t *testing.T) {
+	secret := []byte("0123456789abcdef")
+	a, l := NewAgentListener(secret, vipAddr.AddrPort(), zerolog.Nop())
+	if got := l.Addr().String(); got != vipAddr.String() {
+		t.Errorf("Addr = %v, want %v", got, vipAddr)
+	}
+	if string(a.Secret) != string(secret) || a.Recreate == nil {
+		t.Errorf("Agent has Secret %q and Recreate %v, want %q and Recreate", a.Secret, a.Recreate != nil, secret)
+	}
+	c, peer := pipeConn(t)
+	a.Deliver(c)
+	ac, err := acceptTimeout(t, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ac.(interface{ NetConn() net.Conn }).NetConn(); got != c {
+		t.Errorf("Accept returned connection %p, want the delivered %p", got, c)
+	}
+	if got := a.Active(); got != 1 {
+		t.Errorf("Agent's Active = %d, want 1 (the Listener's)", got)
+	}
+	l.Close()
+	late, latePeer := pipeConn(t)
+	a.Deliver(late)
+	if !isClosed(latePeer) {
+		t.Error("connection handed off after Close left open")
+	}
+	ac.Close()
+	if !isClosed(peer) {
+		t.Error("accepted connection not closed by its Close")
 	}
 }

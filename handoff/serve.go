@@ -85,9 +85,13 @@ func (s *Static) Check() error {
 // (host:port): bytes both ways with io.Copy between *net.TCPConn (Go uses
 // splice(2) for TCP-to-TCP copies on Linux), half-closes passed on
 // (CloseWrite), both closed at the end. A connection whose upstream cannot
-// be reached is closed.
+// be reached is closed. With a PROXY protocol version, each connection to
+// the server starts with a header (AppendProxyHeader) carrying the client
+// connection's remote address (the client's) and local one (the VIP's for
+// a handed-off connection), before any byte of the client's.
 type Upstream struct {
-	addr string
+	addr  string
+	proxy ProxyVersion
 
 	mu        sync.Mutex
 	stopping  bool
@@ -96,9 +100,10 @@ type Upstream struct {
 	wg        sync.WaitGroup
 }
 
-// NewUpstream returns an Upstream proxying to addr.
-func NewUpstream(addr string) *Upstream {
-	return &Upstream{addr: addr, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
+// NewUpstream returns an Upstream proxying to addr, sending a PROXY
+// protocol header of version proxy first (ProxyNone: none).
+func NewUpstream(addr string, proxy ProxyVersion) *Upstream {
+	return &Upstream{addr: addr, proxy: proxy, listeners: map[net.Listener]struct{}{}, conns: map[net.Conn]struct{}{}}
 }
 
 // Serve proxies l's connections until l is closed or Shutdown is called,
@@ -119,7 +124,7 @@ func (u *Upstream) Serve(l net.Listener) error {
 		}
 		go func() {
 			defer u.removeConn(c)
-			proxy(c, u.addr)
+			proxy(c, u.addr, u.proxy)
 		}()
 	}
 }
@@ -192,15 +197,25 @@ func (u *Upstream) removeConn(c net.Conn) {
 	u.wg.Done()
 }
 
-// proxy copies between client and a new connection to upstream until both
-// directions are done, then closes both.
-func proxy(client net.Conn, upstream string) {
+// proxy copies between client and a new connection to upstream, which
+// starts with a PROXY header of version header, until both directions are
+// done, then closes both.
+func proxy(client net.Conn, upstream string, header ProxyVersion) {
 	defer client.Close()
 	up, err := net.DialTimeout("tcp", upstream, upstreamDialTimeout)
 	if err != nil {
 		return
 	}
 	defer up.Close()
+	if header != ProxyNone {
+		// The buffer escapes (Write is an interface call): the one
+		// allocation the header costs.
+		var buf [MaxProxyHeaderLen]byte
+		h := AppendProxyHeader(buf[:0], header, tcpAddrPort(client.RemoteAddr()), tcpAddrPort(client.LocalAddr()))
+		if _, err := up.Write(h); err != nil {
+			return
+		}
+	}
 	// Copy on the underlying connection so both ends are *net.TCPConn and
 	// io.Copy splices; client.Close above keeps the listener's count right.
 	inner := client

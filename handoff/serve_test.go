@@ -262,7 +262,7 @@ func TestServeUpstreamEcho(t *testing.T) {
 	}))
 	defer up.Close()
 	l, addr := frontListener(t)
-	serveInBackground(t, l, NewUpstream(up.Listener.Addr().String()).Serve)
+	serveInBackground(t, l, NewUpstream(up.Listener.Addr().String(), ProxyNone).Serve)
 
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -313,7 +313,7 @@ func TestServeUpstreamHalfClose(t *testing.T) {
 		}
 	}()
 	l, addr := frontListener(t)
-	serveInBackground(t, l, NewUpstream(ul.Addr().String()).Serve)
+	serveInBackground(t, l, NewUpstream(ul.Addr().String(), ProxyNone).Serve)
 
 	c, err := net.Dial("tcp4", addr)
 	if err != nil {
@@ -348,7 +348,7 @@ func TestServeUpstreamUnreachable(t *testing.T) {
 	dead := tl.Addr().String()
 	tl.Close()
 	l, addr := frontListener(t)
-	serveInBackground(t, l, NewUpstream(dead).Serve)
+	serveInBackground(t, l, NewUpstream(dead, ProxyNone).Serve)
 	c, err := net.Dial("tcp4", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -399,7 +399,7 @@ func TestUpstreamShutdown(t *testing.T) {
 	}{{"client closes", false}, {"deadline", true}} {
 		t.Run(tt.name, func(t *testing.T) {
 			l, addr := frontListener(t)
-			u := NewUpstream(ul.Addr().String())
+			u := NewUpstream(ul.Addr().String(), ProxyNone)
 			go u.Serve(l)
 			c, err := net.Dial("tcp4", addr)
 			if err != nil {
@@ -451,7 +451,7 @@ func TestUpstreamCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := NewUpstream(ul.Addr().String())
+	u := NewUpstream(ul.Addr().String(), ProxyNone)
 	if err := u.Check(); err != nil {
 		t.Errorf("Check with the upstream listening: %v", err)
 	}

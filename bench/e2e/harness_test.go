@@ -120,7 +120,7 @@ func buildBinaries(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("go", "build", "-o", dir, "webswitch/cmd/webswitch", "webswitch/cmd/handoffd").CombinedOutput()
+	out, err := exec.Command("go", "build", "-o", dir, "webswitch/cmd/webswitch", "webswitch/cmd/handoffd", "webswitch/cmd/httpagent").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

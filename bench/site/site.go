@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -20,7 +21,8 @@ const VIPURL = "http://" + testbed.VIP
 // server; be2 serves Static2 the same way, or, when Upstream is set, runs
 // that command (a server on 127.0.0.1:8080) behind handoffd's upstream mode.
 // Requests under /static/ go to be1, all others to be2; with Balanced, every
-// request goes to one pool of both back-ends (round-robin).
+// request goes to one pool of both back-ends (round-robin). With Agent2, be2
+// runs that program instead of handoffd.
 type Config struct {
 	BinDir   string   // holds the webswitch and handoffd binaries
 	Dir      string   // configuration files and logs
@@ -37,6 +39,14 @@ type Config struct {
 	Prefix     string   // testbed namespace prefix; empty: the testbed's default
 	SwitchArgs []string // more webswitch flags, e.g. -cpuprofile FILE
 	SwitchKeys string   // more keys of the switch's [switch] table, TOML lines (see SwitchConfig)
+	// ProxyProtocol is be2's serve.proxy_protocol, with Upstream: the
+	// version of the PROXY header handoffd sends the upstream server on
+	// each connection (0: none).
+	ProxyProtocol int
+	// Agent2, when set, is be2's agent command instead of handoffd: a
+	// program serving handed-off connections itself (cmd/httpagent).
+	// "-config FILE", be2's agent configuration, is appended to it.
+	Agent2 []string
 }
 
 // Site is a running installation.
@@ -45,7 +55,7 @@ type Site struct {
 	Dir       string
 	Switch    *testbed.Proc
 	SwitchLog string
-	Agents    []*testbed.Proc // handoffd of be1, be2
+	Agents    []*testbed.Proc // the agents of be1, be2: handoffd, or Agent2
 	Upstream  *testbed.Proc   // be2's upstream server, with Config.Upstream
 
 	cfg    Config
@@ -73,7 +83,7 @@ func Start(cfg Config) (_ *Site, err error) {
 		"be1.toml":    agentConfig(secret, 1, fmt.Sprintf("static_root = %q", cfg.Static1), cfg.DirectPort),
 	}
 	if cfg.Upstream != nil {
-		files["be2.toml"] = agentConfig(secret, 2, `upstream = "127.0.0.1:8080"`, cfg.DirectPort)
+		files["be2.toml"] = agentConfig(secret, 2, fmt.Sprintf("upstream = \"127.0.0.1:8080\"\nproxy_protocol = %d", cfg.ProxyProtocol), cfg.DirectPort)
 	} else {
 		files["be2.toml"] = agentConfig(secret, 2, fmt.Sprintf("static_root = %q", cfg.Static2), cfg.DirectPort)
 	}
@@ -120,10 +130,16 @@ func (s *Site) start(host, name, bin string, args ...string) (*testbed.Proc, err
 
 // StartAgent starts back-end i's handoffd (0: be1), again after it died or
 // was stopped, and makes it Agents[i]. It writes its PID to AgentPIDFile(i).
+// For be2 with Config.Agent2, it starts that command instead (log
+// NAME-be2.log, after the command's base name; no PID file).
 func (s *Site) StartAgent(i int) error {
 	be := fmt.Sprintf("be%d", i+1)
-	agent, err := s.start(be, "handoffd-"+be, filepath.Join(s.cfg.BinDir, "handoffd"),
-		"-config", filepath.Join(s.Dir, be+".toml"), "-pid-file", s.AgentPIDFile(i))
+	config := filepath.Join(s.Dir, be+".toml")
+	name, bin, args := "handoffd", filepath.Join(s.cfg.BinDir, "handoffd"), []string{"-config", config, "-pid-file", s.AgentPIDFile(i)}
+	if cmd := s.cfg.Agent2; i == 1 && cmd != nil {
+		name, bin, args = filepath.Base(cmd[0]), cmd[0], append(slices.Clip(cmd[1:]), "-config", config)
+	}
+	agent, err := s.start(be, name+"-"+be, bin, args...)
 	if err != nil {
 		return err
 	}

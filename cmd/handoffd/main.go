@@ -90,7 +90,7 @@ func run() int {
 		}
 		startup = startup.Str("mode", "static").Str("root", root)
 	} else {
-		server = handoff.NewUpstream(cfg.Serve.Upstream)
+		server = handoff.NewUpstream(cfg.Serve.Upstream, handoff.ProxyVersion(cfg.Serve.ProxyProtocol))
 		startup = startup.Str("mode", "upstream").Str("upstream", cfg.Serve.Upstream)
 	}
 
@@ -107,18 +107,7 @@ func run() int {
 		log.Error().Err(err).Msg("control listener")
 		return 1
 	}
-	conns := handoff.NewListener(net.TCPAddrFromAddrPort(netip.AddrPortFrom(cfg.Agent.VIP, vipPort)))
-	agent := &handoff.Agent{
-		Secret:   secret,
-		Recreate: handoff.Recreate,
-		Deliver: func(c net.Conn) {
-			if !conns.Deliver(c) {
-				log.Debug().Stringer("client", c.RemoteAddr()).Msg("handoff after shutdown: connection closed")
-			}
-		},
-		Active: conns.Active,
-		Log:    log,
-	}
+	agent, conns := handoff.NewAgentListener(secret, netip.AddrPortFrom(cfg.Agent.VIP, vipPort), log)
 	listeners := []net.Listener{conns}
 	if d := cfg.Serve.DirectListen; d.IsValid() {
 		direct, err := upg.Listen("tcp", d.String())
