@@ -353,6 +353,7 @@ func (cc *agentConn) goAway() {
 func (a *Agent) serveConn(cc *agentConn) {
 	defer a.removeConn(cc)
 	defer cc.c.Close()
+	tuneControl(cc.c)
 	err := cc.run()
 	if err == nil || a.isClosed() {
 		cc.log.Debug().Err(err).Msg("handoff agent: control connection closed")

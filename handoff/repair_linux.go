@@ -6,9 +6,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"webswitch/internal/sys"
 )
 
 // Repair queue selectors for TCP_REPAIR_QUEUE (linux/tcp.h); x/sys/unix does
@@ -76,6 +79,16 @@ func Recreate(st *ConnState, request []byte) (net.Conn, error) {
 		return nil, fmt.Errorf("repair: TCP_NODELAY: %w", err)
 	}
 	return tc, nil
+}
+
+// tuneControl gives an accepted control connection the short minimum
+// retransmission timeout the switch's end has too (sys.ControlRTOMin).
+func tuneControl(c net.Conn) {
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { sys.SetControlRTOMin(int(fd)) })
+		}
+	}
 }
 
 // repair runs the TCP_REPAIR sequence on fd, leaving it an established

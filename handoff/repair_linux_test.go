@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"webswitch/internal/sys"
 )
 
 var netnsSeq atomic.Uint32
@@ -527,4 +530,39 @@ func TestRecreateTakesRTTSample(t *testing.T) {
 	}
 	// The byte was a duplicate for the client: the stream starts clean.
 	exchangeMsg(t, backend, client, []byte("HTTP/1.1 200 OK\r\n\r\n"))
+}
+
+// TestTuneControl checks that the agent's end of a control connection gets
+// the short minimum retransmission timeout too.
+func TestTuneControl(t *testing.T) {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := net.Dial("tcp4", l.Addr().String()); err == nil {
+			defer c.Close()
+			time.Sleep(time.Second)
+		}
+	}()
+	c, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tuneControl(c)
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var us int
+	var gerr error
+	rc.Control(func(fd uintptr) { us, gerr = unix.GetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_RTO_MIN_US) })
+	if errors.Is(gerr, unix.ENOPROTOOPT) {
+		t.Skip("this kernel has no TCP_RTO_MIN_US (Linux 6.15 and later)")
+	}
+	if got := time.Duration(us) * time.Microsecond; gerr != nil || got < sys.ControlRTOMin || got > sys.ControlRTOMin+10*time.Millisecond {
+		t.Errorf("TCP_RTO_MIN_US = %v, %v; want %v rounded up to a clock tick", got, gerr, sys.ControlRTOMin)
+	}
 }

@@ -7,6 +7,9 @@ import (
 	"net"
 )
 
+// tuneControl does nothing outside Linux.
+func tuneControl(net.Conn) {}
+
 var errNoRepair = errors.New("repair: TCP_REPAIR needs Linux")
 
 // Recreate re-creates a connection the switch accepted with TCP_REPAIR. It

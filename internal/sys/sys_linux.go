@@ -55,6 +55,7 @@ func DialTCP(addr netip.AddrPort) (int, error) {
 		return -1, fmt.Errorf("socket: %w", err)
 	}
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	SetControlRTOMin(fd)
 	sa := &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()}
 	if err := unix.Connect(fd, sa); err != nil && !errors.Is(err, unix.EINPROGRESS) {
 		unix.Close(fd)
@@ -108,3 +109,16 @@ func Close(fd int) error { return unix.Close(fd) }
 
 // ErrClosed is returned by Read when the peer closed the connection.
 var ErrClosed = errors.New("connection closed by peer")
+
+// ControlRTOMin is the minimum retransmission timeout of the control
+// connections between the switch and the agents. A HANDOFF or its OK lost
+// on the LAN then costs about this much instead of the kernel's 200 ms
+// minimum; under 5% loss that took 5 to 10% of handoffs past 200 ms.
+const ControlRTOMin = 10 * time.Millisecond
+
+// SetControlRTOMin sets ControlRTOMin on a control socket (TCP_RTO_MIN_US,
+// Linux 6.15 and later). An older kernel refuses the option and keeps its
+// default, so the error only matters to tests.
+func SetControlRTOMin(fd int) error {
+	return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_RTO_MIN_US, int(ControlRTOMin/time.Microsecond))
+}
