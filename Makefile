@@ -10,7 +10,17 @@ FUZZTIME ?= 30s
 # after the unit tests.
 E2E_PKGS := ./bench/e2e/ ./bench/scenario/ ./bench/pktrate/
 
-.PHONY: all build demo test unit e2e bench vet fuzz clean
+.PHONY: all build demo test unit e2e bench vet fuzz clean install
+
+# make install: binaries to $(DESTDIR)$(PREFIX)/bin, example configurations to
+# $(DESTDIR)/etc/webswitch (an existing configuration file is kept: the new
+# example goes next to it as FILE.example), systemd units and the sysusers.d
+# entry of the daemons' user (docs/operations.md).
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+CONFDIR     := $(DESTDIR)/etc/webswitch
+UNITDIR     := $(DESTDIR)/lib/systemd/system
+SYSUSERSDIR := $(DESTDIR)/usr/lib/sysusers.d
 
 all: build
 
@@ -48,6 +58,28 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(CONFDIR) $(UNITDIR) $(SYSUSERSDIR)
+	install -m 0755 $(BIN)/webswitch $(BIN)/handoffd $(BIN)/wsbench $(DESTDIR)$(PREFIX)/bin/
+	@for f in switch.toml agent.toml; do \
+	  if [ -e $(CONFDIR)/$$f ]; then \
+	    install -m 0644 conf/testdata/$$f $(CONFDIR)/$$f.example && \
+	    echo "kept $(CONFDIR)/$$f; the new example is $(CONFDIR)/$$f.example"; \
+	  else \
+	    install -m 0644 conf/testdata/$$f $(CONFDIR)/$$f; \
+	  fi || exit 1; \
+	done
+	for u in webswitch handoffd; do \
+	  sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' dist/systemd/$$u.service >$(UNITDIR)/$$u.service && \
+	  chmod 0644 $(UNITDIR)/$$u.service || exit 1; \
+	done
+	install -m 0644 dist/sysusers.d/webswitch.conf $(SYSUSERSDIR)/
+	@# Into the live system: create the user, and tell a running systemd.
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/webswitch.conf; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 
 clean:
 	rm -rf $(BIN)

@@ -6,6 +6,10 @@
 // Usage:
 //
 //	handoffd -config FILE [-log-level info] [-pid-file FILE]
+//	handoffd setup-vip -config FILE | -vip ADDR
+//
+// setup-vip prepares the back-end, idempotently: the VIP as a /32 on lo,
+// net.ipv4.conf.all.arp_ignore=1 and arp_announce=2, saying what it changed.
 //
 // It logs JSON lines to stderr. A configuration error is printed to stderr
 // and exits with status 2. Every second it checks its server (the static
@@ -56,6 +60,9 @@ func main() {
 }
 
 func run() int {
+	if len(os.Args) > 1 && os.Args[1] == "setup-vip" {
+		return setupVIP(os.Args[2:])
+	}
 	configPath := flag.String("config", "", "agent configuration `file` (TOML)")
 	levelName := flag.String("log-level", "info", "log `level`: trace, debug, info, warn or error")
 	pidFile := flag.String("pid-file", "", "write the serving process's PID to `file`")
