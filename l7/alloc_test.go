@@ -24,6 +24,8 @@ var benchRules = []Rule{
 	{Match: Match{Host: "api.example.com"}, Pool: 0},
 	{Match: Match{Host: "*.cdn.example.com"}, Pool: 1},
 	{Match: Match{Header: "X-Canary", HeaderValue: "yes", HeaderHasValue: true}, Pool: 2},
+	{Match: Match{PathRegex: `^/static/[a-z]+\.css$`}, Pool: 6}, // evaluated, no match: no allocation either
+	{Match: Match{Method: "POST"}, Pool: 7},
 	{Match: Match{Host: "www.example.com", PathPrefix: "/api/"}, Pool: 3},
 	{Match: Match{Host: "www.example.com", Cookie: "shard", CookieValue: "b", CookieHasValue: true}, Pool: 4},
 	{Pool: 5},

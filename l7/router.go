@@ -3,6 +3,7 @@ package l7
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -14,7 +15,15 @@ var (
 	ErrCookieName      = errors.New("cookie name must be an HTTP token")
 	ErrValueWithoutKey = errors.New("a header or cookie value needs a header or cookie name")
 	ErrPoolIndex       = errors.New("pool index must not be negative")
+	ErrMethod          = errors.New("method must be an HTTP token")
+	ErrPathRegex       = errors.New("path regular expression does not compile or is too long")
 )
+
+// MaxPathRegex bounds the length of a path regular expression. Go's regexp
+// (RE2) matches in time linear in the path for a given expression, about
+// len(expression) x len(path) steps at worst, and never backtracks: a rule
+// cannot be made to take exponential time by a crafted path.
+const MaxPathRegex = 1024
 
 // Match holds the conditions of one rule; all the non-empty ones must hold.
 // Empty fields match anything, and a rule with no conditions is a
@@ -29,6 +38,13 @@ type Match struct {
 	// byte as sent (no percent-decoding or dot-segment removal: rules
 	// route requests, they are no access control).
 	PathPrefix string
+	// PathRegex must match the request's path (as sent, query excluded),
+	// anywhere unless anchored with ^ and $: Go's RE2 syntax, compiled
+	// once, at most MaxPathRegex bytes.
+	PathRegex string
+	// Method is the request's method, compared exactly (methods are case
+	// sensitive).
+	Method string
 	// Header is a header name that must be present ...
 	Header string
 	// ... and, if HeaderHasValue, whose first value must equal HeaderValue
@@ -45,7 +61,7 @@ type Match struct {
 
 // catchAll reports whether m has no condition.
 func (m *Match) catchAll() bool {
-	return m.Host == "" && m.PathPrefix == "" && m.Header == "" && m.Cookie == ""
+	return m.Host == "" && m.PathPrefix == "" && m.PathRegex == "" && m.Method == "" && m.Header == "" && m.Cookie == ""
 }
 
 // Rule sends the requests that satisfy Match to the pool with index Pool.
@@ -60,6 +76,7 @@ type rule struct {
 	Rule
 	host     string // lowercased exact host, or ".example.com" for a wildcard
 	wildcard bool
+	re       *regexp.Regexp // PathRegex, compiled
 }
 
 // Router maps a parsed request to a pool with an ordered list of rules. It
@@ -104,7 +121,19 @@ func compileRule(ru Rule) (rule, error) {
 	if (c.wildcard || name != "") && (!validHostName(name) || strings.Contains(name, "*")) {
 		return rule{}, ErrHostPattern
 	}
+	if m.PathRegex != "" {
+		if len(m.PathRegex) > MaxPathRegex {
+			return rule{}, ErrPathRegex
+		}
+		re, err := regexp.Compile(m.PathRegex)
+		if err != nil {
+			return rule{}, fmt.Errorf("%w: %v", ErrPathRegex, err)
+		}
+		c.re = re
+	}
 	switch {
+	case m.Method != "" && !isToken([]byte(m.Method)):
+		return rule{}, ErrMethod
 	case m.Header != "" && !isToken([]byte(m.Header)):
 		return rule{}, ErrHeaderName
 	case m.Cookie != "" && !isToken([]byte(m.Cookie)):
@@ -154,6 +183,12 @@ func (ru *rule) matches(r *Request, buf, host, path []byte) bool {
 		return false
 	}
 	if len(path) < len(m.PathPrefix) || string(path[:len(m.PathPrefix)]) != m.PathPrefix {
+		return false
+	}
+	if m.Method != "" && string(r.Method(buf)) != m.Method {
+		return false
+	}
+	if ru.re != nil && !ru.re.Match(path) {
 		return false
 	}
 	if m.Header != "" {

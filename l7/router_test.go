@@ -36,6 +36,9 @@ func TestRoute(t *testing.T) {
 		{Match: Match{Cookie: "shard", CookieValue: "b", CookieHasValue: true}, Pool: 7},
 		{Match: Match{Cookie: "session"}, Pool: 8},
 		{Match: Match{Host: "[2001:db8::1]"}, Pool: 9},
+		{Match: Match{Method: "POST", PathPrefix: "/upload"}, Pool: 10},
+		{Match: Match{PathRegex: `^/u/[0-9]+/avatar\.(png|jpg)$`}, Pool: 11},
+		{Match: Match{Method: "DELETE"}, Pool: 12},
 	}
 	rt, err := NewRouter(rules)
 	if err != nil {
@@ -66,6 +69,13 @@ func TestRoute(t *testing.T) {
 		{name: "cookie other value, present", head: get("www", "/", "Cookie: shard=c; session=1"), pool: 8, ok: true},
 		{name: "cookie present", head: get("www", "/", "Cookie: session=x"), pool: 8, ok: true},
 		{name: "IPv6 literal", head: get("[2001:DB8::1]:80", "/"), pool: 9, ok: true},
+		{name: "method and path", head: "POST /upload/x HTTP/1.1\r\nHost: www\r\nContent-Length: 0\r\n\r\n", pool: 10, ok: true},
+		{name: "other method", head: get("www", "/upload/x"), ok: false},
+		{name: "method is case sensitive", head: "delete / HTTP/1.1\r\nHost: www\r\n\r\n", ok: false},
+		{name: "method alone", head: "DELETE /x HTTP/1.1\r\nHost: www\r\n\r\n", pool: 12, ok: true},
+		{name: "path regex", head: get("www", "/u/42/avatar.png?size=2"), pool: 11, ok: true},
+		{name: "path regex anchored", head: get("www", "/u/42/avatar.png/x"), ok: false},
+		{name: "path regex digits", head: get("www", "/u/x/avatar.jpg"), ok: false},
 		{name: "no rule", head: get("www", "/"), ok: false},
 	}
 	for _, tt := range tests {
@@ -123,6 +133,10 @@ func TestNewRouterErrors(t *testing.T) {
 		{name: "header value without name", rules: []Rule{{Match: Match{PathPrefix: "/", HeaderHasValue: true}}}, err: ErrValueWithoutKey, index: "rule 0"},
 		{name: "cookie value without name", rules: []Rule{{Match: Match{PathPrefix: "/", CookieHasValue: true}}}, err: ErrValueWithoutKey, index: "rule 0"},
 		{name: "negative pool", rules: []Rule{{Match: Match{Host: "a"}, Pool: -1}}, err: ErrPoolIndex, index: "rule 0"},
+		{name: "bad method", rules: []Rule{{Match: Match{Host: "a"}}, {Match: Match{Method: "GE T"}}}, err: ErrMethod, index: "rule 1"},
+		{name: "bad regex", rules: []Rule{{Match: Match{PathRegex: "(["}}}, err: ErrPathRegex, index: "rule 0"},
+		{name: "regex too long", rules: []Rule{{Match: Match{PathRegex: strings.Repeat("a", MaxPathRegex+1)}}}, err: ErrPathRegex, index: "rule 0"},
+		{name: "rule after catch-all with a regex", rules: []Rule{{}, {Match: Match{PathRegex: "x"}}}, err: ErrUnreachableRule, index: "rule 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
