@@ -43,6 +43,14 @@ type Serve struct {
 	// for clients that bypass the switch, and for the bench's "direct"
 	// and proxy set-ups. Not the VIP.
 	DirectListen netip.AddrPort `toml:"direct_listen"`
+	// TLSCert and TLSKey, only with StaticRoot and both or neither, are
+	// PEM files of the certificate (chain) and key the static server
+	// terminates TLS with, for connections handed off from the switch's
+	// tls_ports (a connection is TLS when its first byte starts a TLS
+	// record; the others are served plain). With upstream the bytes go to
+	// the server as they are: it terminates TLS itself.
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 	// DrainTimeout bounds a graceful stop or upgrade: the connections
 	// being served get this long to finish before they are closed.
 	// Default 60s.
@@ -86,6 +94,12 @@ func (a *Agent) validate(v *validator) {
 		if n, err := strconv.ParseUint(port, 10, 16); host == "" || err != nil || n == 0 {
 			v.fail("serve.upstream", "%q is not host:port with a port from 1 to 65535", s.Upstream)
 		}
+	}
+	switch s := a.Serve; {
+	case (s.TLSCert == "") != (s.TLSKey == ""):
+		v.fail("serve.tls_cert", "tls_cert and tls_key go together")
+	case s.TLSCert != "" && s.StaticRoot == "":
+		v.fail("serve.tls_cert", "only with static_root: with upstream, the server terminates TLS")
 	}
 	v.intRange("serve.proxy_protocol", a.Serve.ProxyProtocol, 0, 2)
 	if a.Serve.ProxyProtocol != 0 && a.Serve.Upstream == "" {

@@ -91,6 +91,8 @@ func TestLoadErrors(t *testing.T) {
 		{"agent-direct-vip", loadAgent, 9, "serve.direct_listen", "is the VIP"},
 		{"agent-proxy-protocol", loadAgent, 9, "serve.proxy_protocol", "3 is out of range [0, 2]"},
 		{"agent-proxy-static", loadAgent, 9, "serve.proxy_protocol", "only with upstream"},
+		{"agent-tls-half", loadAgent, 9, "serve.tls_cert", "go together"},
+		{"agent-tls-upstream", loadAgent, 9, "serve.tls_cert", "only with static_root"},
 	}
 	tested := make(map[string]bool)
 	for _, tt := range tests {

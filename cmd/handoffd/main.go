@@ -36,6 +36,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"net"
@@ -116,6 +117,15 @@ func run() int {
 	}
 	agent, conns := handoff.NewAgentListener(secret, netip.AddrPortFrom(cfg.Agent.VIP, vipPort), log)
 	listeners := []net.Listener{conns}
+	if cfg.Serve.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Serve.TLSCert, cfg.Serve.TLSKey)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: serve.tls_cert, serve.tls_key: %v\n", *configPath, err)
+			return 2
+		}
+		listeners[0] = handoff.NewTLSListener(conns, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
+		startup = startup.Str("tls_cert", cfg.Serve.TLSCert)
+	}
 	if d := cfg.Serve.DirectListen; d.IsValid() {
 		direct, err := upg.Listen("tcp", d.String())
 		if err != nil {
