@@ -93,7 +93,7 @@ type BackendStatus struct {
 	Address        string `json:"address"`
 	Agent          string `json:"agent"`
 	Removed        bool   `json:"removed,omitempty"` // taken out by a reload; flows may still use it
-	UsableShards   int    `json:"usable_shards"`    // shards that may hand new connections to it
+	UsableShards   int    `json:"usable_shards"`     // shards that may hand new connections to it
 	Shards         int    `json:"shards"`
 	ActiveFlows    int64  `json:"active_flows"` // spliced to it
 	HandoffsOK     uint64 `json:"handoffs_ok"`
