@@ -35,7 +35,7 @@ func TestLoadErrors(t *testing.T) {
 		{"syntax-duplicate-key", loadSwitch, 19, "backend[1].name", "already been defined"},
 		{"agent-syntax", loadAgent, 7, "serve", "to end table name"},
 		// Strict decoding.
-		{"unknown-key", loadSwitch, 19, "backend[1].weight", "unknown key"},
+		{"unknown-key", loadSwitch, 19, "backend[1].priority", "unknown key"},
 		{"unknown-key-case", loadSwitch, 4, "switch.VIP", "unknown key"},
 		{"unknown-table", loadSwitch, 40, "metrics", "unknown key"},
 		{"agent-unknown-key", loadAgent, 9, "serve.index", "unknown key"},
@@ -77,7 +77,11 @@ func TestLoadErrors(t *testing.T) {
 		{"duplicate-pool", loadSwitch, 30, "pool[1].name", `pool "web" is already defined by pool[0]`},
 		{"unknown-backend", loadSwitch, 31, "pool[1].backends[1]", `unknown backend "be9"`},
 		{"empty-pool", loadSwitch, 31, "pool[1].backends", "at least one backend"},
-		{"bad-policy", loadSwitch, 28, "pool[0].policy", `unknown policy "least-connections"`},
+		{"bad-policy", loadSwitch, 28, "pool[0].policy", `unknown policy "fastest"`},
+		{"tls-port-twice", loadSwitch, 6, "switch.tls_ports[0]", "also in switch.ports"},
+		{"cookie-affinity-key", loadSwitch, 29, "pool[0].hash_key", `needs "cookie:NAME"`},
+		{"rule-http-and-tls", loadSwitch, 34, "rule[0]", "not both"},
+		{"bad-path-regex", loadSwitch, 35, "rule[0].path_regex", "does not compile"},
 		{"unknown-pool", loadSwitch, 38, "rule[1].pool", `unknown pool "api"`},
 		{"multiline-array", loadSwitch, 41, "rule[1].pool", `unknown pool "api"`},
 		{"bad-header", loadSwitch, 35, "rule[0].header", `header name "X Canary" is not an HTTP token`},
@@ -190,8 +194,8 @@ func TestLoadSwitchDefaults(t *testing.T) {
 			ReconnectMax:   Duration{5 * time.Second},
 		},
 		Health:   Health{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3},
-		Backends: []Backend{{Name: "be1", Address: netip.MustParseAddr("198.18.0.21"), Agent: netip.MustParseAddrPort("198.18.0.21:7070")}},
-		Pools:    []Pool{{Name: "all", Backends: []string{"be1"}, Policy: PolicyRoundRobin}},
+		Backends: []Backend{{Name: "be1", Address: netip.MustParseAddr("198.18.0.21"), Agent: netip.MustParseAddrPort("198.18.0.21:7070"), Weight: 1}},
+		Pools:    []Pool{{Name: "all", Backends: []string{"be1"}, Policy: PolicyRoundRobin, LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65}},
 		Rules:    []Rule{{Pool: "all"}},
 	}
 	if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
@@ -219,12 +223,12 @@ func TestLoadSwitchExample(t *testing.T) {
 		Health: Health{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3},
 		Admin:  Admin{Listen: netip.MustParseAddrPort("198.18.0.2:9100")},
 		Backends: []Backend{
-			{Name: "be1", Address: netip.MustParseAddr("198.18.0.21"), Agent: netip.MustParseAddrPort("198.18.0.21:7070")},
-			{Name: "be2", Address: netip.MustParseAddr("198.18.0.22"), Agent: netip.MustParseAddrPort("198.18.0.22:7070")},
+			{Name: "be1", Address: netip.MustParseAddr("198.18.0.21"), Agent: netip.MustParseAddrPort("198.18.0.21:7070"), Weight: 1},
+			{Name: "be2", Address: netip.MustParseAddr("198.18.0.22"), Agent: netip.MustParseAddrPort("198.18.0.22:7070"), Weight: 1},
 		},
 		Pools: []Pool{
-			{Name: "static", Backends: []string{"be1"}, Policy: PolicyRoundRobin},
-			{Name: "web", Backends: []string{"be1", "be2"}, Policy: PolicyRoundRobin},
+			{Name: "static", Backends: []string{"be1"}, Policy: PolicyRoundRobin, LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65},
+			{Name: "web", Backends: []string{"be1", "be2"}, Policy: PolicyRoundRobin, LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65},
 		},
 		Rules: []Rule{
 			{PathPrefix: "/static/", Pool: "static"},

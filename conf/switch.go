@@ -2,6 +2,8 @@ package conf
 
 import (
 	"net/netip"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -23,8 +25,11 @@ type SwitchSection struct {
 	Interface string `toml:"interface"`
 	// VIP is the virtual IPv4 address clients connect to (required).
 	VIP netip.Addr `toml:"vip"`
-	// Ports are the TCP ports served on the VIP; default [80].
+	// Ports are the TCP ports served on the VIP with HTTP; default [80].
 	Ports []uint16 `toml:"ports"`
+	// TLSPorts are the TCP ports served on the VIP whose first bytes are
+	// a TLS ClientHello (HTTPS, not decrypted); default none.
+	TLSPorts []uint16 `toml:"tls_ports"`
 	// Shards is the number of shards; 0, the default, means one per CPU.
 	Shards int `toml:"shards"`
 	// MaxFlows bounds the flow table; default 262144.
@@ -117,10 +122,26 @@ type Backend struct {
 	Address netip.Addr `toml:"address"`
 	// Agent is the address of the back-end's agent.
 	Agent netip.AddrPort `toml:"agent"`
+	// Weight is the back-end's share for the weighted policies, 1 to
+	// 1000. Default 1.
+	Weight int `toml:"weight"`
 }
 
-// PolicyRoundRobin is the default (and for now only) pool policy.
-const PolicyRoundRobin = "round-robin"
+func (b *Backend) setDefaults() { b.Weight = 1 }
+
+// Pool policies (docs/policies.md).
+const (
+	PolicyRoundRobin         = "round-robin"
+	PolicyWeightedRoundRobin = "weighted-round-robin"
+	PolicyLeastConnections   = "least-connections"
+	PolicyLARD               = "lard"
+	PolicyBoundedLoadHash    = "bounded-load-hash"
+	PolicyCookieAffinity     = "cookie-affinity"
+	PolicySourceAffinity     = "source-affinity"
+)
+
+var policies = []string{PolicyRoundRobin, PolicyWeightedRoundRobin, PolicyLeastConnections, PolicyLARD,
+	PolicyBoundedLoadHash, PolicyCookieAffinity, PolicySourceAffinity}
 
 // Pool is a [[pool]] table: named back-ends a rule sends requests to.
 type Pool struct {
@@ -128,21 +149,48 @@ type Pool struct {
 	Name string `toml:"name"`
 	// Backends are names of [[backend]]s (at least one).
 	Backends []string `toml:"backends"`
-	// Policy picks a back-end of the pool; default "round-robin".
+	// Policy picks a back-end of the pool: one of the Policy constants;
+	// default "round-robin".
 	Policy string `toml:"policy"`
+	// HashKey is what bounded-load-hash, cookie-affinity and
+	// source-affinity hash: "path", "host", "header:NAME", "cookie:NAME"
+	// or "client" (the client's address). Defaults: "path",
+	// "cookie:NAME" required, "client"; the other policies take none.
+	HashKey string `toml:"hash_key"`
+	// LoadFactor is bounded-load-hash's c: no back-end takes more than
+	// c times the mean load, 1.0 to 10. Default 1.25.
+	LoadFactor float64 `toml:"load_factor"`
+	// LARDLow and LARDHigh are LARD's load thresholds (live connections
+	// per back-end), as T_low and T_high in Pai et al. Defaults 25 and 65.
+	LARDLow  int `toml:"lard_low"`
+	LARDHigh int `toml:"lard_high"`
 }
 
-func (p *Pool) setDefaults() { p.Policy = PolicyRoundRobin }
+func (p *Pool) setDefaults() {
+	*p = Pool{Policy: PolicyRoundRobin, LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65}
+}
 
 // Rule is a [[rule]] table. Rules are tried in file order; a request
 // matches a rule when it matches all the rule's conditions (non-empty
 // fields other than Pool), and a rule without conditions matches every
 // request.
 type Rule struct {
-	// Host is the request's host name.
+	// Host is the request's host name: exact, or "*.example.com" for its
+	// subdomains. HTTP only.
 	Host string `toml:"host"`
-	// PathPrefix starts the request path; it starts with "/".
+	// PathPrefix starts the request path; it starts with "/". HTTP only.
 	PathPrefix string `toml:"path_prefix"`
+	// PathRegex matches the request path (Go RE2 syntax, at most 1024
+	// bytes). HTTP only.
+	PathRegex string `toml:"path_regex"`
+	// Method is the request's method, exactly. HTTP only.
+	Method string `toml:"method"`
+	// SNI is the TLS ClientHello's server name: exact, or
+	// "*.example.com". TLS only.
+	SNI string `toml:"sni"`
+	// ALPN is a protocol the ClientHello offers ("h2", "http/1.1"). TLS
+	// only.
+	ALPN string `toml:"alpn"`
 	// Header is "Name" (the header is present) or "Name: value" (it has
 	// that value); see HeaderMatch.
 	Header string `toml:"header"`
@@ -236,6 +284,17 @@ func (s *SwitchSection) validate(v *validator) {
 			v.fail(path, "port %d is listed twice", p)
 		}
 	}
+	for i, p := range s.TLSPorts {
+		path := indexPath("switch.tls_ports", i)
+		switch {
+		case p == 0:
+			v.fail(path, "port 0 is not allowed")
+		case i > 0 && containsBefore(s.TLSPorts, i):
+			v.fail(path, "port %d is listed twice", p)
+		case slices.Contains(s.Ports, p):
+			v.fail(path, "port %d is also in switch.ports: a port is HTTP or TLS", p)
+		}
+	}
 	v.intRange("switch.shards", s.Shards, 0, 256)
 	v.intRange("switch.max_flows", s.MaxFlows, 1, 1<<24)
 	v.intRange("switch.max_request_head", s.MaxRequestHead, 1024, 1<<20)
@@ -308,6 +367,7 @@ func (s *Switch) validateBackends(v *validator) {
 			v.fail(path+".address", "address %v is the VIP", b.Address)
 		}
 		v.addrPort(path+".agent", b.Agent)
+		v.intRange(path+".weight", b.Weight, 1, 1000)
 	}
 }
 
@@ -337,9 +397,56 @@ func (s *Switch) validatePools(v *validator) {
 				v.fail(indexPath(path+".backends", j), "backend %q is listed twice", b)
 			}
 		}
-		if p.Policy != PolicyRoundRobin {
-			v.fail(path+".policy", "unknown policy %q (supported: %s)", p.Policy, PolicyRoundRobin)
+		p.validatePolicy(v, path)
+	}
+}
+
+func (p *Pool) validatePolicy(v *validator, path string) {
+	if !slices.Contains(policies, p.Policy) {
+		v.fail(path+".policy", "unknown policy %q (one of %s)", p.Policy, strings.Join(policies, ", "))
+		return
+	}
+	switch p.Policy {
+	case PolicyBoundedLoadHash:
+		if p.HashKey == "" {
+			p.HashKey = "path"
 		}
+	case PolicySourceAffinity:
+		if p.HashKey == "" {
+			p.HashKey = "client"
+		}
+		if p.HashKey != "client" {
+			v.fail(path+".hash_key", "source-affinity hashes the client's address: \"client\", not %q", p.HashKey)
+		}
+	case PolicyCookieAffinity:
+		if !strings.HasPrefix(p.HashKey, "cookie:") {
+			v.fail(path+".hash_key", "cookie-affinity needs \"cookie:NAME\", not %q", p.HashKey)
+		}
+	default:
+		if p.HashKey != "" {
+			v.fail(path+".hash_key", "policy %s hashes nothing", p.Policy)
+		}
+	}
+	if kind, name, _ := strings.Cut(p.HashKey, ":"); p.HashKey != "" {
+		switch {
+		case kind == "path" || kind == "host" || kind == "client":
+			if name != "" {
+				v.fail(path+".hash_key", "%q takes no name", kind)
+			}
+		case kind == "header" || kind == "cookie":
+			if !isToken(name) {
+				v.fail(path+".hash_key", "%q: %q is not a %s name", p.HashKey, name, kind)
+			}
+		default:
+			v.fail(path+".hash_key", "%q is not path, host, header:NAME, cookie:NAME or client", p.HashKey)
+		}
+	}
+	if p.LoadFactor < 1 || p.LoadFactor > 10 {
+		v.fail(path+".load_factor", "%v is out of range [1, 10]", p.LoadFactor)
+	}
+	v.intRange(path+".lard_low", p.LARDLow, 1, 1<<20)
+	if p.LARDHigh <= p.LARDLow {
+		v.fail(path+".lard_high", "%d is not above lard_low (%d)", p.LARDHigh, p.LARDLow)
 	}
 }
 
@@ -362,6 +469,24 @@ func (s *Switch) validateRules(v *validator) {
 			v.fail(path+".path_prefix", "%q does not start with \"/\"", r.PathPrefix)
 		case strings.ContainsFunc(r.PathPrefix, isSpaceOrControl):
 			v.fail(path+".path_prefix", "%q contains blanks or control characters", r.PathPrefix)
+		}
+		if r.PathRegex != "" {
+			if _, err := regexp.Compile(r.PathRegex); err != nil || len(r.PathRegex) > 1024 {
+				v.fail(path+".path_regex", "%q does not compile or is over 1024 bytes: %v", r.PathRegex, err)
+			}
+		}
+		if r.Method != "" && !isToken(r.Method) {
+			v.fail(path+".method", "%q is not an HTTP token", r.Method)
+		}
+		if r.SNI != "" && !validHost(r.SNI) {
+			v.fail(path+".sni", "%q is not a valid server name", r.SNI)
+		}
+		if r.ALPN != "" && (len(r.ALPN) > 255 || strings.ContainsFunc(r.ALPN, isSpaceOrControl)) {
+			v.fail(path+".alpn", "%q is not a protocol name", r.ALPN)
+		}
+		tls, http := r.SNI != "" || r.ALPN != "", r.Host != "" || r.PathPrefix != "" || r.PathRegex != "" || r.Method != "" || r.Header != "" || r.Cookie != ""
+		if tls && http {
+			v.fail(path, "a rule matches HTTP (host, path, method, header, cookie) or TLS (sni, alpn), not both")
 		}
 		if r.Header != "" {
 			name, value, _ := r.HeaderMatch()

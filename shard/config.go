@@ -133,7 +133,7 @@ func FromConf(c *conf.Switch, secret []byte) (*Config, error) {
 	}
 	var rules []l7.Rule
 	for _, r := range c.Rules {
-		m := l7.Match{Host: r.Host, PathPrefix: r.PathPrefix}
+		m := l7.Match{Host: r.Host, PathPrefix: r.PathPrefix, PathRegex: r.PathRegex, Method: r.Method}
 		m.Header, m.HeaderValue, m.HeaderHasValue = r.HeaderMatch()
 		m.Cookie, m.CookieValue, m.CookieHasValue = r.CookieMatch()
 		rules = append(rules, l7.Rule{Match: m, Pool: poolIndex[r.Pool]})
