@@ -17,6 +17,7 @@ var (
 	ErrPoolIndex       = errors.New("pool index must not be negative")
 	ErrMethod          = errors.New("method must be an HTTP token")
 	ErrPathRegex       = errors.New("path regular expression does not compile or is too long")
+	ErrMixedRule       = errors.New("a rule has HTTP conditions or TLS conditions (sni, alpn), not both")
 )
 
 // MaxPathRegex bounds the length of a path regular expression. Go's regexp
@@ -45,6 +46,11 @@ type Match struct {
 	// Method is the request's method, compared exactly (methods are case
 	// sensitive).
 	Method string
+	// SNI is a TLS connection's server name: exact or "*.example.com",
+	// compared as Host is. TLS only.
+	SNI string
+	// ALPN is a protocol the ClientHello offers. TLS only.
+	ALPN string
 	// Header is a header name that must be present ...
 	Header string
 	// ... and, if HeaderHasValue, whose first value must equal HeaderValue
@@ -60,9 +66,17 @@ type Match struct {
 }
 
 // catchAll reports whether m has no condition.
-func (m *Match) catchAll() bool {
-	return m.Host == "" && m.PathPrefix == "" && m.PathRegex == "" && m.Method == "" && m.Header == "" && m.Cookie == ""
+func (m *Match) catchAll() bool { return !m.http() && !m.tls() }
+
+// http reports whether m has a condition on an HTTP request; such a rule
+// never matches a TLS connection.
+func (m *Match) http() bool {
+	return m.Host != "" || m.PathPrefix != "" || m.PathRegex != "" || m.Method != "" || m.Header != "" || m.Cookie != ""
 }
+
+// tls reports whether m has a condition on a TLS ClientHello; such a rule
+// never matches an HTTP request.
+func (m *Match) tls() bool { return m.SNI != "" || m.ALPN != "" }
 
 // Rule sends the requests that satisfy Match to the pool with index Pool.
 type Rule struct {
@@ -74,9 +88,39 @@ type Rule struct {
 // exact name or wildcard suffix.
 type rule struct {
 	Rule
-	host     string // lowercased exact host, or ".example.com" for a wildcard
+	host, sni hostPattern
+	re        *regexp.Regexp // PathRegex, compiled
+}
+
+// hostPattern is a lowercased exact host, or a wildcard's ".example.com".
+type hostPattern struct {
+	name     string
 	wildcard bool
-	re       *regexp.Regexp // PathRegex, compiled
+}
+
+func compileHost(pattern string) (hostPattern, error) {
+	p := hostPattern{name: strings.ToLower(pattern)}
+	name := p.name
+	if rest, ok := strings.CutPrefix(p.name, "*"); ok {
+		p.wildcard, p.name = true, rest
+		name = strings.TrimPrefix(rest, ".")
+		if name == rest {
+			return hostPattern{}, ErrHostPattern // "*" not followed by "."
+		}
+	}
+	if (p.wildcard || name != "") && (!validHostName(name) || strings.Contains(name, "*")) {
+		return hostPattern{}, ErrHostPattern
+	}
+	return p, nil
+}
+
+// matches reports whether host (without port or trailing dot) fits the
+// pattern; an empty pattern fits anything.
+func (p *hostPattern) matches(host []byte) bool {
+	if p.wildcard {
+		return len(host) > len(p.name) && equalFold(host[len(host)-len(p.name):], p.name)
+	}
+	return p.name == "" || equalFold(host, p.name)
 }
 
 // Router maps a parsed request to a pool with an ordered list of rules. It
@@ -109,17 +153,16 @@ func NewRouter(rules []Rule) (*Router, error) {
 
 func compileRule(ru Rule) (rule, error) {
 	m := &ru.Match
-	c := rule{Rule: ru, host: strings.ToLower(m.Host)}
-	name := c.host
-	if rest, ok := strings.CutPrefix(c.host, "*"); ok {
-		c.wildcard, c.host = true, rest
-		name = strings.TrimPrefix(rest, ".")
-		if name == rest {
-			return rule{}, ErrHostPattern // "*" not followed by "."
-		}
+	c := rule{Rule: ru}
+	var err error
+	if c.host, err = compileHost(m.Host); err != nil {
+		return rule{}, err
 	}
-	if (c.wildcard || name != "") && (!validHostName(name) || strings.Contains(name, "*")) {
-		return rule{}, ErrHostPattern
+	if c.sni, err = compileHost(m.SNI); err != nil {
+		return rule{}, err
+	}
+	if m.http() && m.tls() {
+		return rule{}, ErrMixedRule
 	}
 	if m.PathRegex != "" {
 		if len(m.PathRegex) > MaxPathRegex {
@@ -166,20 +209,34 @@ func (rt *Router) Route(r *Request, buf []byte) (pool int, ok bool) {
 	}
 	path := r.Path(buf)
 	for i := range rt.rules {
-		if ru := &rt.rules[i]; ru.matches(r, buf, host, path) {
+		if ru := &rt.rules[i]; !ru.Match.tls() && ru.matches(r, buf, host, path) {
 			return ru.Pool, true
 		}
 	}
 	return 0, false
 }
 
+// RouteTLS returns the pool of the first rule a TLS connection satisfies
+// by its ClientHello (rules with TLS conditions, or none); ok is false
+// when none does. h must have been parsed to Done from buf.
+func (rt *Router) RouteTLS(h *ClientHello, buf []byte) (pool int, ok bool) {
+	sni := h.SNI(buf)
+	if n := len(sni); n > 0 && sni[n-1] == '.' {
+		sni = sni[:n-1]
+	}
+	for i := range rt.rules {
+		ru := &rt.rules[i]
+		if ru.Match.http() || !ru.sni.matches(sni) || ru.Match.ALPN != "" && !h.HasALPN(buf, ru.Match.ALPN) {
+			continue
+		}
+		return ru.Pool, true
+	}
+	return 0, false
+}
+
 func (ru *rule) matches(r *Request, buf, host, path []byte) bool {
 	m := &ru.Match
-	if ru.wildcard {
-		if len(host) <= len(ru.host) || !equalFold(host[len(host)-len(ru.host):], ru.host) {
-			return false
-		}
-	} else if ru.host != "" && !equalFold(host, ru.host) {
+	if !ru.host.matches(host) {
 		return false
 	}
 	if len(path) < len(m.PathPrefix) || string(path[:len(m.PathPrefix)]) != m.PathPrefix {

@@ -158,3 +158,54 @@ func TestNewRouterEmpty(t *testing.T) {
 		t.Fatal("empty router matched")
 	}
 }
+
+func TestRouteTLS(t *testing.T) {
+	rt, err := NewRouter([]Rule{
+		{Match: Match{Host: "a.example"}, Pool: 1},    // HTTP only: never a TLS connection
+		{Match: Match{SNI: "a.example"}, Pool: 2},     // exact
+		{Match: Match{SNI: "*.img.example"}, Pool: 3}, // wildcard
+		{Match: Match{ALPN: "h2"}, Pool: 4},           // any name, HTTP/2 offered
+		{Match: Match{SNI: "b.example", ALPN: "x"}, Pool: 5},
+		{Pool: 6}, // catch-all: HTTP and TLS
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		exts [][]byte
+		pool int
+	}{
+		{"exact name", [][]byte{sniExt(sniEntry(0, "a.example"))}, 2},
+		{"name case and trailing dot", [][]byte{sniExt(sniEntry(0, "A.Example."))}, 2},
+		{"wildcard", [][]byte{sniExt(sniEntry(0, "x.y.img.example"))}, 3},
+		{"wildcard not apex", [][]byte{sniExt(sniEntry(0, "img.example"))}, 6},
+		{"ALPN", [][]byte{sniExt(sniEntry(0, "c.example")), alpnExt("http/1.1", "h2")}, 4},
+		{"name and ALPN both needed", [][]byte{sniExt(sniEntry(0, "b.example")), alpnExt("http/1.1")}, 6},
+		{"name and ALPN", [][]byte{sniExt(sniEntry(0, "b.example")), alpnExt("x")}, 5},
+		{"no name", nil, 6},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			buf := helloWith(tt.exts...)
+			var h ClientHello
+			h.Reset(0)
+			if st := h.Parse(buf); st != Done {
+				t.Fatalf("Parse = %v", st)
+			}
+			if pool, ok := rt.RouteTLS(&h, buf); !ok || pool != tt.pool {
+				t.Errorf("RouteTLS = %d, %v; want %d", pool, ok, tt.pool)
+			}
+		})
+	}
+	// And an HTTP request never matches a TLS rule.
+	r, buf := mustParse(t, get("b.example", "/"))
+	if pool, ok := rt.Route(r, buf); !ok || pool != 6 {
+		t.Errorf("Route of an HTTP request = %d, %v; want the catch-all 6", pool, ok)
+	}
+	if _, err := NewRouter([]Rule{{Match: Match{Host: "a", SNI: "a"}}}); !errors.Is(err, ErrMixedRule) {
+		t.Errorf("a rule with host and sni: %v, want ErrMixedRule", err)
+	}
+	if _, err := NewRouter([]Rule{{Match: Match{SNI: "*a.example"}}}); !errors.Is(err, ErrHostPattern) {
+		t.Errorf("a bad sni pattern: %v, want ErrHostPattern", err)
+	}
+}
