@@ -1,10 +1,34 @@
 package l7
 
 // Pool is a group of back-ends, given as indices into the switch's back-end
-// list.
+// list, with the policy that picks among them. The zero values of the
+// policy fields are the defaults: round-robin, weight 1, and the defaults
+// of the constants below. [Pool.Validate] checks a pool; [NewPicker] makes
+// the per-shard state its policy needs.
 type Pool struct {
 	Name     string
 	Backends []int
+	// Weights, when not nil, has one weight per entry of Backends, from 1
+	// to MaxWeight; nil gives every back-end weight 1. The weighted
+	// policies give a back-end a share proportional to its weight;
+	// round-robin ignores weights.
+	Weights []int
+	Policy  Policy
+	// LoadFactor is c of bounded-load hashing: a back-end takes a key only
+	// while its load is below c times its fair share of the load; at least
+	// 1, 0 means DefaultLoadFactor.
+	LoadFactor float64
+	// LARDLow and LARDHigh are LARD's thresholds T_low and T_high, in live
+	// connections per unit of weight; 0 < LARDLow < LARDHigh, 0 means
+	// DefaultLARDLow and DefaultLARDHigh.
+	LARDLow, LARDHigh int64
+	// LARDTargets is the size of LARD's target table, rounded up to a
+	// power of two of at least lardWays; 0 means DefaultLARDTargets.
+	LARDTargets int
+	// Replicas is the number of points per unit of weight that each
+	// back-end has on the hash ring (hashing and affinity policies); 0
+	// means DefaultReplicas.
+	Replicas int
 }
 
 // PickRoundRobin returns the next back-end of the pool that is up, trying

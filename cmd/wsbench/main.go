@@ -41,6 +41,7 @@ var commands = []command{
 	{name: "pps", summary: "packet-rate bench: spliced frames forwarded per second per shard", run: runPPS},
 	{name: "synflood", summary: "SYN flood from an attacker namespace while wsbench load fetches pages", run: runSYNFlood},
 	{name: "slowloris", summary: "slow clients holding the switch's flows while wsbench load fetches pages", run: runSlowloris},
+	{name: "policies", summary: "trace-driven comparison of the balancing policies: cache hit rate, load balance", run: runPolicies},
 }
 
 func main() {
