@@ -371,3 +371,31 @@ func TestDurationText(t *testing.T) {
 		t.Fatal("UnmarshalText(90) succeeded; want an error")
 	}
 }
+
+// TestWildcardPatterns loads rules with a wildcard host and server name,
+// and refuses a star anywhere but in front.
+func TestWildcardPatterns(t *testing.T) {
+	base, err := os.ReadFile("testdata/switch-minimal.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		rule string
+		ok   bool
+	}{
+		{`host = "*.img.example"`, true},
+		{`sni = "*.b.example"`, true},
+		{`host = "a.*.example"`, false},
+		{`sni = "*"`, false},
+		{`sni = "*."`, false},
+	} {
+		file := filepath.Join(t.TempDir(), "switch.toml")
+		text := strings.Replace(string(base), "[[rule]]\n", "[[rule]]\n"+tt.rule+"\npool = \"all\"\n[[rule]]\n", 1)
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadSwitch(file); (err == nil) != tt.ok {
+			t.Errorf("%s: %v, want accepted %v", tt.rule, err, tt.ok)
+		}
+	}
+}

@@ -122,8 +122,8 @@ type Backend struct {
 	Address netip.Addr `toml:"address"`
 	// Agent is the address of the back-end's agent.
 	Agent netip.AddrPort `toml:"agent"`
-	// Weight is the back-end's share for the weighted policies, 1 to
-	// 1000. Default 1.
+	// Weight is the back-end's share for the weighted policies, 1 to 256.
+	// Default 1.
 	Weight int `toml:"weight"`
 }
 
@@ -367,7 +367,7 @@ func (s *Switch) validateBackends(v *validator) {
 			v.fail(path+".address", "address %v is the VIP", b.Address)
 		}
 		v.addrPort(path+".agent", b.Agent)
-		v.intRange(path+".weight", b.Weight, 1, 1000)
+		v.intRange(path+".weight", b.Weight, 1, 256)
 	}
 }
 
@@ -460,7 +460,7 @@ func (s *Switch) validateRules(v *validator) {
 	}
 	for i, r := range s.Rules {
 		path := indexPath("rule", i)
-		if r.Host != "" && !validHost(r.Host) {
+		if r.Host != "" && !validHostPattern(r.Host) {
 			v.fail(path+".host", "%q is not a valid host name", r.Host)
 		}
 		switch {
@@ -478,7 +478,7 @@ func (s *Switch) validateRules(v *validator) {
 		if r.Method != "" && !isToken(r.Method) {
 			v.fail(path+".method", "%q is not an HTTP token", r.Method)
 		}
-		if r.SNI != "" && !validHost(r.SNI) {
+		if r.SNI != "" && !validHostPattern(r.SNI) {
 			v.fail(path+".sni", "%q is not a valid server name", r.SNI)
 		}
 		if r.ALPN != "" && (len(r.ALPN) > 255 || strings.ContainsFunc(r.ALPN, isSpaceOrControl)) {
@@ -534,6 +534,15 @@ func validHost(h string) bool {
 	return !strings.ContainsFunc(h, func(c rune) bool {
 		return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.ContainsRune("-._:[]", c))
 	})
+}
+
+// validHostPattern accepts what validHost does, or "*.name" for every
+// subdomain of name (l7.Match.Host).
+func validHostPattern(h string) bool {
+	if rest, ok := strings.CutPrefix(h, "*."); ok {
+		return rest != "" && validHost(rest)
+	}
+	return validHost(h)
 }
 
 // isToken reports whether s is an HTTP token (RFC 9110, section 5.6.2).

@@ -56,9 +56,14 @@ type Counters struct {
 	ActiveFlows     atomic.Int64
 	SplicedFlows    atomic.Int64
 	HTTPErrors      [600]atomic.Uint64 // switch-generated responses by status
-	Drops           [numDrops]atomic.Uint64
-	TxSent          atomic.Uint64 // frames the kernel took on the TX path
-	TxDropped       atomic.Uint64 // frames the TX path refused (queue full, too big, ...)
+	// TLSRefused counts the TLS connections the switch closed, by the
+	// HTTP status it would have answered (a malformed ClientHello 400, no
+	// rule 404, no back-end 503, ...): it cannot answer in TLS.
+	TLSRefused       [600]atomic.Uint64
+	ProtocolMismatch atomic.Uint64 // plain HTTP on a TLS port or TLS on an HTTP port, closed
+	Drops            [numDrops]atomic.Uint64
+	TxSent           atomic.Uint64 // frames the kernel took on the TX path
+	TxDropped        atomic.Uint64 // frames the TX path refused (queue full, too big, ...)
 
 	// Flows by state, counted by a census of the table every second.
 	FlowsRequest    atomic.Int64 // waiting for their request head
@@ -135,33 +140,35 @@ func (c *Counters) publishTx(st ring.SenderStats) {
 
 // Snapshot is a plain copy of Counters for logs and tests.
 type Snapshot struct {
-	Shard           int               `json:"shard"`
-	FramesIn        uint64            `json:"frames_in"`
-	FramesForwarded uint64            `json:"frames_forwarded"`
-	FramesSent      uint64            `json:"frames_sent"`
-	SynAcks         uint64            `json:"syn_acks"`
-	Flows           uint64            `json:"flows"`
-	FlowsEvicted    uint64            `json:"flows_evicted"`
-	HandoffsSent    uint64            `json:"handoffs_sent"`
-	HandoffsOK      uint64            `json:"handoffs_ok"`
-	HandoffsErr     uint64            `json:"handoffs_err"`
-	HandoffsTimeout uint64            `json:"handoffs_timeout"`
-	HandoffRetries  uint64            `json:"handoff_retries"`
-	FINsReplayed    uint64            `json:"fins_replayed"`
-	Resets          uint64            `json:"resets"`
-	ActiveFlows     int64             `json:"active_flows"`
-	SplicedFlows    int64             `json:"spliced_flows"`
-	HTTPErrors      map[int]uint64    `json:"http_errors,omitempty"`
-	Drops           map[string]uint64 `json:"drops,omitempty"`
-	TxSent          uint64            `json:"tx_sent"`
-	TxDropped       uint64            `json:"tx_dropped"`
-	RingPackets     uint64            `json:"ring_packets"`
-	RingDrops       uint64            `json:"ring_drops"`
-	RingFreezes     uint64            `json:"ring_freezes"`
-	RingTruncated   uint64            `json:"ring_truncated"` // frames too big for the ring, skipped
-	FlowsRequest    int64             `json:"flows_request"`
-	FlowsHandingOff int64             `json:"flows_handing_off"`
-	FlowsResponding int64             `json:"flows_responding"`
+	Shard            int               `json:"shard"`
+	FramesIn         uint64            `json:"frames_in"`
+	FramesForwarded  uint64            `json:"frames_forwarded"`
+	FramesSent       uint64            `json:"frames_sent"`
+	SynAcks          uint64            `json:"syn_acks"`
+	Flows            uint64            `json:"flows"`
+	FlowsEvicted     uint64            `json:"flows_evicted"`
+	HandoffsSent     uint64            `json:"handoffs_sent"`
+	HandoffsOK       uint64            `json:"handoffs_ok"`
+	HandoffsErr      uint64            `json:"handoffs_err"`
+	HandoffsTimeout  uint64            `json:"handoffs_timeout"`
+	HandoffRetries   uint64            `json:"handoff_retries"`
+	FINsReplayed     uint64            `json:"fins_replayed"`
+	Resets           uint64            `json:"resets"`
+	ActiveFlows      int64             `json:"active_flows"`
+	SplicedFlows     int64             `json:"spliced_flows"`
+	HTTPErrors       map[int]uint64    `json:"http_errors,omitempty"`
+	TLSRefused       map[int]uint64    `json:"tls_refused,omitempty"`
+	ProtocolMismatch uint64            `json:"protocol_mismatch"`
+	Drops            map[string]uint64 `json:"drops,omitempty"`
+	TxSent           uint64            `json:"tx_sent"`
+	TxDropped        uint64            `json:"tx_dropped"`
+	RingPackets      uint64            `json:"ring_packets"`
+	RingDrops        uint64            `json:"ring_drops"`
+	RingFreezes      uint64            `json:"ring_freezes"`
+	RingTruncated    uint64            `json:"ring_truncated"` // frames too big for the ring, skipped
+	FlowsRequest     int64             `json:"flows_request"`
+	FlowsHandingOff  int64             `json:"flows_handing_off"`
+	FlowsResponding  int64             `json:"flows_responding"`
 	// HandoffLatency are the counts per bucket of HistogramBounds (not
 	// cumulative; the last is above them all) and their sum in seconds.
 	HandoffLatency    []uint64          `json:"handoff_latency"`
@@ -203,9 +210,13 @@ func (sh *Shard) snapshot() Snapshot {
 		HTTPErrors:      map[int]uint64{},
 		Drops:           map[string]uint64{},
 	}
+	s.TLSRefused, s.ProtocolMismatch = map[int]uint64{}, c.ProtocolMismatch.Load()
 	for i := range c.HTTPErrors {
 		if v := c.HTTPErrors[i].Load(); v != 0 {
 			s.HTTPErrors[i] = v
+		}
+		if v := c.TLSRefused[i].Load(); v != 0 {
+			s.TLSRefused[i] = v
 		}
 	}
 	for i := range c.Drops {

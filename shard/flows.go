@@ -34,7 +34,9 @@ type flow struct {
 // during the handoff, the client frames that wait for the agent's answer.
 type conn struct {
 	tcp       tcpfsm.Conn
-	req       l7.Request
+	tls       bool           // on a TLS port: hello, not req, is parsed
+	req       l7.Request     // HTTP
+	hello     l7.ClientHello // TLS
 	clientMAC [6]byte
 	buf       []byte // request buffer, tcpfsm.Config.BufferSize()
 	queue     []byte // frames during the handoff: u16 length + frame (vnet header included)
@@ -46,6 +48,15 @@ type conn struct {
 	// The waiting list's links (flow slots, -1 at its ends) while waiting.
 	waitPrev, waitNext int32
 	waiting            bool // on the table's waiting list: in RequestWait
+}
+
+// parse parses the bytes received so far: an HTTP request head or a TLS
+// ClientHello.
+func (c *conn) parse(buf []byte) l7.Status {
+	if c.tls {
+		return c.hello.Parse(buf)
+	}
+	return c.req.Parse(buf)
 }
 
 func flowKey(t *tcpfsm.Tuple) uint64 {

@@ -42,12 +42,13 @@ func testConfig(t testing.TB) *Config {
 		{Match: l7.Match{PathPrefix: "/static/"}, Pool: 0},
 		{Match: l7.Match{Host: "web.example"}, Pool: 1},
 		{Match: l7.Match{Host: "both.example"}, Pool: 2},
+		{Match: l7.Match{SNI: "tls.example"}, Pool: 1},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &Config{
-		VIP: testVIP, Ports: []uint16{80}, Shards: 1,
+		VIP: testVIP, Ports: []uint16{80}, TLSPorts: []uint16{443}, Shards: 1,
 		Backends: []Backend{{Name: "be1", IP: testBackendIP[0]}, {Name: "be2", IP: testBackendIP[1]}},
 		Pools:    []l7.Pool{{Name: "static", Backends: []int{0}}, {Name: "web", Backends: []int{1}}, {Name: "both", Backends: []int{0, 1}}},
 		Router:   rt,
@@ -136,7 +137,7 @@ func newHarness(t testing.TB) *harness {
 	cfg := testConfig(t)
 	nb := newNeighbors(len(cfg.Backends))
 	cookies := tcpfsm.NewCookies([16]byte{1, 2, 3})
-	h.s = newShard(0, 0, cfg, testSwitchMAC, h.tx, true, cookies, nb, func() int64 { return h.now }, zerolog.Nop())
+	h.s = newShard(0, 0, cfg, testSwitchMAC, h.tx, true, cookies, nb, newLoadTable(len(cfg.Backends)), func() int64 { return h.now }, zerolog.Nop())
 	for b := range cfg.Backends {
 		nb.set(b, testBackendMAC(b))
 		h.connect(b)
@@ -302,10 +303,11 @@ type client struct {
 	window      uint16
 	opts        header.SynOptions
 	badChecksum bool
+	vipPort     uint16
 }
 
 func (h *harness) client(port uint16) *client {
-	return &client{h: h, port: port, isn: seqnum.Value(0x10000 * uint32(port)), window: 1000,
+	return &client{h: h, port: port, vipPort: 80, isn: seqnum.Value(0x10000 * uint32(port)), window: 1000,
 		opts: header.SynOptions{MSS: 1460, WScale: 6, WScaleOK: true, SACKOK: true}}
 }
 
@@ -324,7 +326,7 @@ func (c *client) send(seq, ack seqnum.Value, flags uint8, payload string) {
 	ip := header.IPv4(eth[header.EthernetLen:])
 	ip.Encode(testClientIP, testVIP, header.ProtocolTCP, ipLen, 1)
 	tcp := header.TCP(ip[header.IPv4MinLen:])
-	tcp.Encode(&header.Fields{SrcPort: c.port, DstPort: 80, Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Window: c.window}, optLen)
+	tcp.Encode(&header.Fields{SrcPort: c.port, DstPort: c.vipPort, Seq: uint32(seq), Ack: uint32(ack), Flags: flags, Window: c.window}, optLen)
 	if optLen > 0 {
 		header.EncodeSynAckOptions(tcp[header.TCPMinLen:], c.opts.MSS, &c.opts, c.opts.WScale)
 	}

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"webswitch/handoff"
+	"webswitch/l7"
 	"webswitch/tcpfsm/header"
+	"webswitch/tcpfsm/seqnum"
 )
 
 const bothReq = "GET / HTTP/1.1\r\nHost: both.example\r\n\r\n"
@@ -186,5 +188,31 @@ func TestGoAway(t *testing.T) {
 	}
 	if n := h.s.snapshot().Backends[1].Downs; n != 0 {
 		t.Errorf("be2 counted %d downs, want 0: an upgrade is not a failure", n)
+	}
+}
+
+// TestLeastConnections runs pool "both" with least-connections on the
+// switch's own count of live flows: a connection goes to the back-end with
+// the fewest, and a flow's end gives its back-end the next one.
+func TestLeastConnections(t *testing.T) {
+	h := newHarness(t)
+	h.s.cfg.Pools[2].Policy = l7.PolicyLeastConnections
+	h.s.pickers = newPickers(h.s.cfg)
+	got, _ := h.targets(47000, 2) // be1, then be2: each has one
+	if got != [2]int{1, 1} || h.s.loads.get(0) != 1 || h.s.loads.get(1) != 1 {
+		t.Fatalf("two connections: %v, loads %d %d; want one each", got, h.s.loads.get(0), h.s.loads.get(1))
+	}
+	// The first flow (to be1) ends: a RST, then the linger.
+	first := h.client(47000)
+	first.isn = seqnum.Value(0x10000 * uint32(47000))
+	first.off = len(bothReq)
+	first.data(header.FlagRST, "")
+	h.advance(h.s.cfg.Linger + time.Second)
+	h.tx.take()
+	if n := h.s.loads.get(0); n != 0 {
+		t.Fatalf("be1's load after its flow ended: %d, want 0", n)
+	}
+	if got, _ := h.targets(47010, 1); got != [2]int{1, 0} {
+		t.Errorf("next connection: %v, want be1 (0 flows against 1)", got)
 	}
 }

@@ -29,6 +29,7 @@ func (sw *Switch) Reload(next *Config) error {
 	merged := *next
 	merged.Backends, merged.Pools = mergeBackends(cur.Backends, next.Backends, next.Pools)
 	sw.nb.grow(len(merged.Backends))
+	sw.loads.grow(len(merged.Backends))
 	sw.cfg = &merged
 	sw.arp.cfg.Store(&merged)
 	for _, s := range sw.shards {
@@ -97,7 +98,7 @@ func mergeBackends(cur, next []Backend, pools []l7.Pool) ([]Backend, []l7.Pool) 
 
 // apply switches the shard to cfg, given by Reload: control connections for
 // new back-ends, none for removed ones, a new one where the agent moved;
-// round-robin cursors start again.
+// the pools' policies start again (round-robin cursors, LARD tables).
 func (s *Shard) apply(cfg *Config) {
 	old := s.cfg
 	s.cfg = cfg
@@ -117,6 +118,6 @@ func (s *Shard) apply(cfg *Config) {
 			s.replaceControl(b, "agent address changed")
 		}
 	}
-	s.rr = make([]uint32, len(cfg.Pools))
+	s.pickers = newPickers(cfg)
 	s.log.Info().Int("shard", s.id).Int("backends", len(cfg.Backends)).Int("pools", len(cfg.Pools)).Msg("configuration reloaded")
 }

@@ -43,6 +43,7 @@ func TestReload(t *testing.T) {
 		t.Fatalf("pool web renumbered to %v, want [2]", got)
 	}
 	h.s.nb.grow(3)
+	h.s.loads.grow(3)
 	h.s.nb.set(2, [6]byte{2, 0, 0, 0, 0, 23})
 	h.s.apply(&merged)
 	if len(h.s.ctl) != 3 || len(h.s.retired) != 1 || h.s.ctl[1].retryAt < 1<<62 {

@@ -60,7 +60,10 @@ type Shard struct {
 
 	nextCensus int64
 	nb         *neighbors
-	rr         []uint32 // round-robin cursor per pool
+	pickers    []l7.Picker // per pool
+	loads      *loadTable  // live flows per back-end, all shards
+	load       func(backend int) int64
+	keyBuf     [4]byte // a client address as a hash key
 	up         func(backend int) bool
 	refused    []bool // during handOff: the back-ends that refused the connection
 	fire       func(i int32)
@@ -83,12 +86,12 @@ type txQueue interface {
 	Stats() ring.SenderStats
 }
 
-func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cookies *tcpfsm.Cookies, nb *neighbors, clock func() int64, log zerolog.Logger) *Shard {
+func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cookies *tcpfsm.Cookies, nb *neighbors, loads *loadTable, clock func() int64, log zerolog.Logger) *Shard {
 	s := &Shard{
 		id: id, cpu: cpu, cfg: cfg, log: log, flowLog: sampled(log), mac: mac, tx: tx,
-		cookies: cookies, nb: nb, clock: clock,
-		tab: newTable(cfg.MaxFlows, cfg.FSM.BufferSize(), cfg.FSM.BufferSize()+frameOverhead),
-		rr:  make([]uint32, len(cfg.Pools)),
+		cookies: cookies, nb: nb, loads: loads, clock: clock,
+		tab:     newTable(cfg.MaxFlows, cfg.FSM.BufferSize(), cfg.FSM.BufferSize()+frameOverhead),
+		pickers: newPickers(cfg),
 	}
 	if vnet {
 		s.vnetLen = ring.VnetHdrLen
@@ -107,7 +110,54 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cook
 		return known && s.sender(b).usable() && (s.refused == nil || !s.refused[b])
 	}
 	s.fire = s.timer
+	s.load = loads.get
 	return s
+}
+
+// hashKey returns the bytes of the flow's pool's hash key (see HashKey),
+// aliasing the request buffer or the shard's key buffer; nil when the
+// policy takes none or the request has no such part.
+func (s *Shard) hashKey(fl *flow, c *conn) []byte {
+	if !s.cfg.Pools[c.pool].Policy.UsesKey() {
+		return nil
+	}
+	buf := c.tcp.Request()
+	k := s.cfg.Keys[c.pool]
+	if k.Kind == KeyClient {
+		t := s.tuple(fl.key)
+		s.keyBuf = t.ClientIP
+		return s.keyBuf[:]
+	}
+	if c.tls {
+		switch k.Kind {
+		case KeyPath, KeyHost:
+			return c.hello.SNI(buf)
+		case KeyCookie:
+			return c.hello.SessionID(buf)
+		}
+		return nil
+	}
+	var v []byte
+	switch k.Kind {
+	case KeyPath:
+		v = c.req.Path(buf)
+	case KeyHost:
+		v = c.req.Host(buf)
+	case KeyHeader:
+		v, _ = c.req.Header(buf, k.Name)
+	case KeyCookie:
+		v, _ = c.req.Cookie(buf, k.Name)
+	}
+	return v
+}
+
+// newPickers makes the shard's own state of each pool's policy.
+func newPickers(cfg *Config) []l7.Picker {
+	ps := make([]l7.Picker, len(cfg.Pools))
+	for i := range cfg.Pools {
+		ps[i] = l7.NewPicker(&cfg.Pools[i])
+	}
+	return ps
 }
 
 // run is the shard loop: poll the ring and the control connections, handle
@@ -374,7 +424,9 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP) {
 		c.clientMAC = clientMAC
 		c.created = s.now
 		s.tab.wait(i)
+		c.tls = s.cfg.isTLSPort(t.VIPPort)
 		c.req.Reset(s.cfg.MaxRequestHead)
+		c.hello.Reset(min(l7.DefaultMaxHello, s.cfg.FSM.Window)) // a ClientHello is not bound by max_request_head
 		clear(c.refused)
 		s.C.Flows.Add(1)
 		s.C.ActiveFlows.Add(1)
@@ -424,7 +476,15 @@ func (s *Shard) after(i int32) {
 	if c.tcp.State() == tcpfsm.RequestWait {
 		switch {
 		case s.out.Delivered:
-			switch c.req.Parse(c.tcp.Request()) {
+			buf := c.tcp.Request()
+			if c.tls != l7.LooksLikeTLS(buf[0]) {
+				// Plain HTTP on a TLS port, or TLS on an HTTP port: the
+				// client expects another protocol; close, and count.
+				s.C.ProtocolMismatch.Add(1)
+				s.respond(i, 0)
+				return
+			}
+			switch st := c.parse(buf); st {
 			case l7.NeedMore:
 				if s.out.PeerFIN {
 					s.respond(i, 400)
@@ -458,7 +518,13 @@ func (s *Shard) after(i int32) {
 // dispatch routes a complete request and hands the connection off.
 func (s *Shard) dispatch(i int32) {
 	c := s.tab.flows[i].conn
-	pool, ok := s.cfg.Router.Route(&c.req, c.tcp.Request())
+	var pool int
+	var ok bool
+	if c.tls {
+		pool, ok = s.cfg.Router.RouteTLS(&c.hello, c.tcp.Request())
+	} else {
+		pool, ok = s.cfg.Router.Route(&c.req, c.tcp.Request())
+	}
 	if !ok {
 		s.respond(i, 404)
 		return
@@ -476,7 +542,7 @@ func (s *Shard) handOff(i int32) {
 	var b int
 	ok := c.pool < len(s.cfg.Pools) // a reload may have taken the pool of a retry
 	if ok {
-		b, ok = s.cfg.Pools[c.pool].PickRoundRobin(&s.rr[c.pool], s.up)
+		b, ok = s.pickers[c.pool].Pick(s.hashKey(fl, c), s.load, s.up)
 	}
 	s.refused = nil
 	if !ok {
@@ -536,6 +602,7 @@ func (s *Shard) handoffDone(backend int, id uint64, ok bool) {
 	}
 	s.C.HandoffsOK.Add(1)
 	s.bc[backend].HandoffsOK.Add(1)
+	s.loads.add(backend, 1)
 	s.C.SplicedFlows.Add(1)
 	c := fl.conn
 	fl.state = flowSpliced
@@ -615,7 +682,13 @@ func (s *Shard) respond(i int32, status int) {
 	s.tab.unwait(i)
 	c.queue = c.queue[:0]
 	var body []byte
-	if status != 0 {
+	switch {
+	case status == 0:
+	case c.tls:
+		// The switch cannot answer in TLS: it closes, and counts what it
+		// would have answered.
+		s.C.TLSRefused[status].Add(1)
+	default:
 		body = l7.ErrorResponse(status)
 		s.C.HTTPErrors[status].Add(1)
 	}
@@ -693,6 +766,7 @@ func (s *Shard) free(i int32) {
 	fl := &s.tab.flows[i]
 	if fl.state == flowSpliced {
 		s.C.SplicedFlows.Add(-1)
+		s.loads.add(int(fl.backend), -1)
 	}
 	s.C.ActiveFlows.Add(-1)
 	s.wheel.remove(s.tab.flows, i)

@@ -28,6 +28,7 @@ type Switch struct {
 	shards    []*Shard
 	rings     []*ring.Ring
 	nb        *neighbors
+	loads     *loadTable
 	arp       *arpResponder
 }
 
@@ -49,7 +50,7 @@ func New(cfg *Config, log zerolog.Logger) (*Switch, error) {
 	// wall clock so epochs do not restart at 0.
 	base := start.UnixNano()
 	clock := func() int64 { return base + int64(time.Since(start)) }
-	sw := &Switch{cfg: cfg, log: log, nb: newNeighbors(len(cfg.Backends))}
+	sw := &Switch{cfg: cfg, log: log, nb: newNeighbors(len(cfg.Backends)), loads: newLoadTable(len(cfg.Backends))}
 	group := uint16(os.Getpid()&0x7fff) + 1
 	for i := range cfg.Shards {
 		blocks := cfg.RingBlocks
@@ -72,7 +73,7 @@ func New(cfg *Config, log zerolog.Logger) (*Switch, error) {
 			return nil, fmt.Errorf("shard %d: %w", i, err)
 		}
 		sw.rings = append(sw.rings, r)
-		s := newShard(i, i%runtime.NumCPU(), cfg, [6]byte(r.HardwareAddr()), r.NewSender(txBatch), true, cookies, sw.nb, clock, log)
+		s := newShard(i, i%runtime.NumCPU(), cfg, [6]byte(r.HardwareAddr()), r.NewSender(txBatch), true, cookies, sw.nb, sw.loads, clock, log)
 		s.ring = r
 		sw.shards = append(sw.shards, s)
 	}

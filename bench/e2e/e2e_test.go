@@ -164,7 +164,7 @@ func TestBadConfig(t *testing.T) {
 	bins := buildBinaries(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "bad.toml")
-	writeFile(t, path, strings.Replace(benchsite.SwitchConfig(filepath.Join(dir, "secret"), 2, false, ""), `vip = "`+testbed.VIP+`"`, `vip = "not-an-ip"`, 1))
+	writeFile(t, path, strings.Replace(benchsite.SwitchConfig(filepath.Join(dir, "secret"), 2, false, "", ""), `vip = "`+testbed.VIP+`"`, `vip = "not-an-ip"`, 1))
 	out, err := exec.Command(filepath.Join(bins, "webswitch"), "-config", path).CombinedOutput()
 	if err == nil {
 		t.Fatalf("webswitch accepted a bad config:\n%s", out)

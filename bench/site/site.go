@@ -43,6 +43,12 @@ type Config struct {
 	// version of the PROXY header handoffd sends the upstream server on
 	// each connection (0: none).
 	ProxyProtocol int
+	// Rules are [[rule]] tables placed before the site's own rules (the
+	// first match wins).
+	Rules string
+	// AgentKeys are more keys of each agent's [serve] table (be1, be2),
+	// TOML lines.
+	AgentKeys [2]string
 	// Agent2, when set, is be2's agent command instead of handoffd: a
 	// program serving handed-off connections itself (cmd/httpagent).
 	// "-config FILE", be2's agent configuration, is appended to it.
@@ -79,13 +85,13 @@ func Start(cfg Config) (_ *Site, err error) {
 	secret := filepath.Join(cfg.Dir, "secret")
 	files := map[string]string{
 		"secret":      "webswitch-" + tb.Prefix + "-0123456789abcdef\n",
-		"switch.toml": SwitchConfig(secret, max(cfg.Shards, 1), cfg.Balanced, cfg.SwitchKeys),
-		"be1.toml":    agentConfig(secret, 1, fmt.Sprintf("static_root = %q", cfg.Static1), cfg.DirectPort),
+		"switch.toml": SwitchConfig(secret, max(cfg.Shards, 1), cfg.Balanced, cfg.SwitchKeys, cfg.Rules),
+		"be1.toml":    agentConfig(secret, 1, fmt.Sprintf("static_root = %q\n%s", cfg.Static1, cfg.AgentKeys[0]), cfg.DirectPort),
 	}
 	if cfg.Upstream != nil {
-		files["be2.toml"] = agentConfig(secret, 2, fmt.Sprintf("upstream = \"127.0.0.1:8080\"\nproxy_protocol = %d", cfg.ProxyProtocol), cfg.DirectPort)
+		files["be2.toml"] = agentConfig(secret, 2, fmt.Sprintf("upstream = \"127.0.0.1:8080\"\nproxy_protocol = %d\n%s", cfg.ProxyProtocol, cfg.AgentKeys[1]), cfg.DirectPort)
 	} else {
-		files["be2.toml"] = agentConfig(secret, 2, fmt.Sprintf("static_root = %q", cfg.Static2), cfg.DirectPort)
+		files["be2.toml"] = agentConfig(secret, 2, fmt.Sprintf("static_root = %q\n%s", cfg.Static2, cfg.AgentKeys[1]), cfg.DirectPort)
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(cfg.Dir, name), []byte(content), 0o600); err != nil {
@@ -203,25 +209,26 @@ func (s *Site) Down() error { return s.TB.Down() }
 // back-ends, with the given secret file and number of shards: /static/ to
 // be1 and the rest to be2, or, balanced, everything to a pool of both;
 // extra holds more keys of the [switch] table, and may go on with whole
-// tables ([health], say).
-func SwitchConfig(secret string, shards int, balanced bool, extra string) string {
-	pools := `[[pool]]
+// tables ([health], say); rules are [[rule]] tables tried before the
+// site's own.
+func SwitchConfig(secret string, shards int, balanced bool, extra, rules string) string {
+	pools, own := `[[pool]]
 name = "static"
 backends = ["be1"]
 [[pool]]
 name = "web"
 backends = ["be2"]
-[[rule]]
+`, `[[rule]]
 path_prefix = "/static/"
 pool = "static"
 [[rule]]
 pool = "web"
 `
 	if balanced {
-		pools = `[[pool]]
+		pools, own = `[[pool]]
 name = "all"
 backends = ["be1", "be2"]
-[[rule]]
+`, `[[rule]]
 pool = "all"
 `
 	}
@@ -241,8 +248,8 @@ agent = "%s:7070"
 name = "be2"
 address = %q
 agent = "%s:7070"
-%s`, testbed.VIP, shards, extra, secret,
-		testbed.BackendIP(1), testbed.BackendIP(1), testbed.BackendIP(2), testbed.BackendIP(2), pools)
+%s%s%s`, testbed.VIP, shards, extra, secret,
+		testbed.BackendIP(1), testbed.BackendIP(1), testbed.BackendIP(2), testbed.BackendIP(2), pools, rules, own)
 }
 
 func agentConfig(secret string, i int, serve string, directPort int) string {

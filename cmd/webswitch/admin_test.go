@@ -44,7 +44,8 @@ func (f *fakePath) Snapshots() []shard.Snapshot {
 	snap := func(id int, be2 bool) shard.Snapshot {
 		return shard.Snapshot{
 			Shard: id, FramesIn: 1000 + uint64(id), HandoffsOK: 10, SplicedFlows: 3, FlowsRequest: 2,
-			HTTPErrors:     map[int]uint64{503: 4},
+			HTTPErrors: map[int]uint64{503: 4},
+			TLSRefused: map[int]uint64{404: 2}, ProtocolMismatch: 3,
 			Drops:          map[string]uint64{"tcp_checksum": 7},
 			HandoffLatency: []uint64{5, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, HandoffLatencySum: 3.5,
 			Backends: []shard.BackendSnapshot{
@@ -102,6 +103,8 @@ func TestMetrics(t *testing.T) {
 		`webswitch_handoff_latency_seconds_bucket{shard="0",le="0.00025"} 10`,
 		`webswitch_handoff_latency_seconds_bucket{shard="0",le="+Inf"} 11`,
 		`webswitch_handoff_latency_seconds_sum{shard="0"} 3.5`,
+		`webswitch_tls_refused_total{shard="1",status="404"} 2`,
+		`webswitch_protocol_mismatch_total{shard="0"} 3`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

@@ -37,6 +37,8 @@ var metrics = []metric{
 	{"handoff_retries_total", "Handoffs sent to another back-end after a refusal.", []string{"shard"}},
 	{"http_errors_total", "Responses the switch answered itself, by status.", []string{"shard", "status"}},
 	{"resets_total", "RSTs the switch sent.", []string{"shard"}},
+	{"tls_refused_total", "TLS connections the switch closed, by the HTTP status it would have answered.", []string{"shard", "status"}},
+	{"protocol_mismatch_total", "Plain HTTP on a TLS port, or TLS on an HTTP port: closed.", []string{"shard"}},
 	{"backend_usable", "1 when the shard may hand new connections to the back-end.", []string{"shard", "backend"}},
 	{"backend_active_flows", "Flows spliced to the back-end.", []string{"shard", "backend"}},
 	{"backend_handoffs_total", "Handoffs to the back-end, by result: ok or failed.", []string{"shard", "backend", "result"}},
@@ -98,6 +100,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter("http_errors_total", n, strconv.Itoa(status))
 		}
 		counter("resets_total", s.Resets)
+		for status, n := range s.TLSRefused {
+			counter("tls_refused_total", n, strconv.Itoa(status))
+		}
+		counter("protocol_mismatch_total", s.ProtocolMismatch)
 		for _, b := range s.Backends {
 			usable := 0.0
 			if b.Usable {
