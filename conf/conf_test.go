@@ -82,6 +82,7 @@ func TestLoadErrors(t *testing.T) {
 		{"cookie-affinity-key", loadSwitch, 29, "pool[0].hash_key", `needs "cookie:NAME"`},
 		{"rule-http-and-tls", loadSwitch, 34, "rule[0]", "not both"},
 		{"bad-path-regex", loadSwitch, 35, "rule[0].path_regex", "does not compile"},
+		{"unreachable-rule", loadSwitch, 41, "rule[2]", "can never match: rule[1]"},
 		{"unknown-pool", loadSwitch, 38, "rule[1].pool", `unknown pool "api"`},
 		{"multiline-array", loadSwitch, 41, "rule[1].pool", `unknown pool "api"`},
 		{"bad-header", loadSwitch, 35, "rule[0].header", `header name "X Canary" is not an HTTP token`},

@@ -201,6 +201,10 @@ type Rule struct {
 	Pool string `toml:"pool"`
 }
 
+// catchAll reports whether r has no condition: it matches every request
+// and every TLS connection.
+func (r Rule) catchAll() bool { return r == Rule{Pool: r.Pool} }
+
 // HeaderMatch splits the Header condition into the header name and the
 // value to compare with; hasValue is false when only the header's presence
 // is required. Blanks around the name and the value are dropped.
@@ -458,7 +462,13 @@ func (s *Switch) validateRules(v *validator) {
 	for _, p := range s.Pools {
 		pools[p.Name] = true
 	}
+	catchAll := -1
 	for i, r := range s.Rules {
+		if catchAll >= 0 {
+			v.fail(indexPath("rule", i), "can never match: rule[%d] before it has no condition and takes every connection", catchAll)
+		} else if r.catchAll() {
+			catchAll = i
+		}
 		path := indexPath("rule", i)
 		if r.Host != "" && !validHostPattern(r.Host) {
 			v.fail(path+".host", "%q is not a valid host name", r.Host)
