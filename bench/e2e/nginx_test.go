@@ -150,3 +150,54 @@ func waitAccessLog(t *testing.T, path string, n int) []string {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestNginxTLS runs Debian's nginx as be2's upstream with TLS: the switch
+// routes the VIP's port 443 by server name without decrypting, handoffd
+// passes the bytes (a PROXY v2 header first) to nginx, which terminates
+// TLS with its certificate, checked by curl; bodies byte-exact over one
+// keep-alive connection, and nginx's access log has the client's address.
+func TestNginxTLS(t *testing.T) {
+	needRoot(t, "ip", "curl", nginxBin)
+	certs := t.TempDir()
+	writeCerts(t, certs, "b.example")
+	files := map[string][]byte{"small.txt": []byte("small from nginx over TLS\n"), "1m.bin": make([]byte, mib)}
+	rand.Read(files["1m.bin"])
+	ngx := t.TempDir()
+	if err := benchsite.WriteFiles(filepath.Join(ngx, "www"), files); err != nil {
+		t.Fatal(err)
+	}
+	config := strings.ReplaceAll(nginxConfig, "{{dir}}", ngx)
+	config = strings.Replace(config, "listen 127.0.0.1:8080 proxy_protocol;", "listen 127.0.0.1:8080 ssl proxy_protocol;\n\t\tssl_certificate "+
+		filepath.Join(certs, "b.example.crt")+";\n\t\tssl_certificate_key "+filepath.Join(certs, "b.example.key")+";", 1)
+	writeFile(t, filepath.Join(ngx, "nginx.conf"), config)
+	www1 := t.TempDir()
+	writeFile(t, filepath.Join(www1, "static", "small.txt"), smallBody)
+	s := startSiteConfig(t, benchsite.Config{
+		Static1: www1, Upstream: []string{nginxBin, "-c", filepath.Join(ngx, "nginx.conf")},
+		ProxyProtocol: 2, Offloads: true, Shards: 2,
+		SwitchKeys: "tls_ports = [443]\n",
+		Rules:      "[[rule]]\nsni = \"b.example\"\npool = \"web\"\n",
+		ReadyPaths: []string{"/static/"}, // be2 speaks TLS only
+	})
+	s.waitBackend("be2", true, 5*time.Second) // its agent's check of nginx runs every second
+	out := t.TempDir()
+	got, err := s.tb.Run("cli", "curl", "-sS", "-m", "20", "--http1.1", "--cacert", filepath.Join(certs, "ca.pem"),
+		"--resolve", "b.example:443:"+testbed.VIP, "-w", "%{num_connects}\n",
+		"-o", filepath.Join(out, "0"), "https://b.example/small.txt", "-o", filepath.Join(out, "1"), "https://b.example/1m.bin")
+	if err != nil {
+		t.Fatalf("curl: %v: %s", err, got)
+	}
+	if got != "1\n0\n" {
+		t.Errorf("connections per transfer %q, want one for both (keep-alive)", got)
+	}
+	for i, name := range []string{"small.txt", "1m.bin"} {
+		body, err := os.ReadFile(filepath.Join(out, fmt.Sprint(i)))
+		if err != nil || !bytes.Equal(body, files[name]) {
+			t.Errorf("https://b.example/%s: %d bytes, %v; want nginx's %d", name, len(body), err, len(files[name]))
+		}
+	}
+	lines := waitAccessLog(t, filepath.Join(ngx, "access.log"), 2)
+	if len(lines) != 2 || !strings.Contains(lines[0], `"GET /small.txt HTTP/1.1" 200`) || !strings.Contains(lines[1], testbed.VIP+":443 ") {
+		t.Errorf("nginx access log %q, want both requests from the client to the VIP's port 443", lines)
+	}
+}

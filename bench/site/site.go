@@ -46,6 +46,10 @@ type Config struct {
 	// Rules are [[rule]] tables placed before the site's own rules (the
 	// first match wins).
 	Rules string
+	// ReadyPaths are the paths Start waits to get a 200 for through the
+	// VIP; nil: one per pool ("/static/" and "/", or "/hello" with
+	// Upstream, or "/" when Balanced).
+	ReadyPaths []string
 	// AgentKeys are more keys of each agent's [serve] table (be1, be2),
 	// TOML lines.
 	AgentKeys [2]string
@@ -119,6 +123,9 @@ func Start(cfg Config) (_ *Site, err error) {
 		paths = []string{"/"}
 	case cfg.Upstream != nil:
 		paths[1] = "/hello"
+	}
+	if cfg.ReadyPaths != nil {
+		paths = cfg.ReadyPaths
 	}
 	return s, s.waitReady(paths)
 }
