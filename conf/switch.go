@@ -279,26 +279,8 @@ func (s *SwitchSection) validate(v *validator) {
 	if len(s.Ports) == 0 {
 		v.fail("switch.ports", "at least one port is required")
 	}
-	for i, p := range s.Ports {
-		path := indexPath("switch.ports", i)
-		switch {
-		case p == 0:
-			v.fail(path, "port 0 is not allowed")
-		case i > 0 && containsBefore(s.Ports, i):
-			v.fail(path, "port %d is listed twice", p)
-		}
-	}
-	for i, p := range s.TLSPorts {
-		path := indexPath("switch.tls_ports", i)
-		switch {
-		case p == 0:
-			v.fail(path, "port 0 is not allowed")
-		case i > 0 && containsBefore(s.TLSPorts, i):
-			v.fail(path, "port %d is listed twice", p)
-		case slices.Contains(s.Ports, p):
-			v.fail(path, "port %d is also in switch.ports: a port is HTTP or TLS", p)
-		}
-	}
+	v.ports("switch.ports", s.Ports, nil)
+	v.ports("switch.tls_ports", s.TLSPorts, s.Ports)
 	v.intRange("switch.shards", s.Shards, 0, 256)
 	v.intRange("switch.max_flows", s.MaxFlows, 1, 1<<24)
 	v.intRange("switch.max_request_head", s.MaxRequestHead, 1024, 1<<20)
@@ -518,6 +500,22 @@ func (s *Switch) validateRules(v *validator) {
 		}
 		if v.required(path+".pool", r.Pool != "") && !pools[r.Pool] {
 			v.fail(path+".pool", "unknown pool %q", r.Pool)
+		}
+	}
+}
+
+// ports checks a list of ports: none 0, none twice, none in taken (the
+// HTTP ports, for the TLS ones).
+func (v *validator) ports(key string, ports, taken []uint16) {
+	for i, p := range ports {
+		path := indexPath(key, i)
+		switch {
+		case p == 0:
+			v.fail(path, "port 0 is not allowed")
+		case i > 0 && containsBefore(ports, i):
+			v.fail(path, "port %d is listed twice", p)
+		case slices.Contains(taken, p):
+			v.fail(path, "port %d is also in switch.ports: a port is HTTP or TLS", p)
 		}
 	}
 }

@@ -20,6 +20,31 @@ import (
 	"time"
 )
 
+// localServer runs a loopback TCP server that calls handle for each
+// connection (and closes it after), until the test ends, and returns its
+// address.
+func localServer(t *testing.T, handle func(c net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
 // frontListener returns a Listener fed by a loopback TCP listener, standing in
 // for the agent's deliveries, and its dialable address. Both close at test
 // end; the feeding goroutine is waited for.
@@ -289,31 +314,17 @@ func TestServeUpstreamEcho(t *testing.T) {
 func TestServeUpstreamHalfClose(t *testing.T) {
 	// The upstream reads to EOF (the client's half-close), then answers and
 	// closes (which the client must see as EOF).
-	ul, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ul.Close()
-	go func() {
-		for {
-			c, err := ul.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				h := sha256.New()
-				n, err := io.Copy(h, c)
-				if err != nil {
-					return
-				}
-				fmt.Fprintf(c, "%d %x", n, h.Sum(nil))
-			}()
+	up := localServer(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		if err != nil {
+			return
 		}
-	}()
+		fmt.Fprintf(c, "%d %x", n, h.Sum(nil))
+	})
 	l, addr := frontListener(t)
-	serveInBackground(t, l, NewUpstream(ul.Addr().String(), ProxyNone).Serve)
+	serveInBackground(t, l, NewUpstream(up, ProxyNone).Serve)
 
 	c, err := net.Dial("tcp4", addr)
 	if err != nil {
@@ -365,23 +376,7 @@ func TestServeUpstreamUnreachable(t *testing.T) {
 // waits while one is open and the bytes keep flowing, returns when the
 // client closes; a second one still open at the deadline is closed.
 func TestUpstreamShutdown(t *testing.T) {
-	ul, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ul.Close()
-	go func() {
-		for {
-			c, err := ul.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c) // echo
-			}()
-		}
-	}()
+	up := localServer(t, func(c net.Conn) { io.Copy(c, c) }) // echo
 	echo := func(c net.Conn, msg string) error {
 		if _, err := io.WriteString(c, msg); err != nil {
 			return err
@@ -399,7 +394,7 @@ func TestUpstreamShutdown(t *testing.T) {
 	}{{"client closes", false}, {"deadline", true}} {
 		t.Run(tt.name, func(t *testing.T) {
 			l, addr := frontListener(t)
-			u := NewUpstream(ul.Addr().String(), ProxyNone)
+			u := NewUpstream(up, ProxyNone)
 			go u.Serve(l)
 			c, err := net.Dial("tcp4", addr)
 			if err != nil {

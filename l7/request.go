@@ -122,13 +122,19 @@ type Request struct {
 // request line); values <= 0 mean DefaultMaxHead, values above
 // MaxHeadLimit are clamped to it.
 func (r *Request) Reset(maxHead int) {
+	*r = Request{maxHead: uint32(limit(maxHead, DefaultMaxHead, MaxHeadLimit))}
+}
+
+// limit returns v, or def when v <= 0, clamped to max: a parser's size
+// limit as Reset takes it.
+func limit(v, def, max int) int {
 	switch {
-	case maxHead <= 0:
-		maxHead = DefaultMaxHead
-	case maxHead > MaxHeadLimit:
-		maxHead = MaxHeadLimit
+	case v <= 0:
+		return def
+	case v > max:
+		return max
 	}
-	*r = Request{maxHead: uint32(maxHead)}
+	return v
 }
 
 // Parse consumes the complete lines of buf it has not seen yet. buf holds

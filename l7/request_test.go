@@ -70,29 +70,44 @@ func aliases(buf, s []byte) bool {
 	return false
 }
 
+// incremental is a parser of this package: Request or ClientHello.
+type incremental interface {
+	Reset(max int)
+	Parse(buf []byte) Status
+}
+
+// feedAt resets p with max and gives it buf[:cut] and then buf, as two
+// segments (cut = len(buf): one segment).
+func feedAt(p incremental, buf []byte, max, cut int) Status {
+	p.Reset(max)
+	p.Parse(buf[:cut])
+	return p.Parse(buf)
+}
+
+// feedBytewise resets p with max and feeds it buf one byte at a time.
+func feedBytewise(p incremental, buf []byte, max int) Status {
+	p.Reset(max)
+	st := p.Parse(buf[:0])
+	for i := 1; i <= len(buf); i++ {
+		st = p.Parse(buf[:i])
+	}
+	return st
+}
+
 func parseWhole(t testing.TB, buf []byte, maxHead int) parsed {
-	var r Request
-	r.Reset(maxHead)
-	return snapshot(t, &r, buf, r.Parse(buf))
+	return parseAt(t, buf, maxHead, len(buf))
 }
 
 // parseAt parses buf[:cut] and then buf, as two segments.
 func parseAt(t testing.TB, buf []byte, maxHead, cut int) parsed {
 	var r Request
-	r.Reset(maxHead)
-	r.Parse(buf[:cut])
-	return snapshot(t, &r, buf, r.Parse(buf))
+	return snapshot(t, &r, buf, feedAt(&r, buf, maxHead, cut))
 }
 
 // parseBytewise feeds buf one byte at a time and returns the last result.
 func parseBytewise(t testing.TB, buf []byte, maxHead int) parsed {
 	var r Request
-	r.Reset(maxHead)
-	st := r.Parse(buf[:0])
-	for i := 1; i <= len(buf); i++ {
-		st = r.Parse(buf[:i])
-	}
-	return snapshot(t, &r, buf, st)
+	return snapshot(t, &r, buf, feedBytewise(&r, buf, maxHead))
 }
 
 type parseCase struct {

@@ -116,13 +116,7 @@ type ClientHello struct {
 // records holding the ClientHello, record headers included; values <= 0
 // mean DefaultMaxHello, values above MaxHelloLimit are clamped to it.
 func (h *ClientHello) Reset(max int) {
-	switch {
-	case max <= 0:
-		max = DefaultMaxHello
-	case max > MaxHelloLimit:
-		max = MaxHelloLimit
-	}
-	*h = ClientHello{max: uint32(max)}
+	*h = ClientHello{max: uint32(limit(max, DefaultMaxHello, MaxHelloLimit))}
 }
 
 // LooksLikeTLS reports whether first, the first byte a client sent, starts

@@ -66,28 +66,19 @@ func viewHello(t testing.TB, h *ClientHello, buf []byte, st Status) helloView {
 }
 
 func parseHello(t testing.TB, buf []byte, max int) helloView {
-	var h ClientHello
-	h.Reset(max)
-	return viewHello(t, &h, buf, h.Parse(buf))
+	return parseHelloAt(t, buf, max, len(buf))
 }
 
 // parseHelloAt parses buf[:cut] and then buf, as two segments.
 func parseHelloAt(t testing.TB, buf []byte, max, cut int) helloView {
 	var h ClientHello
-	h.Reset(max)
-	h.Parse(buf[:cut])
-	return viewHello(t, &h, buf, h.Parse(buf))
+	return viewHello(t, &h, buf, feedAt(&h, buf, max, cut))
 }
 
 // parseHelloBytewise feeds buf one byte at a time and returns the last result.
 func parseHelloBytewise(t testing.TB, buf []byte, max int) helloView {
 	var h ClientHello
-	h.Reset(max)
-	st := h.Parse(buf[:0])
-	for i := 1; i <= len(buf); i++ {
-		st = h.Parse(buf[:i])
-	}
-	return viewHello(t, &h, buf, st)
+	return viewHello(t, &h, buf, feedBytewise(&h, buf, max))
 }
 
 // Builders of TLS wire bytes.
