@@ -39,7 +39,8 @@ func (sw *Switch) Reload(next *Config) error {
 }
 
 // sameFixed checks that next keeps the keys a running switch cannot change:
-// its rings, its table and buffers, its TCP options, its VIP and ports, and
+// its rings, its table and buffers, its TCP options, its VIP and ports (a
+// frame to a port no longer served would be dropped, spliced or not), and
 // the secret.
 func sameFixed(cur, next *Config) error {
 	for _, k := range []struct {
@@ -49,6 +50,7 @@ func sameFixed(cur, next *Config) error {
 		{"switch.interface", cur.Interface == next.Interface},
 		{"switch.vip", cur.VIP == next.VIP},
 		{"switch.ports", slices.Equal(cur.Ports, next.Ports)},
+		{"switch.tls_ports", slices.Equal(cur.TLSPorts, next.TLSPorts)},
 		{"switch.shards", cur.Shards == next.Shards},
 		{"switch.max_flows", cur.MaxFlows == next.MaxFlows},
 		{"switch.request_window", cur.FSM.Window == next.FSM.Window},

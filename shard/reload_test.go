@@ -94,6 +94,7 @@ func TestReloadRefusesFixedKeys(t *testing.T) {
 	}{
 		{"switch.vip", func(c *Config) { c.VIP[3]++ }},
 		{"switch.ports", func(c *Config) { c.Ports = []uint16{80, 8080} }},
+		{"switch.tls_ports", func(c *Config) { c.TLSPorts = nil }},
 		{"switch.max_flows", func(c *Config) { c.MaxFlows++ }},
 		{"control.secret_file", func(c *Config) { c.Secret = []byte("another secret") }},
 	} {
