@@ -240,6 +240,19 @@ func (s *site) retrans() uint64 {
 	return m["Tcp.RetransSegs"]
 }
 
+// lostSegs counts the client's retransmissions that were needed: all of
+// them (Tcp.RetransSegs) but those the receiver reported as duplicates
+// (TcpExt.TCPDSACKRecv), which a loaded machine causes by delaying ACKs
+// past a tail loss probe or a timeout, without any frame lost.
+func (s *site) lostSegs() int64 {
+	s.t.Helper()
+	m, err := s.tb.SNMP("cli")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return int64(m["Tcp.RetransSegs"]) - int64(m["TcpExt.TCPDSACKRecv"])
+}
+
 func (s *site) switchBytes() uint64 {
 	s.t.Helper()
 	rx, tx, err := s.tb.IfBytes("sw", "eth0")
