@@ -7,26 +7,25 @@ package shard
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
 
 	"webswitch/conf"
+	"webswitch/handoff/control"
 	"webswitch/l7"
 	"webswitch/tcpfsm"
 )
 
-// Backend is one back-end as the data path sees it.
+// Backend is one back-end as the data path sees it: its address, and its
+// agent as the control connections see it (Name, Agent, Removed). Removed
+// marks a back-end a reload took out: no pool has it and no control
+// connection goes to it, but flows spliced to it still reach its MAC (see
+// Switch.Reload).
 type Backend struct {
-	Name  string
-	IP    [4]byte
-	Agent netip.AddrPort
-	// Removed marks a back-end a reload took out: no pool has it and no
-	// control connection goes to it, but flows spliced to it still reach
-	// its MAC (see Switch.Reload).
-	Removed bool
+	control.Target
+	IP [4]byte
 }
 
 // Config is everything the data path needs, built once from the TOML file.
@@ -56,15 +55,7 @@ type Config struct {
 	RingBlockTimeout time.Duration
 	ARPRefresh       time.Duration
 
-	Secret         []byte
-	ConnectTimeout time.Duration
-	ReconnectMin   time.Duration
-	ReconnectMax   time.Duration
-
-	HealthInterval time.Duration
-	HealthTimeout  time.Duration
-	HealthRise     int
-	HealthFall     int
+	Control control.Config // the control connections to the agents
 }
 
 // The switch's TCP parameters that are not in the configuration file.
@@ -104,14 +95,17 @@ func FromConf(c *conf.Switch, secret []byte) (*Config, error) {
 		RingBlocks:       s.RingBlocks,
 		RingBlockTimeout: s.RingBlockTimeout.Duration,
 		ARPRefresh:       s.ARPRefresh.Duration,
-		Secret:           secret,
-		ConnectTimeout:   c.Control.ConnectTimeout.Duration,
-		ReconnectMin:     c.Control.ReconnectMin.Duration,
-		ReconnectMax:     c.Control.ReconnectMax.Duration,
-		HealthInterval:   c.Health.Interval.Duration,
-		HealthTimeout:    c.Health.Timeout.Duration,
-		HealthRise:       c.Health.Rise,
-		HealthFall:       c.Health.Fall,
+		Control: control.Config{
+			Secret:         secret,
+			ConnectTimeout: c.Control.ConnectTimeout.Duration,
+			ReconnectMin:   c.Control.ReconnectMin.Duration,
+			ReconnectMax:   c.Control.ReconnectMax.Duration,
+			HealthInterval: c.Health.Interval.Duration,
+			HealthTimeout:  c.Health.Timeout.Duration,
+			HealthRise:     c.Health.Rise,
+			HealthFall:     c.Health.Fall,
+			AnswerTimeout:  s.HandoffTimeout.Duration,
+		},
 		FSM: tcpfsm.Config{
 			MSS:        uint16(min(ifi.MTU-40, 0xFFFF)),
 			WScale:     advertisedWScale,
@@ -125,7 +119,7 @@ func FromConf(c *conf.Switch, secret []byte) (*Config, error) {
 	backendIndex := map[string]int{}
 	for i, b := range c.Backends {
 		backendIndex[b.Name] = i
-		cfg.Backends = append(cfg.Backends, Backend{Name: b.Name, IP: b.Address.As4(), Agent: b.Agent})
+		cfg.Backends = append(cfg.Backends, Backend{Target: control.Target{Name: b.Name, Agent: b.Agent}, IP: b.Address.As4()})
 	}
 	poolIndex := map[string]int{}
 	for i, p := range c.Pools {

@@ -72,6 +72,10 @@ type Counters struct {
 
 	HandoffLatency Histogram // from HANDOFF sent to the agent's answer (OK or ERR)
 
+	// Round is the shard's clock at the end of its last loop round: a
+	// heartbeat, so that a stuck or dead loop is seen (Switch.Health).
+	Round atomic.Int64
+
 	backends atomic.Pointer[[]*BackendCounters]
 }
 

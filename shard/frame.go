@@ -41,7 +41,7 @@ func (s *Shard) emit(src, dst [4]byte, sport, dport uint16, dstMAC [6]byte, seg 
 	}
 	tcpLen := header.TCPMinLen + optLen + len(seg.Payload)
 	ipLen := header.IPv4MinLen + tcpLen
-	b := s.tx.Buffer(s.vnetLen + header.EthernetLen + ipLen)
+	b := s.link.Buffer(s.vnetLen + header.EthernetLen + ipLen)
 	clear(b[:s.vnetLen]) // no offload: a complete frame
 	eth := header.Ethernet(b[s.vnetLen:])
 	eth.Encode(dstMAC[:], s.mac[:], header.EtherTypeIPv4)
@@ -58,7 +58,7 @@ func (s *Shard) emit(src, dst [4]byte, sport, dport uint16, dstMAC [6]byte, seg 
 	}
 	copy(tcp[header.TCPMinLen+optLen:], seg.Payload)
 	tcp.SetChecksum(src, dst)
-	s.tx.Add(b)
+	s.link.Add(b)
 }
 
 // sendOut sends the segments in s.out for flow fl.

@@ -2,13 +2,17 @@ package shard
 
 import (
 	"crypto/rand"
+	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"webswitch/handoff"
+	"webswitch/handoff/control"
+	"webswitch/handoff/control/controltest"
+	"webswitch/internal/mono"
 	"webswitch/internal/sys"
 	"webswitch/l7"
 	"webswitch/ring"
@@ -18,9 +22,10 @@ import (
 )
 
 // The shard tests drive one Shard without a ring: frames go in through
-// Shard.frame, what it sends is caught by a recorder, and each back-end's
-// agent is the other end of a socketpair, run by the test with a real
-// handoff.Session. Everything happens on the test's goroutine, with a
+// Shard.frame (or, for tests of the loop, through its memLink and
+// Shard.round), what it sends is caught by the memLink, and each
+// back-end's agent is the other end of an in-memory pipe, run by the test
+// with a real handoff.Session. Everything happens on the test's goroutine, with a
 // clock the test moves.
 
 var (
@@ -28,7 +33,6 @@ var (
 	testClientIP  = [4]byte{198, 18, 0, 10}
 	testClientMAC = [6]byte{2, 0, 0, 0, 0, 10}
 	testSwitchMAC = [6]byte{2, 0, 0, 0, 0, 2}
-	testBackendIP = [][4]byte{{198, 18, 0, 21}, {198, 18, 0, 22}}
 	testSecret    = []byte("0123456789abcdef0123456789abcdef")
 )
 
@@ -49,7 +53,7 @@ func testConfig(t testing.TB) *Config {
 	}
 	return &Config{
 		VIP: testVIP, Ports: []uint16{80}, TLSPorts: []uint16{443}, Shards: 1,
-		Backends: []Backend{{Name: "be1", IP: testBackendIP[0]}, {Name: "be2", IP: testBackendIP[1]}},
+		Backends: []Backend{testBackend("be1", 0), testBackend("be2", 1)},
 		Pools:    []l7.Pool{{Name: "static", Backends: []int{0}}, {Name: "web", Backends: []int{1}}, {Name: "both", Backends: []int{0, 1}}},
 		Router:   rt,
 		FSM: tcpfsm.Config{
@@ -60,31 +64,66 @@ func testConfig(t testing.TB) *Config {
 		MaxFlows: 16, MaxRequestHead: 1024,
 		RequestTimeout: 10 * time.Second, HandoffTimeout: 2 * time.Second,
 		IdleTimeout: 300 * time.Second, Linger: time.Second,
-		Secret: testSecret, ConnectTimeout: time.Second,
-		ReconnectMin: 100 * time.Millisecond, ReconnectMax: 5 * time.Second,
-		HealthInterval: time.Second, HealthTimeout: 500 * time.Millisecond, HealthRise: 2, HealthFall: 3,
+		Control: control.Config{
+			Secret: testSecret, ConnectTimeout: time.Second,
+			ReconnectMin: 100 * time.Millisecond, ReconnectMax: 5 * time.Second,
+			HealthInterval: time.Second, HealthTimeout: 500 * time.Millisecond, HealthRise: 2, HealthFall: 3,
+			AnswerTimeout: 2 * time.Second,
+		},
 	}
 }
 
-// recorder is the shard's TX path in tests: it keeps a copy of each frame
-// (without the vnet header) in memory it reuses, so that it does not
-// allocate once warm and allocation tests measure the shard alone.
-type recorder struct {
+// testBackend returns back-end b (0 for be1) at 198.18.0.(21+b), its agent
+// on port 7070 there.
+func testBackend(name string, b int) Backend {
+	ip := [4]byte{198, 18, 0, byte(21 + b)}
+	return Backend{Target: control.Target{Name: name, Agent: netip.AddrPortFrom(netip.AddrFrom4(ip), 7070)}, IP: ip}
+}
+
+// memLink is the shard's Link in tests. On the TX side it keeps a copy of
+// each frame (without the vnet header) in memory it reuses, so that it
+// does not allocate once warm and allocation tests measure the shard
+// alone. On the RX side it holds the frames given to inject until the
+// loop's next round receives them, as one block.
+type memLink struct {
 	frames [][]byte // since the last take
 	store  []byte   // their bytes
 	sent   int
 	arena  []byte // for Buffer
 	used   int
+	in     [][]byte // injected frames, vnet header first
+	f      ring.Frame
 }
 
-func (r *recorder) Add(frame []byte) {
+func (r *memLink) Fd() int { return -1 }
+
+// inject queues a frame (an Ethernet frame; a zero vnet header is added)
+// for the next round.
+func (r *memLink) inject(eth []byte) {
+	raw := append(make([]byte, ring.VnetHdrLen, ring.VnetHdrLen+len(eth)), eth...)
+	r.in = append(r.in, raw)
+}
+
+func (r *memLink) Receive(sink frameSink) {
+	if len(r.in) == 0 {
+		return
+	}
+	for _, raw := range r.in {
+		r.f = ring.Frame{Data: raw[ring.VnetHdrLen:], Vnet: raw[:ring.VnetHdrLen], Raw: raw, Len: uint32(len(raw) - ring.VnetHdrLen)}
+		sink.frame(&r.f)
+	}
+	r.in = r.in[:0]
+	sink.endBlock(false)
+}
+
+func (r *memLink) Add(frame []byte) {
 	r.sent++
 	start := len(r.store)
 	r.store = append(r.store, frame[ring.VnetHdrLen:]...)
 	r.frames = append(r.frames, r.store[start:len(r.store):len(r.store)])
 }
 
-func (r *recorder) Buffer(n int) []byte {
+func (r *memLink) Buffer(n int) []byte {
 	if r.used+n > len(r.arena) {
 		r.used = 0
 	}
@@ -94,13 +133,13 @@ func (r *recorder) Buffer(n int) []byte {
 	return b
 }
 
-func (r *recorder) Flush() (int, error) { r.used = 0; return 0, nil }
+func (r *memLink) Flush() (int, error) { r.used = 0; return 0, nil }
 
-func (r *recorder) Stats() ring.SenderStats { return ring.SenderStats{Sent: uint64(r.sent)} }
+func (r *memLink) Stats() ring.SenderStats { return ring.SenderStats{Sent: uint64(r.sent)} }
 
 // take returns the frames sent since the last take. They stay valid until
 // the shard sends again.
-func (r *recorder) take() [][]byte {
+func (r *memLink) take() [][]byte {
 	f := r.frames
 	r.frames, r.store = r.frames[:0], r.store[:0]
 	return f
@@ -108,7 +147,7 @@ func (r *recorder) take() [][]byte {
 
 // agentEnd is the agent side of one control connection.
 type agentEnd struct {
-	fd     int
+	sock   *controltest.End
 	sess   *handoff.Session
 	buf    []byte
 	n      int
@@ -116,16 +155,15 @@ type agentEnd struct {
 	bodies []byte        // their bodies
 	silent bool          // leaves PINGs unanswered (a wedged agent); else answers them
 	pings  int           // PINGs received
-	ctl    *control      // the switch's end
 }
 
 type harness struct {
 	t      testing.TB
 	s      *Shard
-	tx     *recorder
+	tx     *memLink
 	now    int64
-	agents []*agentEnd // by back-end
-	old    []*agentEnd // ends of retired control connections
+	agents []*agentEnd // by back-end: the agent end of its latest connection
+	old    []*agentEnd // ends of earlier connections, still pumped
 	frame  []byte      // scratch for client frames: vnet header + Ethernet frame
 	script *[]byte     // when set, client frames are recorded as FuzzShard ops
 }
@@ -133,77 +171,75 @@ type harness struct {
 // newHarness returns a shard whose control connections to both back-ends
 // are up and whose back-end MACs are known.
 func newHarness(t testing.TB) *harness {
-	h := &harness{t: t, tx: &recorder{arena: make([]byte, 64<<10)}, now: int64(100 * time.Second), frame: make([]byte, 16<<10)}
+	h := &harness{t: t, tx: &memLink{arena: make([]byte, 64<<10)}, now: int64(100 * time.Second), frame: make([]byte, 16<<10)}
 	cfg := testConfig(t)
 	nb := newNeighbors(len(cfg.Backends))
 	cookies := tcpfsm.NewCookies([16]byte{1, 2, 3})
-	h.s = newShard(0, 0, cfg, testSwitchMAC, h.tx, true, cookies, nb, newLoadTable(len(cfg.Backends)), func() int64 { return h.now }, zerolog.Nop())
+	h.s = newShard(0, 0, cfg, testSwitchMAC, h.tx, true, cookies, nb, newLoadTable(len(cfg.Backends)), h.dial, func() int64 { return h.now }, zerolog.Nop())
 	for b := range cfg.Backends {
 		nb.set(b, testBackendMAC(b))
-		h.connect(b)
 	}
-	h.pump()
-	for b, c := range h.s.ctl {
-		if c.state != ctlReady {
-			t.Fatalf("control connection %d: %v, want ready", b, c.state)
+	h.advance(0) // dials both agents
+	for b := range cfg.Backends {
+		if st := h.s.ctl.Conn(b).State(); st != control.StateReady {
+			t.Fatalf("control connection %d: %v, want ready", b, st)
 		}
 	}
 	return h
 }
 
-// connect joins back-end b's control connection to a new agent end.
-func (h *harness) connect(b int) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		h.t.Fatal(err)
+// dial is the shard's control.Dialer: an in-memory pipe to a new agent end
+// for the back-end at agent (198.18.0.(21+b)).
+func (h *harness) dial(agent netip.AddrPort) (control.Socket, error) {
+	b := int(agent.Addr().As4()[3]) - 21
+	sw, ag := controltest.Pipe()
+	a := &agentEnd{sock: ag, sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, handoff.MaxFrame)}
+	for len(h.agents) <= b {
+		h.agents = append(h.agents, nil)
 	}
-	h.t.Cleanup(func() { unix.Close(fds[1]) })
-	c := h.s.ctl[b]
-	if c.fd >= 0 {
-		h.s.ctlFail(c, errControlTimeout)
+	if h.agents[b] != nil {
+		h.old = append(h.old, h.agents[b])
 	}
-	c.fd = fds[0]
-	h.s.ctlConnected(c)
-	a := &agentEnd{fd: fds[1], sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, ctlReadBuf), ctl: c}
-	if b < len(h.agents) {
-		if h.agents[b].ctl.retireAt != 0 {
-			h.old = append(h.old, h.agents[b]) // still pumped
-		}
-		h.agents[b] = a
-	} else {
-		h.agents = append(h.agents, a)
+	h.agents[b] = a
+	return sw, nil
+}
+
+// reconnect cuts back-end b's control connection if it is up, then moves
+// the clock by the first reconnection delay, so that the shard connects to
+// a new agent end.
+func (h *harness) reconnect(b int) {
+	h.t.Helper()
+	if h.s.ctl.Conn(b).State() != control.StateIdle {
+		h.s.ctl.Fail(b, errors.New("test: cut"))
 	}
-	h.t.Cleanup(func() {
-		if c.fd >= 0 {
-			sys.Close(c.fd)
-			c.fd = -1
-		}
-	})
+	h.advance(h.s.cfg.Control.ReconnectMin)
+	if st := h.s.ctl.Conn(b).State(); st != control.StateReady {
+		h.t.Fatalf("back-end %d after reconnecting: %v, want ready", b, st)
+	}
 }
 
 // pump moves control bytes both ways until neither side has more.
 func (h *harness) pump() {
 	for moved := true; moved; {
 		moved = false
+		h.s.ctl.Events(nil, mono.Time(h.now))
 		for b, a := range append(h.agents[:len(h.agents):len(h.agents)], h.old...) {
-			c := a.ctl
-			if c.fd < 0 {
+			if a == nil {
 				continue
 			}
-			h.s.ctlFlush(c)
 			if h.agentRead(a) {
 				moved = true
 			}
 			if p := a.sess.Pending(); len(p) > 0 {
-				n, err := sys.Write(a.fd, p)
+				n, err := a.sock.Write(p)
+				if errors.Is(err, sys.ErrClosed) {
+					continue // the switch closed this connection
+				}
 				if err != nil {
 					h.t.Fatalf("agent %d write: %v", b, err)
 				}
 				a.sess.Written(n)
 				moved = moved || n > 0
-			}
-			if c.state >= ctlAuth {
-				h.s.ctlEvents(c, sys.PollIn)
 			}
 		}
 	}
@@ -211,7 +247,7 @@ func (h *harness) pump() {
 
 // agentRead reads what the switch sent and collects its messages.
 func (h *harness) agentRead(a *agentEnd) bool {
-	n, err := sys.Read(a.fd, a.buf[a.n:])
+	n, err := a.sock.Read(a.buf[a.n:])
 	if err != nil || n == 0 {
 		return false
 	}
@@ -279,18 +315,13 @@ func (h *harness) answer(b int, id uint64, ok bool) {
 	h.pump()
 }
 
-// advance moves the clock and runs the timers and the health checks of the
-// ready control connections, as one loop round does.
+// advance moves the clock and runs the timers and the control
+// connections' steps, as one loop round does.
 func (h *harness) advance(d time.Duration) {
 	h.now += int64(d)
 	h.s.now = h.now
 	h.s.wheel.advance(h.s.tab.flows, h.now, h.s.fire)
-	for _, c := range h.s.ctl {
-		if c.state == ctlReady {
-			h.s.ctlCheck(c)
-		}
-	}
-	h.s.stepRetired()
+	h.s.ctl.Step(mono.Time(h.now))
 	h.pump()
 }
 

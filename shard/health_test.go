@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"webswitch/handoff"
+	"webswitch/handoff/control"
 	"webswitch/l7"
 	"webswitch/tcpfsm/header"
 	"webswitch/tcpfsm/seqnum"
@@ -48,7 +49,7 @@ func (h *harness) targets(port uint16, n int) (perBackend [2]int, unavailable in
 // none; after a reconnection it needs HealthRise good checks to come back.
 func TestHealthChecks(t *testing.T) {
 	h := newHarness(t)
-	cfg := h.s.cfg
+	cfg := &h.s.cfg.Control
 	h.agents[1].silent = true
 	h.advance(0) // the first PINGs go out as soon as the connections are ready
 	if got, _ := h.targets(41000, 4); got != [2]int{2, 2} {
@@ -59,13 +60,13 @@ func TestHealthChecks(t *testing.T) {
 	step := cfg.HealthTimeout / 2
 	for at := step; at < downAt; at += step {
 		h.advance(step)
-		if !h.s.ctl[1].usable() {
+		if !h.s.ctl.Conn(1).Usable() {
 			t.Fatalf("be2 down %v after the first PING, want %v", at, downAt)
 		}
 	}
 	h.advance(step)
-	if c := h.s.ctl[1]; c.usable() || c.state != ctlIdle || !c.down {
-		t.Fatalf("be2 after %d missed PINGs: state %v, down %v; want idle and down", cfg.HealthFall, c.state, c.down)
+	if c := h.s.ctl.Conn(1); c.Usable() || c.State() != control.StateIdle || !c.Down() {
+		t.Fatalf("be2 after %d missed PINGs: state %v, down %v; want idle and down", cfg.HealthFall, c.State(), c.Down())
 	}
 	if n := h.agents[1].pings; n != cfg.HealthFall {
 		t.Errorf("be2 got %d PINGs, want %d", n, cfg.HealthFall)
@@ -75,10 +76,9 @@ func TestHealthChecks(t *testing.T) {
 	}
 
 	// The agent answers again on a new connection.
-	h.connect(1)
-	h.pump()
+	h.reconnect(1)
 	h.advance(0) // good check 1
-	if h.s.ctl[1].usable() {
+	if h.s.ctl.Conn(1).Usable() {
 		t.Fatal("be2 usable after one good check, want HealthRise = 2")
 	}
 	if got, _ := h.targets(41020, 2); got != [2]int{2, 0} {
@@ -92,8 +92,8 @@ func TestHealthChecks(t *testing.T) {
 	if b := snap.Backends; b[0].Downs != 0 || b[1].Downs != 1 || b[1].HandoffsOK != 4 {
 		t.Errorf("back-end counters %+v, want be2 down once and 4 handoffs OK", b)
 	}
-	if h.agents[0].pings < 3 || !h.s.ctl[0].usable() {
-		t.Errorf("be1: %d PINGs, usable %v; want checks all along and up", h.agents[0].pings, h.s.ctl[0].usable())
+	if h.agents[0].pings < 3 || !h.s.ctl.Conn(0).Usable() {
+		t.Errorf("be1: %d PINGs, usable %v; want checks all along and up", h.agents[0].pings, h.s.ctl.Conn(0).Usable())
 	}
 }
 
@@ -147,14 +147,13 @@ func TestGoAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, _, _ := h.handoff(1) // the old agent has it
-	if len(h.s.retired) != 1 || h.s.ctl[1].state != ctlIdle || h.s.ctl[1].down {
+	if c := h.s.ctl.Conn(1); len(h.s.ctl.Retired()) != 1 || c.State() != control.StateIdle || c.Down() {
 		t.Fatalf("after GOAWAY: %d retired, new connection %v (down %v); want 1 retired and a reconnection due, not down",
-			len(h.s.retired), h.s.ctl[1].state, h.s.ctl[1].down)
+			len(h.s.ctl.Retired()), c.State(), c.Down())
 	}
 	between := open(43001) // the new connection is not ready yet
 	idBetween, _, _ := h.handoff(1)
-	h.connect(1) // the new agent, on the same address
-	h.pump()
+	h.reconnect(1) // the new agent, on the same address
 	d := open(43002)
 	idNew, _, _ := h.handoff(1)
 	if h.agents[1] == old {
@@ -183,7 +182,7 @@ func TestGoAway(t *testing.T) {
 		t.Errorf("%d 503s during the upgrade, want none", n)
 	}
 	h.advance(h.s.cfg.HandoffTimeout)
-	if len(h.s.retired) != 0 || old.ctl.fd >= 0 {
+	if len(h.s.ctl.Retired()) != 0 || !old.sock.PeerClosed() {
 		t.Errorf("retired connection still open after the handoff timeout")
 	}
 	if n := h.s.snapshot().Backends[1].Downs; n != 0 {

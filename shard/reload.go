@@ -2,9 +2,10 @@ package shard
 
 import (
 	"fmt"
-	"math"
 	"slices"
 
+	"webswitch/handoff/control"
+	"webswitch/internal/mono"
 	"webswitch/l7"
 )
 
@@ -60,7 +61,7 @@ func sameFixed(cur, next *Config) error {
 		{"switch.ring_blocks", cur.RingBlocks == next.RingBlocks},
 		{"switch.ring_block_timeout", cur.RingBlockTimeout == next.RingBlockTimeout},
 		{"switch.linger", cur.FSM.Linger == next.FSM.Linger},
-		{"control.secret_file", slices.Equal(cur.Secret, next.Secret)},
+		{"control.secret_file", slices.Equal(cur.Control.Secret, next.Control.Secret)},
 	} {
 		if !k.same {
 			return fmt.Errorf("%s: cannot change while the switch runs; restart it", k.key)
@@ -98,28 +99,24 @@ func mergeBackends(cur, next []Backend, pools []l7.Pool) ([]Backend, []l7.Pool) 
 	return merged, out
 }
 
-// apply switches the shard to cfg, given by Reload: control connections for
-// new back-ends, none for removed ones, a new one where the agent moved;
-// the pools' policies start again (round-robin cursors, LARD tables).
+// apply switches the shard to cfg, given by Reload: the control
+// connections follow the back-ends (see control.Set.Reconfigure); the
+// pools' policies start again (round-robin cursors, LARD tables).
 func (s *Shard) apply(cfg *Config) {
-	old := s.cfg
 	s.cfg = cfg
 	s.published.Store(cfg)
 	s.C.growBackends(len(cfg.Backends))
 	s.bc = s.C.Backends()
-	for b := len(s.ctl); b < len(cfg.Backends); b++ {
-		s.ctl = append(s.ctl, newControl(b))
-	}
-	for b := range old.Backends {
-		was, is := &old.Backends[b], &cfg.Backends[b]
-		switch {
-		case is.Removed && !was.Removed:
-			s.replaceControl(b, "back-end removed")
-			s.ctl[b].retryAt = math.MaxInt64 // never again
-		case !is.Removed && is.Agent != was.Agent:
-			s.replaceControl(b, "agent address changed")
-		}
-	}
+	s.ctl.Reconfigure(&cfg.Control, targets(cfg), mono.Time(s.now))
 	s.pickers = newPickers(cfg)
 	s.log.Info().Int("shard", s.id).Int("backends", len(cfg.Backends)).Int("pools", len(cfg.Pools)).Msg("configuration reloaded")
+}
+
+// targets returns the back-ends as the control connections see them.
+func targets(cfg *Config) []control.Target {
+	t := make([]control.Target, len(cfg.Backends))
+	for i := range cfg.Backends {
+		t[i] = cfg.Backends[i].Target
+	}
+	return t
 }

@@ -1,11 +1,11 @@
 package shard
 
 import (
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"webswitch/handoff/control"
 	"webswitch/l7"
 	"webswitch/tcpfsm/header"
 )
@@ -23,7 +23,7 @@ func TestReload(t *testing.T) {
 
 	cur := h.s.cfg
 	next := *cur
-	be3 := Backend{Name: "be3", IP: [4]byte{198, 18, 0, 23}, Agent: netip.MustParseAddrPort("198.18.0.23:7070")}
+	be3 := testBackend("be3", 2)
 	next.Backends = []Backend{cur.Backends[0], be3}
 	next.Pools = []l7.Pool{{Name: "static", Backends: []int{0}}, {Name: "web", Backends: []int{1}}}
 	rt, err := l7.NewRouter([]l7.Rule{{Match: l7.Match{PathPrefix: "/static/"}, Pool: 0}, {Match: l7.Match{Host: "web.example"}, Pool: 1}})
@@ -46,16 +46,15 @@ func TestReload(t *testing.T) {
 	h.s.loads.grow(3)
 	h.s.nb.set(2, [6]byte{2, 0, 0, 0, 0, 23})
 	h.s.apply(&merged)
-	if len(h.s.ctl) != 3 || len(h.s.retired) != 1 || h.s.ctl[1].retryAt < 1<<62 {
-		t.Fatalf("after apply: %d controls, %d retired, be2 retry at %d; want 3, be2's retired, never again", len(h.s.ctl), len(h.s.retired), h.s.ctl[1].retryAt)
+	if len(h.s.ctl.Retired()) != 1 {
+		t.Fatalf("after apply: %d retired control connections, want be2's", len(h.s.ctl.Retired()))
 	}
 
 	old.data(0, "") // the spliced flow goes on
 	if f := h.tx.take(); len(f) != 1 || parseFrame(t, f[0]).dstMAC != testBackendMAC(1) {
 		t.Fatalf("spliced flow after the reload: %d frames, want one to be2", len(f))
 	}
-	h.connect(2)
-	h.pump()
+	h.reconnect(2)
 	c := h.client(44001)
 	c.handshake()
 	c.data(header.FlagPSH, webReq)
@@ -66,8 +65,12 @@ func TestReload(t *testing.T) {
 		t.Fatalf("new connection after the reload: %d frames, want one to be3", len(f))
 	}
 	h.advance(h.s.cfg.HandoffTimeout)
-	if len(h.s.retired) != 0 {
+	if len(h.s.ctl.Retired()) != 0 {
 		t.Error("be2's retired connection still open after the handoff timeout")
+	}
+	h.advance(h.s.cfg.Control.ReconnectMax)
+	if st := h.s.ctl.Conn(1).State(); st != control.StateIdle || len(h.agents) != 3 {
+		t.Errorf("removed be2: control connection %v, %d agents dialled; want idle, never dialled again", st, len(h.agents))
 	}
 	if snap := h.s.snapshot(); len(snap.Backends) != 3 || snap.Backends[2].HandoffsOK != 1 {
 		t.Errorf("back-end counters after the reload: %+v", snap.Backends)
@@ -96,7 +99,7 @@ func TestReloadRefusesFixedKeys(t *testing.T) {
 		{"switch.ports", func(c *Config) { c.Ports = []uint16{80, 8080} }},
 		{"switch.tls_ports", func(c *Config) { c.TLSPorts = nil }},
 		{"switch.max_flows", func(c *Config) { c.MaxFlows++ }},
-		{"control.secret_file", func(c *Config) { c.Secret = []byte("another secret") }},
+		{"control.secret_file", func(c *Config) { c.Control.Secret = []byte("another secret") }},
 	} {
 		next := *cur
 		tt.edit(&next)
@@ -105,7 +108,7 @@ func TestReloadRefusesFixedKeys(t *testing.T) {
 		}
 	}
 	next := *cur
-	next.RequestTimeout, next.HandoffTimeout, next.HealthFall = time.Minute, time.Second, 9
+	next.RequestTimeout, next.HandoffTimeout, next.Control.HealthFall = time.Minute, time.Second, 9
 	if err := sameFixed(cur, &next); err != nil {
 		t.Errorf("changing timeouts: %v, want it taken", err)
 	}

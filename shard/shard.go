@@ -1,7 +1,6 @@
 package shard
 
 import (
-	"errors"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -9,17 +8,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"webswitch/handoff"
+	"webswitch/handoff/control"
+	"webswitch/internal/mono"
 	"webswitch/internal/sys"
 	"webswitch/l7"
 	"webswitch/ring"
 	"webswitch/tcpfsm"
 	"webswitch/tcpfsm/header"
 	"webswitch/tcpfsm/seqnum"
-)
-
-var (
-	errControlTimeout = errors.New("connect or handshake timed out")
-	errHealthCheck    = errors.New("health checks failed: PINGs not answered")
 )
 
 const (
@@ -40,14 +36,12 @@ type Shard struct {
 	cfg     *Config
 	log     zerolog.Logger
 	flowLog zerolog.Logger // for events of single flows: sampled, so that a flood cannot flood the log
-	ring    *ring.Ring     // nil in unit tests, which call frame directly
-	tx      txQueue
+	link    Link           // frames in and out
 	mac     [6]byte
 	cookies *tcpfsm.Cookies
 	tab     *table
 	wheel   *wheel
-	ctl     []*control         // by back-end
-	retired []*control         // replaced after GOAWAY, still read for answers
+	ctl     *control.Set       // the control connections to the agents
 	bc      []*BackendCounters // by back-end: C.Backends(), owned here
 
 	// published is the configuration the shard runs, for readers outside
@@ -77,18 +71,9 @@ type Shard struct {
 	C Counters
 }
 
-// txQueue is where a shard's frames go out: a ring.Sender, or a recorder in
-// unit tests.
-type txQueue interface {
-	Add(frame []byte)
-	Buffer(n int) []byte
-	Flush() (int, error)
-	Stats() ring.SenderStats
-}
-
-func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cookies *tcpfsm.Cookies, nb *neighbors, loads *loadTable, clock func() int64, log zerolog.Logger) *Shard {
+func newShard(id, cpu int, cfg *Config, mac [6]byte, link Link, vnet bool, cookies *tcpfsm.Cookies, nb *neighbors, loads *loadTable, dial control.Dialer, clock func() int64, log zerolog.Logger) *Shard {
 	s := &Shard{
-		id: id, cpu: cpu, cfg: cfg, log: log, flowLog: sampled(log), mac: mac, tx: tx,
+		id: id, cpu: cpu, cfg: cfg, log: log, flowLog: sampled(log), mac: mac, link: link,
 		cookies: cookies, nb: nb, loads: loads, clock: clock,
 		tab:     newTable(cfg.MaxFlows, cfg.FSM.BufferSize(), cfg.FSM.BufferSize()+frameOverhead),
 		pickers: newPickers(cfg),
@@ -98,16 +83,14 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, tx txQueue, vnet bool, cook
 	}
 	s.now = clock()
 	s.wheel = newWheel(wheelSlots, wheelTick, s.now)
-	for b := range cfg.Backends {
-		s.ctl = append(s.ctl, newControl(b))
-	}
+	s.ctl = control.NewSet(&cfg.Control, targets(cfg), dial, s, log.With().Int("shard", id).Logger(), mono.Time(s.now))
 	s.C.growBackends(len(cfg.Backends))
 	s.bc = s.C.Backends()
 	s.published.Store(cfg)
 	s.queries = make(chan *flowQuery)
 	s.up = func(b int) bool {
 		_, known := s.nb.mac(b)
-		return known && s.sender(b).usable() && (s.refused == nil || !s.refused[b])
+		return known && s.ctl.Usable(b) && (s.refused == nil || !s.refused[b])
 	}
 	s.fire = s.timer
 	s.load = loads.get
@@ -160,72 +143,68 @@ func newPickers(cfg *Config) []l7.Picker {
 	return ps
 }
 
-// run is the shard loop: poll the ring and the control connections, handle
-// frames block by block, then timers; until stop is set.
+// run is the shard loop: rounds until stop is set.
 func (s *Shard) run(stop *atomic.Bool) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := sys.PinToCPU(s.cpu); err != nil {
 		s.log.Warn().Err(err).Int("shard", s.id).Msg("cpu affinity")
 	}
-	var f ring.Frame
 	for !stop.Load() {
-		if cfg := s.pending.Swap(nil); cfg != nil {
-			s.apply(cfg)
-		}
-		select {
-		case q := <-s.queries:
-			s.answer(q)
-		default:
-		}
-		s.pollfds = append(s.pollfds[:0], sys.PollFd{Fd: int32(s.ring.Fd()), Events: sys.PollIn})
-		for _, list := range [2][]*control{s.ctl, s.retired} {
-			for _, c := range list {
-				if ev := c.pollEvents(); ev != 0 {
-					s.pollfds = append(s.pollfds, sys.PollFd{Fd: int32(c.fd), Events: ev})
-				}
-			}
-		}
+		s.round()
+	}
+	s.ctl.Close()
+}
+
+// round is one turn of the loop: take a new configuration or a query, wait
+// (at most pollTick) for frames or control traffic, handle the frames, the
+// control connections' events, the timers and the control connections'
+// own steps, and send what that produced.
+func (s *Shard) round() {
+	if cfg := s.pending.Swap(nil); cfg != nil {
+		s.apply(cfg)
+	}
+	select {
+	case q := <-s.queries:
+		s.answer(q)
+	default:
+	}
+	s.pollfds = s.pollfds[:0]
+	if fd := s.link.Fd(); fd >= 0 {
+		s.pollfds = append(s.pollfds, sys.PollFd{Fd: int32(fd), Events: sys.PollIn})
+	}
+	ctlFds := len(s.pollfds)
+	s.pollfds = s.ctl.AppendPollFds(s.pollfds)
+	if len(s.pollfds) > 0 {
 		if _, err := sys.Poll(s.pollfds, pollTick); err != nil {
 			s.log.Error().Err(err).Int("shard", s.id).Msg("poll")
 			time.Sleep(pollTick)
 		}
-		s.now = s.clock()
-		for b, ok := s.ring.NextBlock(); ok; b, ok = s.ring.NextBlock() {
-			for b.Next(&f) {
-				s.frame(&f)
-			}
-			if b.Corrupt() {
-				s.C.Drops[DropTruncated].Add(1)
-			}
-			s.tx.Flush() // forwarded frames point into the block
-			s.ring.Release(b)
-		}
-		for _, pfd := range s.pollfds[1:] {
-			if c := s.controlOf(pfd.Fd); c != nil && pfd.Revents != 0 {
-				s.ctlEvents(c, pfd.Revents)
-			}
-		}
-		s.wheel.advance(s.tab.flows, s.now, s.fire)
-		for b, c := range s.ctl {
-			if !s.cfg.Backends[b].Removed {
-				s.ctlStep(c)
-			}
-			s.bc[b].Usable.Store(s.sender(b).usable())
-		}
-		s.stepRetired()
-		if s.now >= s.nextCensus {
-			s.census()
-			s.nextCensus = s.now + int64(censusPeriod)
-		}
-		s.tx.Flush()
-		s.C.publishTx(s.tx.Stats())
 	}
-	for _, list := range [2][]*control{s.ctl, s.retired} {
-		for _, c := range list {
-			s.ctlClose(c)
-		}
+	s.now = s.clock()
+	s.link.Receive(s)
+	s.ctl.Events(s.pollfds[ctlFds:], mono.Time(s.now))
+	s.wheel.advance(s.tab.flows, s.now, s.fire)
+	s.ctl.Step(mono.Time(s.now))
+	for b, bc := range s.bc {
+		bc.Usable.Store(s.ctl.Usable(b))
 	}
+	if s.now >= s.nextCensus {
+		s.census()
+		s.nextCensus = s.now + int64(censusPeriod)
+	}
+	s.link.Flush()
+	s.C.publishTx(s.link.Stats())
+	s.C.Round.Store(s.now)
+}
+
+// endBlock is called by the link after the frames of one block, before the
+// block goes back to the kernel: the frames forwarded point into it.
+func (s *Shard) endBlock(corrupt bool) {
+	if corrupt {
+		s.C.Drops[DropTruncated].Add(1)
+	}
+	s.link.Flush()
 }
 
 // sampled returns log limited to flowLogBurst events a second: for the data
@@ -270,20 +249,6 @@ func (s *Shard) census() {
 // config returns the configuration the shard runs; any goroutine may call
 // it.
 func (s *Shard) config() *Config { return s.published.Load() }
-
-// controlOf returns the control connection, current or retired, on fd, or
-// nil if it was closed earlier in the round (a failed write, say). Sockets
-// are only opened after the events are handled, so fd is not reused yet.
-func (s *Shard) controlOf(fd int32) *control {
-	for _, list := range [2][]*control{s.ctl, s.retired} {
-		for _, c := range list {
-			if c.fd == int(fd) {
-				return c
-			}
-		}
-	}
-	return nil
-}
 
 // frame handles one received frame.
 func (s *Shard) frame(f *ring.Frame) {
@@ -558,8 +523,7 @@ func (s *Shard) handOff(i int32) {
 		WScaleOK: p.Opts.WScaleOK, SACKOK: p.Opts.SACKOK,
 	}
 	st.Client, st.VIP = s.addrs(fl.key)
-	ctl := s.sender(b)
-	if err := ctl.sess.SendHandoff(uint64(fl.gen)<<32|uint64(i), &st, c.tcp.Request()); err != nil {
+	if err := s.ctl.SendHandoff(b, uint64(fl.gen)<<32|uint64(i), &st, c.tcp.Request()); err != nil {
 		s.flowLog.Warn().Err(err).Int("shard", s.id).Msg("handoff send")
 		s.respond(i, 503)
 		return
@@ -569,12 +533,11 @@ func (s *Shard) handOff(i int32) {
 	c.backend = b
 	c.handoffAt = s.now
 	s.C.HandoffsSent.Add(1)
-	s.ctlFlush(ctl)
 	s.schedule(i)
 }
 
-// handoffDone takes an agent's answer to a handoff.
-func (s *Shard) handoffDone(backend int, id uint64, ok bool) {
+// Answered takes an agent's answer to a handoff (control.Owner).
+func (s *Shard) Answered(backend int, id uint64, ok bool) {
 	i := int32(uint32(id))
 	if i < 0 || int(i) >= len(s.tab.flows) {
 		return
@@ -621,14 +584,18 @@ func (s *Shard) handoffDone(backend int, id uint64, ok bool) {
 		}
 		s.forwardRaw(raw, mac)
 	}
-	s.tx.Flush() // the queue goes back to the pool
+	s.link.Flush() // the queue goes back to the pool
 	s.tab.release(fl)
 	s.schedule(i)
 }
 
-// failHandoffs answers 503 to the flows waiting for a back-end whose control
-// connection broke.
-func (s *Shard) failHandoffs(backend int) {
+// Down counts a back-end the control connections took down
+// (control.Owner).
+func (s *Shard) Down(backend int) { s.bc[backend].Downs.Add(1) }
+
+// Lost answers 503 to the flows waiting for a back-end whose control
+// connection broke (control.Owner).
+func (s *Shard) Lost(backend int) {
 	for i := range s.tab.flows {
 		fl := &s.tab.flows[i]
 		if fl.state == flowOwned && fl.conn.tcp.State() == tcpfsm.HandingOff && fl.conn.backend == backend {
@@ -670,7 +637,7 @@ func (s *Shard) forward(i int32, f *ring.Frame, flags uint8) {
 // header when the ring has them) and queues it for sending.
 func (s *Shard) forwardRaw(raw []byte, mac [6]byte) {
 	header.Ethernet(raw[s.vnetLen:]).SetAddrs(mac[:], s.mac[:])
-	s.tx.Add(raw)
+	s.link.Add(raw)
 	s.C.FramesForwarded.Add(1)
 }
 

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"bytes"
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -141,7 +142,7 @@ func TestSwitchAnswers(t *testing.T) {
 		{name: "back-end not resolved", req: "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n", status: 503,
 			before: func(h *harness) { h.s.nb = newNeighbors(2) }},
 		{name: "control connection down", req: "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n", status: 503,
-			before: func(h *harness) { h.s.ctlFail(h.s.ctl[0], errControlTimeout) }},
+			before: func(h *harness) { h.s.ctl.Fail(0, errors.New("test: cut")) }},
 		{name: "agent refuses", req: "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n", status: 503,
 			after: func(h *harness, t *testing.T) bool {
 				id, _, _ := h.handoff(0)
@@ -151,7 +152,7 @@ func TestSwitchAnswers(t *testing.T) {
 		{name: "control connection breaks during the handoff", req: "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n", status: 503,
 			after: func(h *harness, t *testing.T) bool {
 				h.handoff(0)
-				h.s.ctlFail(h.s.ctl[0], errControlTimeout)
+				h.s.ctl.Fail(0, errors.New("test: cut"))
 				return true
 			}},
 		{name: "handoff timeout", req: "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n", status: 504,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"webswitch/handoff/control"
 	"webswitch/ring"
 	"webswitch/tcpfsm"
 )
@@ -73,8 +74,7 @@ func New(cfg *Config, log zerolog.Logger) (*Switch, error) {
 			return nil, fmt.Errorf("shard %d: %w", i, err)
 		}
 		sw.rings = append(sw.rings, r)
-		s := newShard(i, i%runtime.NumCPU(), cfg, [6]byte(r.HardwareAddr()), r.NewSender(txBatch), true, cookies, sw.nb, sw.loads, clock, log)
-		s.ring = r
+		s := newShard(i, i%runtime.NumCPU(), cfg, [6]byte(r.HardwareAddr()), newRingLink(r, txBatch), true, cookies, sw.nb, sw.loads, control.DialTCP, clock, log)
 		sw.shards = append(sw.shards, s)
 	}
 	arp, err := newARPResponder(cfg, sw.nb, log)
