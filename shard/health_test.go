@@ -215,3 +215,47 @@ func TestLeastConnections(t *testing.T) {
 		t.Errorf("next connection: %v, want be1 (0 flows against 1)", got)
 	}
 }
+
+// TestBoundedLoadCountsLiveFlows: sequential requests for one path, each
+// on its own connection that the client closes before the next one opens,
+// stay on the path's back-end. The load a flow counts for is released when
+// the client ends the connection, not when its entry is freed after the
+// linger: a closed connection is no load, and counting it would move the
+// path to another back-end and defeat cache affinity.
+func TestBoundedLoadCountsLiveFlows(t *testing.T) {
+	h := newHarness(t)
+	h.s.cfg.Pools[2].Policy = l7.PolicyBoundedLoadHash
+	h.s.cfg.Keys = []HashKey{{}, {}, {Kind: KeyPath}}
+	h.s.pickers = newPickers(h.s.cfg)
+	const req = "GET /cached/object HTTP/1.1\r\nHost: both.example\r\n\r\n"
+	first := -1
+	for i := range 6 {
+		c := h.client(48000 + uint16(i))
+		c.handshake()
+		c.data(header.FlagPSH, req)
+		h.pump()
+		got := -1
+		for b, a := range h.agents {
+			if len(a.msgs) > 0 {
+				id, _, _ := h.handoff(b)
+				h.answer(b, id, true)
+				got = b
+			}
+		}
+		if first < 0 {
+			first = got
+		}
+		if got != first {
+			t.Fatalf("request %d went to back-end %d, the first to %d: a closed connection counted as load", i, got, first)
+		}
+		c.data(header.FlagFIN, "") // the client closes; the entry lingers
+		h.tx.take()
+		if n := h.s.loads.get(got); n != 0 {
+			t.Fatalf("request %d: back-end %d load %d after the client's FIN, want 0", i, got, n)
+		}
+	}
+	h.advance(h.s.cfg.Linger + time.Second)
+	if n := h.s.loads.get(first); n != 0 {
+		t.Errorf("load %d after the entries were freed, want 0 (released once)", n)
+	}
+}

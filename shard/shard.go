@@ -580,7 +580,7 @@ func (s *Shard) Answered(backend int, id uint64, ok bool) {
 		raw := q[2 : 2+n]
 		q = q[2+n:]
 		if frameFlags(raw[s.vnetLen:])&(header.FlagFIN|header.FlagRST) != 0 {
-			fl.endAt = s.now + int64(s.cfg.Linger)
+			s.ending(fl)
 		}
 		s.forwardRaw(raw, mac)
 	}
@@ -628,7 +628,7 @@ func (s *Shard) forward(i int32, f *ring.Frame, flags uint8) {
 	fl.last = s.now
 	s.forwardRaw(f.Raw, mac)
 	if flags&(header.FlagFIN|header.FlagRST) != 0 && fl.endAt == 0 {
-		fl.endAt = s.now + int64(s.cfg.Linger)
+		s.ending(fl)
 		s.schedule(i)
 	}
 }
@@ -729,11 +729,26 @@ func (s *Shard) schedule(i int32) {
 	s.wheel.set(s.tab.flows, i, d)
 }
 
+// ending marks a spliced flow whose client sent its FIN or RST: its entry
+// lingers (for the retransmissions and last ACKs) and then goes, but its
+// back-end's load drops now. The load-aware policies count live
+// connections: a closing one is no load, and counting it through the
+// linger would send the next request for the same target elsewhere.
+func (s *Shard) ending(fl *flow) {
+	if fl.endAt != 0 {
+		return
+	}
+	fl.endAt = s.now + int64(s.cfg.Linger)
+	s.loads.add(int(fl.backend), -1)
+}
+
 func (s *Shard) free(i int32) {
 	fl := &s.tab.flows[i]
 	if fl.state == flowSpliced {
 		s.C.SplicedFlows.Add(-1)
-		s.loads.add(int(fl.backend), -1)
+		if fl.endAt == 0 {
+			s.loads.add(int(fl.backend), -1) // idle timeout: still counted
+		}
 	}
 	s.C.ActiveFlows.Add(-1)
 	s.wheel.remove(s.tab.flows, i)
