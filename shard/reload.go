@@ -101,7 +101,12 @@ func mergeBackends(cur, next []Backend, pools []l7.Pool) ([]Backend, []l7.Pool) 
 
 // apply switches the shard to cfg, given by Reload: the control
 // connections follow the back-ends (see control.Set.Reconfigure); the
-// pools' policies start again (round-robin cursors, LARD tables).
+// pools' policies start again (round-robin cursors, LARD tables); and the
+// new timeouts apply to every flow from now on, those in the table
+// included. A timeout is a limit of the switch's own table, not a promise
+// to a client: a longer idle_timeout must save the keep-alive connections
+// it was raised for, a shorter one must free memory now. (One pass over
+// the table, once per reload.)
 func (s *Shard) apply(cfg *Config) {
 	s.cfg = cfg
 	s.published.Store(cfg)
@@ -109,6 +114,11 @@ func (s *Shard) apply(cfg *Config) {
 	s.bc = s.C.Backends()
 	s.ctl.Reconfigure(&cfg.Control, targets(cfg), mono.Time(s.now))
 	s.pickers = newPickers(cfg)
+	for i := range s.tab.flows {
+		if s.tab.flows[i].state != flowInvalid {
+			s.schedule(int32(i))
+		}
+	}
 	s.log.Info().Int("shard", s.id).Int("backends", len(cfg.Backends)).Int("pools", len(cfg.Pools)).Msg("configuration reloaded")
 }
 

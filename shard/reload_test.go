@@ -113,3 +113,43 @@ func TestReloadRefusesFixedKeys(t *testing.T) {
 		t.Errorf("changing timeouts: %v, want it taken", err)
 	}
 }
+
+// TestReloadTimeouts: a reload's timeouts apply to the flows already in
+// the table, from the reload on: a shorter idle timeout frees an idle
+// spliced flow at its new deadline (not at the one it was given under the
+// old file), a longer one keeps it, and a shorter request timeout answers
+// a waiting request head at once.
+func TestReloadTimeouts(t *testing.T) {
+	h := newHarness(t)
+	const req = "GET /static/x HTTP/1.1\r\nHost: x\r\n\r\n"
+	short := h.client(44100)
+	short.splice(0, req)
+	waiting := h.client(44101)
+	waiting.handshake()
+	waiting.data(header.FlagPSH, "GET /static/x HTTP/1.1\r\n")
+	h.tx.take()
+
+	next := *h.s.cfg
+	next.IdleTimeout = 10 * time.Second
+	next.RequestTimeout = 2 * time.Second
+	h.s.apply(&next)
+	h.advance(3 * time.Second)
+	if body, _ := waiting.response(h.tx.take()); !strings.HasPrefix(string(body), "HTTP/1.1 408 ") {
+		t.Errorf("waiting head 3 s after a reload to request_timeout 2s: answered %q, want 408", body)
+	}
+	h.advance(8 * time.Second)
+	if n := h.s.C.SplicedFlows.Load(); n != 0 {
+		t.Errorf("%d spliced flows 11 s after a reload to idle_timeout 10s, want 0", n)
+	}
+
+	h.tx.take() // the 408's retransmissions: its client never answers
+	long := h.client(44102)
+	long.splice(0, req)
+	longer := *h.s.cfg
+	longer.IdleTimeout = 600 * time.Second
+	h.s.apply(&longer)
+	h.advance(400 * time.Second)
+	if n := h.s.C.SplicedFlows.Load(); n != 1 {
+		t.Errorf("%d spliced flows 400 s after a reload to idle_timeout 600s, want the one", n)
+	}
+}
