@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/gopacket/pcapgo"
 
+	"webswitch/handoff/control"
 	"webswitch/l7"
 	"webswitch/shard"
 )
@@ -32,9 +33,9 @@ type fakePath struct {
 func (f *fakePath) Config() *shard.Config {
 	return &shard.Config{
 		Backends: []shard.Backend{
-			{Name: "be1", IP: [4]byte{198, 18, 0, 21}, Agent: netip.MustParseAddrPort("198.18.0.21:7070")},
-			{Name: "be2", IP: [4]byte{198, 18, 0, 22}, Agent: netip.MustParseAddrPort("198.18.0.22:7070")},
-			{Name: "be3", IP: [4]byte{198, 18, 0, 23}, Agent: netip.MustParseAddrPort("198.18.0.23:7070"), Removed: true},
+			{Target: control.Target{Name: "be1", Agent: netip.MustParseAddrPort("198.18.0.21:7070")}, IP: [4]byte{198, 18, 0, 21}},
+			{Target: control.Target{Name: "be2", Agent: netip.MustParseAddrPort("198.18.0.22:7070")}, IP: [4]byte{198, 18, 0, 22}},
+			{Target: control.Target{Name: "be3", Agent: netip.MustParseAddrPort("198.18.0.23:7070"), Removed: true}, IP: [4]byte{198, 18, 0, 23}},
 		},
 		Pools: []l7.Pool{{Name: "static", Backends: []int{0}}, {Name: "web", Backends: []int{1}}},
 	}

@@ -1,0 +1,225 @@
+package control
+
+import (
+	"crypto/rand"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"webswitch/handoff"
+	"webswitch/handoff/control/controltest"
+	"webswitch/internal/mono"
+)
+
+var testSecret = []byte("0123456789abcdef0123456789abcdef")
+
+func testConfig() *Config {
+	return &Config{
+		Secret: testSecret, ConnectTimeout: time.Second,
+		ReconnectMin: 100 * time.Millisecond, ReconnectMax: 800 * time.Millisecond,
+		HealthInterval: time.Second, HealthTimeout: 500 * time.Millisecond, HealthRise: 2, HealthFall: 3,
+		AnswerTimeout: 2 * time.Second,
+	}
+}
+
+// owner records what the Set tells it.
+type owner struct {
+	answers []answer
+	lost    []int
+	downs   []int
+}
+
+type answer struct {
+	b  int
+	id uint64
+	ok bool
+}
+
+func (o *owner) Answered(b int, id uint64, ok bool) { o.answers = append(o.answers, answer{b, id, ok}) }
+func (o *owner) Lost(b int)                         { o.lost = append(o.lost, b) }
+func (o *owner) Down(b int)                         { o.downs = append(o.downs, b) }
+
+// agent is the far end of one connection, run by the test.
+type agent struct {
+	sock *controltest.End
+	sess *handoff.Session
+	buf  []byte
+	n    int
+	msgs []handoff.Msg
+}
+
+// fixture is a Set of one back-end whose dialer hands out in-memory pipes
+// (or fails, while refuse is set), with a clock the test moves.
+type fixture struct {
+	t      *testing.T
+	set    *Set
+	own    *owner
+	now    mono.Time
+	agents []*agent // one per dial
+	dials  []mono.Time
+	refuse bool
+	mute   bool // new agents send nothing (no HELLO)
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, own: &owner{}, now: mono.Time(time.Hour)}
+	targets := []Target{{Name: "be1", Agent: netip.MustParseAddrPort("198.18.0.21:7070")}}
+	f.set = NewSet(testConfig(), targets, f.dial, f.own, zerolog.Nop(), f.now)
+	return f
+}
+
+func (f *fixture) dial(netip.AddrPort) (Socket, error) {
+	f.dials = append(f.dials, f.now)
+	if f.refuse {
+		return nil, errors.New("connection refused")
+	}
+	sw, ag := controltest.Pipe()
+	a := &agent{sock: ag, sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, handoff.MaxFrame)}
+	if f.mute {
+		a.sess = nil
+	}
+	f.agents = append(f.agents, a)
+	return sw, nil
+}
+
+// run moves the clock by d, steps the Set, then moves bytes both ways
+// until neither side has more.
+func (f *fixture) run(d time.Duration) {
+	f.now = f.now.Add(d)
+	f.set.Step(f.now)
+	for moved := true; moved; {
+		moved = false
+		f.set.Events(nil, f.now)
+		for _, a := range f.agents {
+			if a.sess == nil {
+				continue
+			}
+			if n, err := a.sock.Read(a.buf[a.n:]); err == nil && n > 0 {
+				moved = true
+				a.n += n
+				off := 0
+				for {
+					used, m, ok, err := a.sess.Receive(a.buf[off:a.n])
+					if err != nil {
+						f.t.Fatalf("agent: %v", err)
+					}
+					if used == 0 {
+						break
+					}
+					off += used
+					if ok && m.Type == handoff.MsgPing {
+						a.sess.Send(handoff.MsgPong, m.ID, nil)
+					} else if ok {
+						m.Body = append([]byte(nil), m.Body...)
+						a.msgs = append(a.msgs, m)
+					}
+				}
+				a.n = copy(a.buf, a.buf[off:a.n])
+			}
+			if p := a.sess.Pending(); len(p) > 0 {
+				if n, err := a.sock.Write(p); err == nil {
+					a.sess.Written(n)
+					moved = true
+				}
+			}
+		}
+	}
+}
+
+func (f *fixture) last() *agent { return f.agents[len(f.agents)-1] }
+
+// TestReconnectBackoff: failed connection attempts are retried after
+// ReconnectMin, doubling up to ReconnectMax; the back-end goes down once;
+// a success resets the backoff.
+func TestReconnectBackoff(t *testing.T) {
+	f := newFixture(t)
+	f.refuse = true
+	for len(f.dials) < 8 {
+		f.run(50 * time.Millisecond)
+	}
+	var gaps []time.Duration
+	for i := 1; i < len(f.dials); i++ {
+		gaps = append(gaps, f.dials[i].Sub(f.dials[i-1]))
+	}
+	want := []time.Duration{100, 200, 400, 800, 800, 800, 800}
+	if len(gaps) < len(want) {
+		t.Fatalf("%d dials, gaps %v", len(f.dials), gaps)
+	}
+	for i, w := range want {
+		if gaps[i] != w*time.Millisecond {
+			t.Fatalf("gaps between attempts %v, want %v ms", gaps, want)
+		}
+	}
+	if len(f.own.downs) != 1 || len(f.own.lost) != 0 {
+		t.Errorf("downs %v, lost %v; want down once, nothing lost (never ready)", f.own.downs, f.own.lost)
+	}
+	f.refuse = false
+	f.run(800 * time.Millisecond)
+	if st := f.set.Conn(0).State(); st != StateReady || f.set.Conn(0).backoff != 0 {
+		t.Errorf("after the agent came back: %v, backoff %v; want ready, backoff reset", st, f.set.Conn(0).backoff)
+	}
+}
+
+// TestConnectTimeout: an agent that accepts but never says HELLO is given
+// up on after ConnectTimeout.
+func TestConnectTimeout(t *testing.T) {
+	f := newFixture(t)
+	f.mute = true
+	f.run(0)
+	if st := f.set.Conn(0).State(); st != StateAuth {
+		t.Fatalf("connected to a mute agent: %v, want auth", st)
+	}
+	f.run(999 * time.Millisecond)
+	if st := f.set.Conn(0).State(); st != StateAuth {
+		t.Fatalf("before the timeout: %v, want auth", st)
+	}
+	f.run(time.Millisecond)
+	if st := f.set.Conn(0).State(); st != StateIdle || !f.last().sock.PeerClosed() || len(f.own.downs) != 1 {
+		t.Errorf("at the timeout: %v, closed %v, downs %v; want idle, closed, down", st, f.last().sock.PeerClosed(), f.own.downs)
+	}
+}
+
+// TestAnswersAndLoss: OK and ERR reach the owner with their ids; when the
+// ready connection breaks, the owner hears Lost and Down once, and the
+// Set reconnects.
+func TestAnswersAndLoss(t *testing.T) {
+	f := newFixture(t)
+	f.run(0)
+	if !f.set.Usable(0) {
+		t.Fatal("not usable after the handshake")
+	}
+	st := handoff.ConnState{
+		Client: netip.MustParseAddrPort("198.18.0.10:40000"), VIP: netip.MustParseAddrPort("198.18.0.100:80"),
+		MSS: 1460, SndWnd: 1000, RcvWnd: 1000, SndISN: 7, SndNxt: 8, RcvIRS: 100,
+	}
+	req := []byte("GET / HTTP/1.1\r\n\r\n")
+	st.RcvNxt = st.RcvIRS + 1 + uint32(len(req))
+	for id := uint64(1); id <= 2; id++ {
+		if err := f.set.SendHandoff(0, id, &st, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.run(0)
+	a := f.last()
+	if len(a.msgs) != 2 || a.msgs[0].Type != handoff.MsgHandoff {
+		t.Fatalf("agent got %+v, want two HANDOFFs", a.msgs)
+	}
+	a.sess.Send(handoff.MsgOK, 1, nil)
+	a.sess.SendErr(2, handoff.ErrCodeRecreate, "test")
+	f.run(0)
+	if want := []answer{{0, 1, true}, {0, 2, false}}; len(f.own.answers) != 2 || f.own.answers[0] != want[0] || f.own.answers[1] != want[1] {
+		t.Fatalf("answers %+v, want %+v", f.own.answers, want)
+	}
+	a.sock.Close()
+	f.run(0)
+	if len(f.own.lost) != 1 || len(f.own.downs) != 1 || f.set.Usable(0) {
+		t.Fatalf("after the agent closed: lost %v, downs %v, usable %v", f.own.lost, f.own.downs, f.set.Usable(0))
+	}
+	f.run(100 * time.Millisecond)
+	if len(f.agents) != 2 || f.set.Conn(0).State() != StateReady {
+		t.Errorf("%d dials, state %v; want a new ready connection after ReconnectMin", len(f.agents), f.set.Conn(0).State())
+	}
+}
