@@ -1,6 +1,9 @@
 # webswitch: two commands do everything on a fresh machine (as root):
 #   make demo   build, bring up the test network, show the switch working
 #   make test   unit tests, fuzz seed corpora, and the end-to-end tests
+# Both first install the Debian packages they need that are missing
+# (dist/deps.sh, the list in dist/deps/debian.txt); without root they only
+# name them (the end-to-end tests skip without root anyway).
 SHELL   := /bin/bash
 GO      ?= go
 BIN     := bin
@@ -10,7 +13,7 @@ FUZZTIME ?= 30s
 # after the unit tests.
 E2E_PKGS := ./bench/e2e/ ./bench/scenario/ ./bench/pktrate/
 
-.PHONY: all build demo test unit e2e bench vet fuzz clean install
+.PHONY: all build deps demo test unit e2e bench vet fuzz clean install
 
 # make install: binaries to $(DESTDIR)$(PREFIX)/bin, example configurations to
 # $(DESTDIR)/etc/webswitch (an existing configuration file is kept: the new
@@ -27,7 +30,10 @@ all: build
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-demo: build
+deps:
+	@dist/deps.sh
+
+demo: deps build
 	$(BIN)/wsbench demo -bin $(BIN)
 
 vet:
@@ -38,17 +44,17 @@ vet:
 # corpus; the end-to-end tests need root and skip without it. They run after
 # the unit tests, alone, so that no other test competes for the 2 CPUs while
 # they count retransmissions.
-test: vet unit e2e
+test: deps vet unit e2e
 
-unit:
+unit: deps
 	$(GO) test -count=1 -timeout 5m $$($(GO) list ./... | grep -v -e /bench/e2e -e /bench/scenario -e /bench/pktrate)
 
-e2e:
+e2e: deps
 	$(GO) test -p 1 -count=1 -v -timeout 15m $(E2E_PKGS) 2>&1 | grep -v '^            {'; exit $${PIPESTATUS[0]}
 
 # The bench harness, quick: every set-up and size in under 3 minutes; the
 # report goes to bench-out/ (wsbench run -h for the full run's flags).
-bench: build
+bench: deps build
 	$(BIN)/wsbench run -bin $(BIN) -out bench-out -quick
 
 # Run every fuzz target for FUZZTIME each (not in CI).

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"webswitch/ring"
 )
 
 // Switch is the switch's configuration file.
@@ -241,7 +243,7 @@ func (s *Switch) setDefaults() {
 		HandoffTimeout:   Duration{2 * time.Second},
 		IdleTimeout:      Duration{300 * time.Second},
 		Linger:           Duration{10 * time.Second},
-		RingVersion:      2,
+		RingVersion:      ring.DefaultVersion,
 		RingSlots:        512,
 		RingBlockSize:    1 << 20,
 		RingBlocks:       16,

@@ -11,15 +11,16 @@ import (
 type Config struct {
 	Interface string // the interface to bind to (required)
 
-	// Version picks the kind of receive ring. 0 or 3: TPACKET_V3, a ring of
-	// blocks that the kernel packs with frames and hands to user space only
-	// when a block is full or its BlockTimeout (at least 1 ms) expires: few
-	// wake-ups and dense memory, but a lone frame (a request, an ACK a
-	// sender's congestion control waits for) waits up to BlockTimeout. 2:
-	// TPACKET_V2, a ring of fixed-size slots, one frame each, which the kernel
-	// hands over as soon as it is written, waking poll(2) for every frame: low
-	// latency, paid with one wake-up per frame under light load and with
-	// memory, since every slot must hold the largest frame (see FrameSize).
+	// Version picks the kind of receive ring; 0 means DefaultVersion. 3:
+	// TPACKET_V3, a ring of blocks that the kernel packs with frames and
+	// hands to user space only when a block is full or its BlockTimeout (at
+	// least 1 ms) expires: few wake-ups and dense memory, but a lone frame
+	// (a request, an ACK a sender's congestion control waits for) waits up
+	// to BlockTimeout. 2: TPACKET_V2, a ring of fixed-size slots, one frame
+	// each, which the kernel hands over as soon as it is written, waking
+	// poll(2) for every frame: low latency, paid with one wake-up per frame
+	// under light load and with memory, since every slot must hold the
+	// largest frame (see FrameSize).
 	Version int
 
 	// BlockSize is the V3 block size in bytes: a power of two, multiple of
@@ -52,6 +53,11 @@ type Config struct {
 
 // Defaults used for zero Config fields.
 const (
+	// DefaultVersion is TPACKET_V2, and conf's switch.ring_version default:
+	// a lone frame waits up to a V3 block's retire timeout, which cut the
+	// switch's keep-alive throughput about fourfold (docs/performance.md).
+	DefaultVersion = 2
+
 	DefaultBlockSize    = 256 << 10
 	DefaultNumBlocks    = 16
 	DefaultFrameSize    = 2048
@@ -69,7 +75,7 @@ const (
 // withDefaults returns c with zero fields replaced by the defaults.
 func (c Config) withDefaults() Config {
 	if c.Version == 0 {
-		c.Version = 3
+		c.Version = DefaultVersion
 	}
 	if c.BlockSize == 0 {
 		c.BlockSize = DefaultBlockSize

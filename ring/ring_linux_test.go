@@ -88,8 +88,8 @@ func TestOpenErrors(t *testing.T) {
 		want error
 	}{
 		{name: "no interface", cfg: Config{}, want: ErrBadConfig},
-		{name: "block size not a power of two", cfg: Config{Interface: "lo", BlockSize: 3 << 12}, want: ErrBadConfig},
-		{name: "block size below a page", cfg: Config{Interface: "lo", BlockSize: 1024}, want: ErrBadConfig},
+		{name: "block size not a power of two", cfg: Config{Interface: "lo", Version: 3, BlockSize: 3 << 12}, want: ErrBadConfig},
+		{name: "block size below a page", cfg: Config{Interface: "lo", Version: 3, BlockSize: 1024}, want: ErrBadConfig},
 		{name: "frame size not aligned", cfg: Config{Interface: "lo", FrameSize: 1000}, want: ErrBadConfig},
 		{name: "negative blocks", cfg: Config{Interface: "lo", NumBlocks: -1}, want: ErrBadConfig},
 		{name: "empty filter", cfg: Config{Interface: "lo", Filter: []SockFilter{}}, want: ErrBadConfig},
@@ -627,9 +627,9 @@ func TestSuperFrame(t *testing.T) {
 		cfg   Config
 		whole bool
 	}{
-		{name: "V3 default", cfg: Config{}, whole: true},
-		{name: "V2 default", cfg: Config{Version: 2}, whole: true},
-		{name: "V3 64 KiB blocks", cfg: Config{BlockSize: 64 << 10}},
+		{name: "V3 default", cfg: Config{Version: 3}, whole: true},
+		{name: "V2 default", cfg: Config{}, whole: true},
+		{name: "V3 64 KiB blocks", cfg: Config{Version: 3, BlockSize: 64 << 10}},
 		{name: "V2 2 KiB frames", cfg: Config{Version: 2, FrameSize: 2048}},
 	}
 	for _, tt := range tests {
@@ -675,7 +675,7 @@ func TestWakeupDelay(t *testing.T) {
 	forVersions(t, func(t *testing.T, version int) {
 		l := newLAN(t, 1, 2)
 		// Host 2 only sends: its ring lets nothing in.
-		s := openIn(t, l.hostNS(2), Config{BlockSize: 64 << 10, NumBlocks: 1, Filter: FilterTCPToAddr(vip)}).NewSender(4)
+		s := openIn(t, l.hostNS(2), Config{Version: 3, BlockSize: 64 << 10, NumBlocks: 1, Filter: FilterTCPToAddr(vip)}).NewSender(4)
 		r := openIn(t, l.hostNS(1), Config{Version: version, Filter: FilterTCPToAddr([4]byte{198, 18, 0, 1})})
 		frame := tcpFrame(make([]byte, 100), "ping")
 		const n = 200

@@ -26,6 +26,7 @@ func OpenSender(tb *testbed.Testbed, host string) (*ring.Ring, error) {
 		var err error
 		r, err = ring.Open(ring.Config{
 			Interface:   "eth0",
+			Version:     3, // a V2 slot holds a 64 KiB frame; a V3 block can be a page
 			BlockSize:   os.Getpagesize(),
 			NumBlocks:   1,
 			Filter:      dropAll,
