@@ -15,6 +15,9 @@ const (
 	arpOpReply      = 2
 	arpHLenEthernet = 6
 	arpPLenIPv4     = 4
+	// minFrameLen is the shortest Ethernet frame (without its FCS): the
+	// resolver pads what it sends to it rather than trust the driver to.
+	minFrameLen = 60
 )
 
 var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -50,7 +53,8 @@ func (f arpFrame) sha() [6]byte { return [6]byte(f[header.EthernetLen+8:]) }
 func (f arpFrame) spa() [4]byte { return [4]byte(f[header.EthernetLen+14:]) }
 func (f arpFrame) tpa() [4]byte { return [4]byte(f[header.EthernetLen+24:]) }
 
-// encode writes a complete frame into f (arpFrameLen bytes): an Ethernet
+// encode writes a complete frame into f (at least arpFrameLen bytes, the
+// rest left as it is: padding): an Ethernet
 // header from sha to dst, and an ARP packet of op.
 func (f arpFrame) encode(dst [6]byte, op uint16, sha [6]byte, spa [4]byte, tha [6]byte, tpa [4]byte) {
 	header.Ethernet(f).Encode(dst[:], sha[:], header.EtherTypeARP)

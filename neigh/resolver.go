@@ -85,8 +85,9 @@ type Resolver struct {
 	log  zerolog.Logger
 	now  func() time.Time // time.Now, or a test's clock
 
-	// Run's own: the frame being sent and its destination, the frame read.
-	out    [arpFrameLen]byte
+	// Run's own: the frame being sent (its padding stays zero) and its
+	// destination, the frame read.
+	out    [minFrameLen]byte
 	dstMAC [6]byte
 	dst    packet.Addr // HardwareAddr is dstMAC
 	in     [256]byte
