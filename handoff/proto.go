@@ -265,8 +265,8 @@ func (h Health) String() string {
 	return "Health(" + strconv.Itoa(int(h)) + ")"
 }
 
-// loadLen is the size of a LOAD body.
-const loadLen = 5
+// LoadLen is the size of a LOAD body.
+const LoadLen = 5
 
 // AppendLoadBody appends a LOAD body (active connections, health) to dst.
 func AppendLoadBody(dst []byte, active uint32, h Health) []byte {
@@ -278,9 +278,9 @@ func AppendLoadBody(dst []byte, active uint32, h Health) []byte {
 // body and ErrMalformed for a long one or an unknown health state.
 func DecodeLoadBody(body []byte) (active uint32, h Health, err error) {
 	switch {
-	case len(body) < loadLen:
+	case len(body) < LoadLen:
 		return 0, 0, ErrTruncated
-	case len(body) > loadLen || Health(body[4]) > maxHealth:
+	case len(body) > LoadLen || Health(body[4]) > maxHealth:
 		return 0, 0, ErrMalformed
 	}
 	return binary.BigEndian.Uint32(body), Health(body[4]), nil

@@ -8,10 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
-
-// cmpAddrPort lets cmp compare netip values, whose fields are unexported.
-var cmpAddrPort = cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })
 
 // testState returns a consistent ConnState for a request of n bytes.
 func testState(n int) ConnState {
@@ -73,7 +71,7 @@ func TestHandoffBodyRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeHandoffBody: %v", err)
 			}
-			if diff := cmp.Diff(tt.st, got, cmpAddrPort); diff != "" {
+			if diff := cmp.Diff(tt.st, got, cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
 				t.Errorf("state (-want +got):\n%s", diff)
 			}
 			if !bytes.Equal(req, tt.req) {

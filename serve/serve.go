@@ -1,4 +1,11 @@
-package handoff
+// Package serve holds the back-end servers handoffd runs on the
+// connections it is given, handed-off or direct: Static (files over HTTP),
+// Upstream (splicing to a local server, with an optional PROXY protocol
+// header) and TLSListener (TLS termination). It knows nothing of the handoff
+// protocol: any net.Listener feeds it.
+//
+// The connections come from package handoff/agent's Listener.
+package serve
 
 import (
 	"context"
