@@ -225,10 +225,7 @@ func proxy(client net.Conn, upstream string, header ProxyVersion) {
 	}
 	// Copy on the underlying connection so both ends are *net.TCPConn and
 	// io.Copy splices; client.Close above keeps the listener's count right.
-	inner := client
-	if w, ok := client.(interface{ NetConn() net.Conn }); ok {
-		inner = w.NetConn()
-	}
+	inner := netConn(client)
 	abort := func() { client.Close(); up.Close() }
 	done := make(chan struct{})
 	go func() {
@@ -249,6 +246,15 @@ func pipe(dst, src net.Conn, abort func()) {
 	if err != nil {
 		abort()
 	}
+}
+
+// netConn returns the connection c wraps, if it says (as crypto/tls.Conn and
+// the agent's accepted connections do with a NetConn method), else c.
+func netConn(c net.Conn) net.Conn {
+	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
+		return w.NetConn()
+	}
+	return c
 }
 
 var errNoHalfClose = errors.New("connection cannot half-close")

@@ -25,11 +25,11 @@ import (
 // Agent defaults.
 const (
 	DefaultLoadInterval = time.Second
-	DefaultAgentTimeout = 5 * time.Second
+	DefaultTimeout      = 5 * time.Second
 )
 
 // errAgentConfig is returned by Serve when a required field is missing.
-var errAgentConfig = errors.New("handoff: Agent needs Secret, Recreate and Deliver")
+var errAgentConfig = errors.New("agent: Agent needs Secret, Recreate and Deliver")
 
 // Agent serves control connections from switches: handshake, then for each
 // HANDOFF it calls Recreate and answers OK or ERR(code, reason) with the same
@@ -58,11 +58,11 @@ type Agent struct {
 	Active func() uint32
 
 	LoadInterval time.Duration // between LOAD reports; 0 means DefaultLoadInterval
-	Timeout      time.Duration // handshake deadline and per-write deadline; 0 means DefaultAgentTimeout
+	Timeout      time.Duration // handshake deadline and per-write deadline; 0 means DefaultTimeout
 	Log          zerolog.Logger
 
 	// Stats counts handoffs and rejected connections; read with atomic loads.
-	Stats AgentStats
+	Stats Stats
 
 	draining   atomic.Bool
 	serverDown atomic.Bool
@@ -76,8 +76,8 @@ type Agent struct {
 	wg        sync.WaitGroup
 }
 
-// AgentStats are the Agent's counters.
-type AgentStats struct {
+// Stats are the Agent's counters.
+type Stats struct {
 	Sessions       atomic.Uint64 // control connections that completed the handshake
 	Handoffs       atomic.Uint64 // HANDOFFs re-created, answered OK and passed to Deliver
 	RecreateFailed atomic.Uint64 // HANDOFFs answered ERR(handoff.ErrCodeRecreate)
@@ -97,7 +97,7 @@ type AgentStats struct {
 
 // Snapshot returns the counters by name, for logs: "sessions", "handoffs",
 // "recreate_failed", "malformed" and "reject_<reason>" for every reason.
-func (s *AgentStats) Snapshot() map[string]uint64 {
+func (s *Stats) Snapshot() map[string]uint64 {
 	return map[string]uint64{
 		"sessions":         s.Sessions.Load(),
 		"handoffs":         s.Handoffs.Load(),
@@ -330,7 +330,7 @@ func (a *Agent) newConn(c net.Conn) *agentConn {
 		sess:    handoff.NewAgentSession(a.Secret, nil),
 	}
 	if cc.timeout <= 0 {
-		cc.timeout = DefaultAgentTimeout
+		cc.timeout = DefaultTimeout
 	}
 	return cc
 }

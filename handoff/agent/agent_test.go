@@ -356,12 +356,12 @@ func TestAgentRejects(t *testing.T) {
 		name    string
 		secret  []byte
 		attack  func(ts *testSwitch) // after the handshake, if it succeeds
-		counter func(s *AgentStats) *atomic.Uint64
+		counter func(s *Stats) *atomic.Uint64
 	}{
 		{
 			name:    "wrong secret",
 			secret:  []byte("not the secret"),
-			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectAuth },
+			counter: func(s *Stats) *atomic.Uint64 { return &s.RejectAuth },
 		},
 		{
 			name:   "tampered HANDOFF",
@@ -377,7 +377,7 @@ func TestAgentRejects(t *testing.T) {
 					ts.t.Fatal(err)
 				}
 			},
-			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectMAC },
+			counter: func(s *Stats) *atomic.Uint64 { return &s.RejectMAC },
 		},
 		{
 			name:   "unknown version",
@@ -391,7 +391,7 @@ func TestAgentRejects(t *testing.T) {
 					ts.t.Fatal(err)
 				}
 			},
-			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectVersion },
+			counter: func(s *Stats) *atomic.Uint64 { return &s.RejectVersion },
 		},
 		{
 			name:   "EOF inside a frame",
@@ -408,7 +408,7 @@ func TestAgentRejects(t *testing.T) {
 					ts.t.Fatal(err)
 				}
 			},
-			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectTruncated },
+			counter: func(s *Stats) *atomic.Uint64 { return &s.RejectTruncated },
 		},
 	}
 	for _, tt := range tests {
@@ -585,7 +585,7 @@ func TestAgentConfig(t *testing.T) {
 
 // TestAgentStatsSnapshot: every counter appears under its own name.
 func TestAgentStatsSnapshot(t *testing.T) {
-	var s AgentStats
+	var s Stats
 	counters := map[string]*atomic.Uint64{
 		"sessions": &s.Sessions, "handoffs": &s.Handoffs, "recreate_failed": &s.RecreateFailed,
 		"malformed": &s.Malformed, "reject_auth": &s.RejectAuth, "reject_mac": &s.RejectMAC,
