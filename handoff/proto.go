@@ -8,8 +8,11 @@ import (
 	"strconv"
 )
 
-// Version is the wire protocol version this package speaks.
-const Version = 1
+// Version is the wire protocol version this package speaks. Version 2
+// dropped the handshake RTT from the HANDOFF body (TCP_REPAIR cannot set an
+// RTT; the agent measures it with its probe byte), so the body layout
+// changed: a version-1 peer is refused with ErrVersion.
+const Version = 2
 
 // Frame sizes. Every message is a 16-byte header, the body and a 16-byte MAC;
 // all integers are big-endian:
@@ -124,8 +127,7 @@ const (
 	hoSndWScale = 39
 	hoRcvWScale = 40
 	hoFlags     = 41
-	hoRTT       = 42
-	hoReqLen    = 46
+	hoReqLen    = 42
 
 	familyIPv4 = 4
 
@@ -178,7 +180,6 @@ func AppendHandoffBody(dst []byte, st *ConnState, request []byte) []byte {
 		flags |= flagSACKOK
 	}
 	b[hoFlags] = flags
-	be.PutUint32(b[hoRTT:], st.RTTMicros)
 	be.PutUint32(b[hoReqLen:], uint32(len(request)))
 	copy(dst[n+HandoffFixedLen:], request)
 	return dst
@@ -214,7 +215,6 @@ func DecodeHandoffBody(body []byte, st *ConnState) (request []byte, err error) {
 		RcvWScale: body[hoRcvWScale],
 		WScaleOK:  flags&flagWScaleOK != 0,
 		SACKOK:    flags&flagSACKOK != 0,
-		RTTMicros: be.Uint32(body[hoRTT:]),
 	}
 	switch {
 	case flags&^knownFlags != 0,

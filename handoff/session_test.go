@@ -250,7 +250,8 @@ func TestSessionReceiveErrors(t *testing.T) {
 		want error
 	}{
 		{"intact", func(f []byte) []byte { return f }, nil},
-		{"version 2", func(f []byte) []byte { f[hdrVersion] = 2; return f }, ErrVersion},
+		{"next version", func(f []byte) []byte { f[hdrVersion] = Version + 1; return f }, ErrVersion},
+		{"version 1 (RTT in HANDOFF)", func(f []byte) []byte { f[hdrVersion] = 1; return f }, ErrVersion},
 		{"version 0", func(f []byte) []byte { f[hdrVersion] = 0; return f }, ErrVersion},
 		{"flags set", func(f []byte) []byte { f[hdrFlags+1] = 1; return f }, ErrVersion},
 		{"type 0", func(f []byte) []byte { f[hdrType] = 0; return f }, ErrType},

@@ -29,6 +29,4 @@ type ConnState struct {
 	RcvWScale uint8  // the window scale the switch advertised (valid if WScaleOK)
 	WScaleOK  bool   // window scaling was negotiated
 	SACKOK    bool   // SACK permitted was negotiated
-
-	RTTMicros uint32 // handshake round-trip time the switch measured, 0 if unknown
 }
