@@ -27,9 +27,14 @@ const Version = 2
 const (
 	HeaderLen = 16                           // bytes in a frame header
 	MACLen    = 16                           // bytes in a frame's trailing MAC
-	MaxBody   = 1<<20 + 4<<10                // largest body a frame may carry
+	MaxBody   = HandoffFixedLen + MaxRequest // largest body a frame may carry: a HANDOFF's
 	MaxFrame  = HeaderLen + MaxBody + MACLen // largest frame on the wire
 )
+
+// MaxRequest is the most client bytes a HANDOFF carries: the largest request
+// window a switch may buffer per connection (conf checks
+// switch.request_window against it).
+const MaxRequest = 1 << 20
 
 // Header field offsets.
 const (

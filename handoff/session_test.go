@@ -189,6 +189,7 @@ func TestSessionSendErrors(t *testing.T) {
 	st := testState(0)
 	badState := testState(0)
 	badState.MSS = 10
+	window, overWindow := testState(MaxRequest), testState(MaxRequest+1)
 	tests := []struct {
 		name string
 		send func() error
@@ -203,6 +204,8 @@ func TestSessionSendErrors(t *testing.T) {
 		{"body too large", func() error { return sw.Send(MsgPing, 1, make([]byte, MaxBody+1)) }, ErrTooLarge},
 		{"request too large", func() error { return sw.SendHandoff(1, &st, make([]byte, MaxBody)) }, ErrTooLarge},
 		{"invalid state", func() error { return sw.SendHandoff(1, &badState, nil) }, ErrMalformed},
+		{"request over the window", func() error { return sw.SendHandoff(1, &overWindow, make([]byte, MaxRequest+1)) }, ErrTooLarge},
+		{"request of the largest window", func() error { return sw.SendHandoff(1, &window, make([]byte, MaxRequest)) }, nil},
 		{"largest body", func() error { return sw.Send(MsgPing, 1, make([]byte, MaxBody)) }, nil},
 	}
 	for _, tt := range tests {
