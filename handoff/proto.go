@@ -24,11 +24,25 @@ const Version = 2
 //	8  u64 id
 //	16 body
 //	.. MAC
+//
+// The body limit depends on the direction: only the switch sends the large
+// message (HANDOFF, with the client's request); the agent's messages are
+// small. Each end sizes its read buffer for the frames it receives: the
+// switch MaxFrameToSwitch, the agent MaxFrameToAgent.
 const (
-	HeaderLen = 16                           // bytes in a frame header
-	MACLen    = 16                           // bytes in a frame's trailing MAC
-	MaxBody   = HandoffFixedLen + MaxRequest // largest body a frame may carry: a HANDOFF's
-	MaxFrame  = HeaderLen + MaxBody + MACLen // largest frame on the wire
+	HeaderLen = 16 // bytes in a frame header
+	MACLen    = 16 // bytes in a frame's trailing MAC
+
+	// MaxBodyToAgent is the largest body the switch sends: a HANDOFF
+	// carrying MaxRequest request bytes.
+	MaxBodyToAgent = HandoffFixedLen + MaxRequest
+	// MaxBodyToSwitch is the largest body an agent sends: its handshake
+	// messages, OK, LOAD, PING, PONG and GOAWAY are far smaller, and
+	// SendErr cuts an ERR's reason to fit.
+	MaxBodyToSwitch = 1 << 10
+
+	MaxFrameToAgent  = HeaderLen + MaxBodyToAgent + MACLen  // largest frame an agent receives
+	MaxFrameToSwitch = HeaderLen + MaxBodyToSwitch + MACLen // largest frame a switch receives
 )
 
 // MaxRequest is the most client bytes a HANDOFF carries: the largest request

@@ -433,8 +433,9 @@ func (cc *agentConn) run() error {
 			r = 0
 		case w == len(buf):
 			// A frame larger than buf: Receive has checked its length
-			// against MaxBody, so growing up to MaxFrame is bounded.
-			nb := make([]byte, min(2*len(buf), handoff.MaxFrame))
+			// against MaxBodyToAgent, so growing up to MaxFrameToAgent
+			// is bounded.
+			nb := make([]byte, min(2*len(buf), handoff.MaxFrameToAgent))
 			copy(nb, buf[:w])
 			buf = nb
 		}
