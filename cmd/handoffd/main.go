@@ -40,7 +40,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -53,9 +52,6 @@ import (
 	"webswitch/handoff/agent"
 	"webswitch/serve"
 )
-
-// vipPort is the port of the handed-off connections' listener address.
-const vipPort = 80
 
 func main() {
 	os.Exit(run())
@@ -116,7 +112,7 @@ func run() int {
 		log.Error().Err(err).Msg("control listener")
 		return 1
 	}
-	ag, conns := agent.NewAgentListener(secret, netip.AddrPortFrom(cfg.Agent.VIP, vipPort), log)
+	ag, conns := agent.New(secret, cfg.Agent.VIP, log)
 	listeners := []net.Listener{conns}
 	if cfg.Serve.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.Serve.TLSCert, cfg.Serve.TLSKey)

@@ -10,7 +10,7 @@
 //   - it delivers each connection to an agent.Listener, a net.Listener
 //     whose Accept returns them, so any Go server serves them, here
 //     http.Server.Serve;
-//   - agent.NewAgentListener makes the pair.
+//   - agent.New makes the pair.
 //
 // The connections are the clients' own: RemoteAddr is the client's real
 // address and port (no PROXY header or X-Forwarded-For needed), LocalAddr
@@ -38,7 +38,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -49,9 +48,6 @@ import (
 	"webswitch/conf"
 	"webswitch/handoff/agent"
 )
-
-// vipPort is the port of the handed-off connections' listener address.
-const vipPort = 80
 
 // Server timeouts.
 const (
@@ -83,7 +79,7 @@ func run() int {
 		return 1
 	}
 	// The agent, and the handed-off connections as a net.Listener.
-	ag, conns := agent.NewAgentListener(secret, netip.AddrPortFrom(cfg.Agent.VIP, vipPort), log)
+	ag, conns := agent.New(secret, cfg.Agent.VIP, log)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", hello)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout}

@@ -22,6 +22,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	"webswitch/handoff"
@@ -573,5 +574,63 @@ func TestTuneControl(t *testing.T) {
 	}
 	if got := time.Duration(us) * time.Microsecond; gerr != nil || got < sys.ControlRTOMin || got > sys.ControlRTOMin+10*time.Millisecond {
 		t.Errorf("TCP_RTO_MIN_US = %v, %v; want %v rounded up to a clock tick", got, gerr, sys.ControlRTOMin)
+	}
+}
+
+// TestAgentListenerAddrs hands off connections to two ports of the VIP
+// through an agent and its listener, as handoffd and httpagent run them: each
+// accepted connection's LocalAddr is the VIP and port its client connected
+// to, and the listener's Addr claims no port, for it serves them all.
+func TestAgentListenerAddrs(t *testing.T) {
+	ns := newNetns(t, "198.18.0.100/32", "198.18.0.10/32")
+	dropResets(t, ns) // the probe byte finds no client socket
+	vip := netip.MustParseAddr("198.18.0.100")
+	a, l := New(testSecret, vip, zerolog.Nop())
+	defer l.Close()
+	a.Recreate = func(st *handoff.ConnState, request []byte) (c net.Conn, err error) {
+		err = inNetns(ns, func() error {
+			c, err = Recreate(st, request)
+			return err
+		})
+		return c, err
+	}
+	ctl, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go a.Serve(ctl)
+	defer a.Close()
+	ts, err := dialSwitch(t, ctl.Addr().String(), testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	request := []byte("GET / HTTP/1.1\r\n\r\n")
+	for i, port := range []uint16{443, 80} {
+		st := testState(len(request))
+		st.VIP = netip.AddrPortFrom(vip, port)
+		st.Client = netip.AddrPortFrom(st.Client.Addr(), 40000+port)
+		if err := ts.s.SendHandoff(uint64(i), &st, request); err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.flush(); err != nil {
+			t.Fatal(err)
+		}
+		if m := ts.reply(); m.Type != handoff.MsgOK {
+			t.Fatalf("port %d: %v %q, want OK", port, m.Type, m.Body)
+		}
+		c, err := acceptTimeout(t, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if got := c.LocalAddr().String(); got != st.VIP.String() {
+			t.Errorf("port %d: LocalAddr = %s, want %s", port, got, st.VIP)
+		}
+		if got := c.RemoteAddr().String(); got != st.Client.String() {
+			t.Errorf("port %d: RemoteAddr = %s, want %s", port, got, st.Client)
+		}
+	}
+	if got, want := l.Addr().String(), "198.18.0.100:0"; got != want {
+		t.Errorf("listener Addr = %s, want %s (the VIP, any port)", got, want)
 	}
 }
