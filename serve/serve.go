@@ -39,7 +39,7 @@ type Server interface {
 // Range, HEAD) with net/http's FileServer, with sane timeouts. Responses
 // have no write deadline, so large files to slow clients are not cut off.
 // Files go out with sendfile(2) when the connections are *net.TCPConn or
-// wrap one (as Listener's do).
+// wrap one (as agent.Listener's do).
 type Static struct {
 	root string
 	srv  http.Server
