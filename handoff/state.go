@@ -3,9 +3,9 @@
 // layouts (proto.go), the authenticated session without I/O (session.go), and
 // the connection state a HANDOFF carries (state.go).
 //
-// The switch's end runs in package shard; the back-end's end is package
-// handoff/agent (which re-creates handed-off connections), and package serve
-// serves them.
+// The switch's end is package handoff/control (a shard's control
+// connections); the back-end's end is package handoff/agent (which
+// re-creates handed-off connections), and package serve serves them.
 package handoff
 
 import "net/netip"

@@ -3,8 +3,9 @@
 // connection in this host's kernel with TCP_REPAIR (Recreate), and delivers
 // it to a Listener, a net.Listener any Go server can serve.
 //
-// The wire protocol is package handoff; the servers handoffd runs on the
-// delivered connections are package serve.
+// The wire protocol is package handoff, the switch's end package
+// handoff/control; the servers handoffd runs on the delivered connections
+// are package serve.
 package agent
 
 import (
