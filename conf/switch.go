@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"webswitch/handoff"
 	"webswitch/ring"
 )
 
@@ -289,7 +290,7 @@ func (s *SwitchSection) validate(v *validator) {
 	if s.RequestWindow < s.MaxRequestHead {
 		v.fail("switch.request_window", "%d is smaller than max_request_head (%d)", s.RequestWindow, s.MaxRequestHead)
 	}
-	v.intRange("switch.request_window", s.RequestWindow, 1024, 1<<20)
+	v.intRange("switch.request_window", s.RequestWindow, 1024, handoff.MaxRequest)
 	v.positive("switch.request_timeout", s.RequestTimeout)
 	v.positive("switch.handoff_timeout", s.HandoffTimeout)
 	v.positive("switch.idle_timeout", s.IdleTimeout)

@@ -8,8 +8,11 @@ import (
 	"strconv"
 )
 
-// Version is the wire protocol version this package speaks.
-const Version = 1
+// Version is the wire protocol version this package speaks. Version 2
+// dropped the handshake RTT from the HANDOFF body (TCP_REPAIR cannot set an
+// RTT; the agent measures it with its probe byte), so the body layout
+// changed: a version-1 peer is refused with ErrVersion.
+const Version = 2
 
 // Frame sizes. Every message is a 16-byte header, the body and a 16-byte MAC;
 // all integers are big-endian:
@@ -21,12 +24,31 @@ const Version = 1
 //	8  u64 id
 //	16 body
 //	.. MAC
+//
+// The body limit depends on the direction: only the switch sends the large
+// message (HANDOFF, with the client's request); the agent's messages are
+// small. Each end sizes its read buffer for the frames it receives: the
+// switch MaxFrameToSwitch, the agent MaxFrameToAgent.
 const (
-	HeaderLen = 16                           // bytes in a frame header
-	MACLen    = 16                           // bytes in a frame's trailing MAC
-	MaxBody   = 1<<20 + 4<<10                // largest body a frame may carry
-	MaxFrame  = HeaderLen + MaxBody + MACLen // largest frame on the wire
+	HeaderLen = 16 // bytes in a frame header
+	MACLen    = 16 // bytes in a frame's trailing MAC
+
+	// MaxBodyToAgent is the largest body the switch sends: a HANDOFF
+	// carrying MaxRequest request bytes.
+	MaxBodyToAgent = HandoffFixedLen + MaxRequest
+	// MaxBodyToSwitch is the largest body an agent sends: its handshake
+	// messages, OK, LOAD, PING, PONG and GOAWAY are far smaller, and
+	// SendErr cuts an ERR's reason to fit.
+	MaxBodyToSwitch = 1 << 10
+
+	MaxFrameToAgent  = HeaderLen + MaxBodyToAgent + MACLen  // largest frame an agent receives
+	MaxFrameToSwitch = HeaderLen + MaxBodyToSwitch + MACLen // largest frame a switch receives
 )
+
+// MaxRequest is the most client bytes a HANDOFF carries: the largest request
+// window a switch may buffer per connection (conf checks
+// switch.request_window against it).
+const MaxRequest = 1 << 20
 
 // Header field offsets.
 const (
@@ -124,8 +146,7 @@ const (
 	hoSndWScale = 39
 	hoRcvWScale = 40
 	hoFlags     = 41
-	hoRTT       = 42
-	hoReqLen    = 46
+	hoReqLen    = 42
 
 	familyIPv4 = 4
 
@@ -178,7 +199,6 @@ func AppendHandoffBody(dst []byte, st *ConnState, request []byte) []byte {
 		flags |= flagSACKOK
 	}
 	b[hoFlags] = flags
-	be.PutUint32(b[hoRTT:], st.RTTMicros)
 	be.PutUint32(b[hoReqLen:], uint32(len(request)))
 	copy(dst[n+HandoffFixedLen:], request)
 	return dst
@@ -214,7 +234,6 @@ func DecodeHandoffBody(body []byte, st *ConnState) (request []byte, err error) {
 		RcvWScale: body[hoRcvWScale],
 		WScaleOK:  flags&flagWScaleOK != 0,
 		SACKOK:    flags&flagSACKOK != 0,
-		RTTMicros: be.Uint32(body[hoRTT:]),
 	}
 	switch {
 	case flags&^knownFlags != 0,
@@ -265,8 +284,8 @@ func (h Health) String() string {
 	return "Health(" + strconv.Itoa(int(h)) + ")"
 }
 
-// loadLen is the size of a LOAD body.
-const loadLen = 5
+// LoadLen is the size of a LOAD body.
+const LoadLen = 5
 
 // AppendLoadBody appends a LOAD body (active connections, health) to dst.
 func AppendLoadBody(dst []byte, active uint32, h Health) []byte {
@@ -278,9 +297,9 @@ func AppendLoadBody(dst []byte, active uint32, h Health) []byte {
 // body and ErrMalformed for a long one or an unknown health state.
 func DecodeLoadBody(body []byte) (active uint32, h Health, err error) {
 	switch {
-	case len(body) < loadLen:
+	case len(body) < LoadLen:
 		return 0, 0, ErrTruncated
-	case len(body) > loadLen || Health(body[4]) > maxHealth:
+	case len(body) > LoadLen || Health(body[4]) > maxHealth:
 		return 0, 0, ErrMalformed
 	}
 	return binary.BigEndian.Uint32(body), Health(body[4]), nil

@@ -8,24 +8,21 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
-
-// cmpAddrPort lets cmp compare netip values, whose fields are unexported.
-var cmpAddrPort = cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })
 
 // testState returns a consistent ConnState for a request of n bytes.
 func testState(n int) ConnState {
 	return ConnState{
-		Client:    netip.MustParseAddrPort("198.18.0.10:40000"),
-		VIP:       netip.MustParseAddrPort("198.18.0.100:80"),
-		SndISN:    1000,
-		SndNxt:    1001,
-		RcvIRS:    5000,
-		RcvNxt:    5001 + uint32(n),
-		SndWnd:    64240,
-		RcvWnd:    65535,
-		MSS:       1460,
-		RTTMicros: 250,
+		Client: netip.MustParseAddrPort("198.18.0.10:40000"),
+		VIP:    netip.MustParseAddrPort("198.18.0.100:80"),
+		SndISN: 1000,
+		SndNxt: 1001,
+		RcvIRS: 5000,
+		RcvNxt: 5001 + uint32(n),
+		SndWnd: 64240,
+		RcvWnd: 65535,
+		MSS:    1460,
 	}
 }
 
@@ -73,13 +70,55 @@ func TestHandoffBodyRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("DecodeHandoffBody: %v", err)
 			}
-			if diff := cmp.Diff(tt.st, got, cmpAddrPort); diff != "" {
+			if diff := cmp.Diff(tt.st, got, cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
 				t.Errorf("state (-want +got):\n%s", diff)
 			}
 			if !bytes.Equal(req, tt.req) {
 				t.Errorf("request: got %d bytes, want %d", len(req), len(tt.req))
 			}
 		})
+	}
+}
+
+// TestHandoffBodyGolden pins the HANDOFF body layout of this Version, byte
+// by byte, so that a layout change shows up here and bumps Version.
+func TestHandoffBodyGolden(t *testing.T) {
+	st := ConnState{
+		Client:    netip.MustParseAddrPort("198.18.0.10:40000"),
+		VIP:       netip.MustParseAddrPort("198.18.0.100:443"),
+		SndISN:    0x01020304,
+		SndNxt:    0x01020305,
+		RcvIRS:    0x0a0b0c0d,
+		RcvNxt:    0x0a0b0c11,
+		SndWnd:    64240,
+		RcvWnd:    65535,
+		MSS:       1460,
+		SndWScale: 7,
+		RcvWScale: 9,
+		WScaleOK:  true,
+		SACKOK:    true,
+	}
+	want := []byte{
+		familyIPv4,
+		198, 18, 0, 10, 0x9c, 0x40, // client 198.18.0.10:40000
+		198, 18, 0, 100, 0x01, 0xbb, // VIP 198.18.0.100:443
+		0x01, 0x02, 0x03, 0x04, // SndISN
+		0x01, 0x02, 0x03, 0x05, // SndNxt
+		0x0a, 0x0b, 0x0c, 0x0d, // RcvIRS
+		0x0a, 0x0b, 0x0c, 0x11, // RcvNxt
+		0x00, 0x00, 0xfa, 0xf0, // SndWnd
+		0x00, 0x00, 0xff, 0xff, // RcvWnd
+		0x05, 0xb4, // MSS
+		7, 9, // window scales
+		flagWScaleOK | flagSACKOK,
+		0, 0, 0, 3, // request length
+		'G', 'E', 'T',
+	}
+	if got := AppendHandoffBody(nil, &st, []byte("GET")); !bytes.Equal(got, want) {
+		t.Errorf("AppendHandoffBody:\n got %x\nwant %x", got, want)
+	}
+	if HandoffFixedLen != len(want)-len("GET") {
+		t.Errorf("HandoffFixedLen = %d, want %d", HandoffFixedLen, len(want)-len("GET"))
 	}
 }
 

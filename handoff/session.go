@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"unicode/utf8"
 )
 
 // Handshake constants. The agent opens with HELLO(Na); the switch answers
@@ -56,6 +57,8 @@ type Msg struct {
 type Session struct {
 	agent   bool
 	state   sessionState
+	maxRecv int       // body limit of the frames this end receives
+	maxSend int       // body limit of the frames this end sends
 	err     error     // sticky fatal error
 	rand    io.Reader // nonce source
 	auth    hash.Hash // HMAC keyed with the shared secret; handshake only
@@ -81,6 +84,7 @@ type Session struct {
 func NewSwitchSession(secret []byte, rand io.Reader) *Session {
 	s := newSession(secret, rand)
 	s.sendDir, s.recvDir = dirToAgent, dirToSwitch
+	s.maxSend, s.maxRecv = MaxBodyToAgent, MaxBodyToSwitch
 	s.state = stateWaitHello
 	return s
 }
@@ -93,6 +97,7 @@ func NewAgentSession(secret []byte, rand io.Reader) *Session {
 	s := newSession(secret, rand)
 	s.agent = true
 	s.sendDir, s.recvDir = dirToSwitch, dirToAgent
+	s.maxSend, s.maxRecv = MaxBodyToSwitch, MaxBodyToAgent
 	if _, err := io.ReadFull(s.rand, s.na[:]); err != nil {
 		s.err = fmt.Errorf("handoff: reading nonce: %w", err)
 		return s
@@ -130,11 +135,14 @@ func (s *Session) Written(n int) {
 // Pending) and reported with ok false. An application message is returned
 // with ok true; its body aliases in.
 //
-// Errors: ErrVersion (version or flags), ErrType (unknown type, or one this
-// end never receives), ErrTooLarge, ErrMAC (a forged, replayed, reordered or
-// damaged message), ErrState (a handshake message out of turn, an application
-// message before the handshake), ErrAuth (wrong secret on the other end),
-// ErrTruncated and ErrMalformed (handshake body of the wrong size).
+// The header is checked as soon as its HeaderLen bytes are in, before any
+// body byte is needed: ErrVersion (version or flags), ErrType (an unknown
+// type, or one this end never receives), ErrTooLarge (a body over the limit
+// of its direction, MaxBodyToAgent or MaxBodyToSwitch). Then, with the whole
+// frame: ErrMAC (a forged, replayed, reordered or damaged message), ErrState
+// (a handshake message out of turn, an application message before the
+// handshake), ErrAuth (wrong secret on the other end), ErrTruncated and
+// ErrMalformed (handshake body of the wrong size).
 func (s *Session) Receive(in []byte) (consumed int, m Msg, ok bool, err error) {
 	if s.err != nil {
 		return 0, Msg{}, false, s.err
@@ -156,11 +164,11 @@ func (s *Session) receive(in []byte) (int, Msg, bool, error) {
 		return 0, Msg{}, false, ErrVersion
 	}
 	t := MsgType(in[hdrType])
-	if !t.Valid() {
+	if !s.receives(t) {
 		return 0, Msg{}, false, ErrType
 	}
 	blen := be.Uint32(in[hdrLen:])
-	if blen > MaxBody {
+	if blen > uint32(s.maxRecv) {
 		return 0, Msg{}, false, ErrTooLarge
 	}
 	end := HeaderLen + int(blen)
@@ -177,11 +185,8 @@ func (s *Session) receive(in []byte) (int, Msg, bool, error) {
 		return 0, Msg{}, false, ErrMAC
 	}
 	s.recvCtr++
-	switch {
-	case isHandshake(t):
+	if isHandshake(t) {
 		return 0, Msg{}, false, ErrState
-	case !s.receives(t):
-		return 0, Msg{}, false, ErrType
 	}
 	return total, m, true, nil
 }
@@ -254,14 +259,15 @@ func (s *Session) becomeReady() {
 
 func isHandshake(t MsgType) bool { return t <= MsgAuthOK }
 
-// receives reports whether this end accepts application message t.
+// receives reports whether this end ever receives message t, handshake
+// messages included.
 func (s *Session) receives(t MsgType) bool {
 	switch t {
 	case MsgPing, MsgPong:
 		return true
-	case MsgHandoff:
+	case MsgAuth, MsgHandoff:
 		return s.agent
-	case MsgOK, MsgErr, MsgLoad, MsgGoAway:
+	case MsgHello, MsgAuthOK, MsgOK, MsgErr, MsgLoad, MsgGoAway:
 		return !s.agent
 	}
 	return false
@@ -293,13 +299,14 @@ func (s *Session) frameMAC(dir byte, ctr uint64, frame []byte) []byte {
 
 // Send frames, MACs and queues an application message. It returns ErrState
 // before the handshake is complete, ErrType for a handshake type or one this
-// end never sends, ErrTooLarge for a body over MaxBody, or the session's
-// fatal error.
+// end never sends, ErrTooLarge for a body over the limit of this end's
+// direction (MaxBodyToAgent or MaxBodyToSwitch), or the session's fatal
+// error.
 func (s *Session) Send(t MsgType, id uint64, body []byte) error {
 	if err := s.canSend(t); err != nil {
 		return err
 	}
-	if len(body) > MaxBody {
+	if len(body) > s.maxSend {
 		return ErrTooLarge
 	}
 	start := s.beginFrame(t, id)
@@ -310,13 +317,14 @@ func (s *Session) Send(t MsgType, id uint64, body []byte) error {
 
 // SendHandoff queues a HANDOFF for st and request, encoding straight into the
 // pending buffer: it does not allocate once the buffer has grown. Besides
-// Send's errors it returns ErrMalformed, queuing nothing, for a state the
-// agent would reject (see DecodeHandoffBody).
+// Send's errors (ErrTooLarge for a request over MaxRequest) it returns
+// ErrMalformed, queuing nothing, for a state the agent would reject (see
+// DecodeHandoffBody).
 func (s *Session) SendHandoff(id uint64, st *ConnState, request []byte) error {
 	if err := s.canSend(MsgHandoff); err != nil {
 		return err
 	}
-	if HandoffFixedLen+len(request) > MaxBody {
+	if len(request) > MaxRequest {
 		return ErrTooLarge
 	}
 	start := s.beginFrame(MsgHandoff, id)
@@ -329,13 +337,17 @@ func (s *Session) SendHandoff(id uint64, st *ConnState, request []byte) error {
 	return nil
 }
 
-// SendErr queues an ERR reply with code and reason.
+// SendErr queues an ERR reply with code and reason. A reason too long for
+// MaxBodyToSwitch is cut to fit, at a UTF-8 boundary.
 func (s *Session) SendErr(id uint64, code uint16, reason string) error {
 	if err := s.canSend(MsgErr); err != nil {
 		return err
 	}
-	if errFixedLen+len(reason) > MaxBody {
-		return ErrTooLarge
+	if n := MaxBodyToSwitch - errFixedLen; len(reason) > n {
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
 	}
 	start := s.beginFrame(MsgErr, id)
 	s.out = AppendErrBody(s.out, code, reason)

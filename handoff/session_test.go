@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"testing/iotest"
 
@@ -189,6 +190,7 @@ func TestSessionSendErrors(t *testing.T) {
 	st := testState(0)
 	badState := testState(0)
 	badState.MSS = 10
+	window, overWindow := testState(MaxRequest), testState(MaxRequest+1)
 	tests := []struct {
 		name string
 		send func() error
@@ -200,10 +202,12 @@ func TestSessionSendErrors(t *testing.T) {
 		{"switch sends OK", func() error { return sw.Send(MsgOK, 1, nil) }, ErrType},
 		{"agent sends HANDOFF", func() error { return ag.SendHandoff(1, &st, nil) }, ErrType},
 		{"unknown type", func() error { return sw.Send(11, 1, nil) }, ErrType},
-		{"body too large", func() error { return sw.Send(MsgPing, 1, make([]byte, MaxBody+1)) }, ErrTooLarge},
-		{"request too large", func() error { return sw.SendHandoff(1, &st, make([]byte, MaxBody)) }, ErrTooLarge},
+		{"body too large", func() error { return sw.Send(MsgPing, 1, make([]byte, MaxBodyToAgent+1)) }, ErrTooLarge},
+		{"agent's body too large", func() error { return ag.Send(MsgPing, 1, make([]byte, MaxBodyToSwitch+1)) }, ErrTooLarge},
 		{"invalid state", func() error { return sw.SendHandoff(1, &badState, nil) }, ErrMalformed},
-		{"largest body", func() error { return sw.Send(MsgPing, 1, make([]byte, MaxBody)) }, nil},
+		{"request over the window", func() error { return sw.SendHandoff(1, &overWindow, make([]byte, MaxRequest+1)) }, ErrTooLarge},
+		{"request of the largest window", func() error { return sw.SendHandoff(1, &window, make([]byte, MaxRequest)) }, nil},
+		{"largest body", func() error { return sw.Send(MsgPing, 1, make([]byte, MaxBodyToAgent)) }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,7 +254,8 @@ func TestSessionReceiveErrors(t *testing.T) {
 		want error
 	}{
 		{"intact", func(f []byte) []byte { return f }, nil},
-		{"version 2", func(f []byte) []byte { f[hdrVersion] = 2; return f }, ErrVersion},
+		{"next version", func(f []byte) []byte { f[hdrVersion] = Version + 1; return f }, ErrVersion},
+		{"version 1 (RTT in HANDOFF)", func(f []byte) []byte { f[hdrVersion] = 1; return f }, ErrVersion},
 		{"version 0", func(f []byte) []byte { f[hdrVersion] = 0; return f }, ErrVersion},
 		{"flags set", func(f []byte) []byte { f[hdrFlags+1] = 1; return f }, ErrVersion},
 		{"type 0", func(f []byte) []byte { f[hdrType] = 0; return f }, ErrType},
@@ -260,7 +265,7 @@ func TestSessionReceiveErrors(t *testing.T) {
 		{"body byte changed", flip(HeaderLen + hoRcvNxt), ErrMAC},
 		{"request byte changed", flip(HeaderLen + HandoffFixedLen), ErrMAC},
 		{"MAC byte changed", flip(-1), ErrMAC},
-		{"length over the limit", func(f []byte) []byte { be.PutUint32(f[hdrLen:], MaxBody+1); return f }, ErrTooLarge},
+		{"length over the limit", func(f []byte) []byte { be.PutUint32(f[hdrLen:], MaxBodyToAgent+1); return f }, ErrTooLarge},
 		{"length shortened", func(f []byte) []byte { be.PutUint32(f[hdrLen:], HandoffFixedLen); return f }, ErrMAC},
 	}
 	for _, tt := range tests {
@@ -281,6 +286,71 @@ func TestSessionReceiveErrors(t *testing.T) {
 				if err2 := ag.Send(MsgOK, 1, nil); err2 != err {
 					t.Errorf("Send after failure: %v, want %v", err2, err)
 				}
+			}
+		})
+	}
+}
+
+// TestSessionSendErrTruncates checks that a long ERR reason is cut to fit
+// the agent→switch limit, at a UTF-8 boundary, rather than failing the send.
+func TestSessionSendErrTruncates(t *testing.T) {
+	sw, ag := readyPair(t)
+	reason := "x" + strings.Repeat("é", 1<<10) // runes of 2 bytes from offset 1
+	if err := ag.SendErr(7, ErrCodeRecreate, reason); err != nil {
+		t.Fatalf("SendErr: %v", err)
+	}
+	msgs, err := pump(ag, sw)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("switch received %d messages, %v; want the ERR", len(msgs), err)
+	}
+	code, got, err := DecodeErrBody(msgs[0].Body)
+	if err != nil || code != ErrCodeRecreate {
+		t.Fatalf("DecodeErrBody: code %d, %v", code, err)
+	}
+	// The limit leaves MaxBodyToSwitch-2 bytes of reason, which would end
+	// inside a rune: one byte less.
+	if want := reason[:MaxBodyToSwitch-3]; string(got) != want {
+		t.Errorf("reason is %d bytes, want the first %d", len(got), len(want))
+	}
+}
+
+// TestSessionReceiveHeader checks that Receive refuses a frame by its
+// header alone, before any of its body has arrived: a body over the limit of
+// its direction, or a type this end never receives.
+func TestSessionReceiveHeader(t *testing.T) {
+	header := func(typ MsgType, blen uint32) []byte {
+		h := make([]byte, HeaderLen)
+		h[hdrVersion], h[hdrType] = Version, byte(typ)
+		binary.BigEndian.PutUint32(h[hdrLen:], blen)
+		return h
+	}
+	readySwitch := func() *Session { sw, _ := readyPair(t); return sw }
+	readyAgent := func() *Session { _, ag := readyPair(t); return ag }
+	freshSwitch := func() *Session { return NewSwitchSession(testSecret, nil) }
+	freshAgent := func() *Session { return NewAgentSession(testSecret, nil) }
+	tests := []struct {
+		name string
+		s    func() *Session
+		in   []byte
+		want error // nil: waits for the body
+	}{
+		{"HANDOFF over the limit", readyAgent, header(MsgHandoff, MaxBodyToAgent+1), ErrTooLarge},
+		{"HANDOFF at the limit", readyAgent, header(MsgHandoff, MaxBodyToAgent), nil},
+		{"LOAD over the limit", readySwitch, header(MsgLoad, MaxBodyToSwitch+1), ErrTooLarge},
+		{"ERR at the limit", readySwitch, header(MsgErr, MaxBodyToSwitch), nil},
+		{"PING to the switch over its limit", readySwitch, header(MsgPing, MaxBodyToSwitch+1), ErrTooLarge},
+		{"HELLO over the limit", freshSwitch, header(MsgHello, MaxBodyToSwitch+1), ErrTooLarge},
+		{"OK to the agent", readyAgent, header(MsgOK, 0), ErrType},
+		{"GOAWAY to the agent", readyAgent, header(MsgGoAway, 0), ErrType},
+		{"HELLO to the agent", freshAgent, header(MsgHello, nonceLen), ErrType},
+		{"HANDOFF to the switch", readySwitch, header(MsgHandoff, HandoffFixedLen), ErrType},
+		{"AUTH to the switch", freshSwitch, header(MsgAuth, nonceLen+proofLen), ErrType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, _, ok, err := tt.s().Receive(tt.in)
+			if !errors.Is(err, tt.want) || n != 0 || ok {
+				t.Errorf("Receive(header) = consumed %d, ok %v, %v; want 0, false, %v", n, ok, err, tt.want)
 			}
 		})
 	}
@@ -373,7 +443,7 @@ func TestSessionBeforeAuth(t *testing.T) {
 		{"OK to switch before HELLO", func() *Session { return NewSwitchSession(testSecret, nil) }, raw(MsgOK, nil), ErrState},
 		{"AUTH_OK to switch before HELLO", func() *Session { return NewSwitchSession(testSecret, nil) },
 			raw(MsgAuthOK, make([]byte, proofLen)), ErrState},
-		{"HELLO to agent", func() *Session { return NewAgentSession(testSecret, nil) }, raw(MsgHello, make([]byte, nonceLen)), ErrState},
+		{"HELLO to agent", func() *Session { return NewAgentSession(testSecret, nil) }, raw(MsgHello, make([]byte, nonceLen)), ErrType},
 		{"HELLO short", func() *Session { return NewSwitchSession(testSecret, nil) }, raw(MsgHello, make([]byte, nonceLen-1)), ErrTruncated},
 		{"HELLO long", func() *Session { return NewSwitchSession(testSecret, nil) }, raw(MsgHello, make([]byte, nonceLen+1)), ErrMalformed},
 		{"HELLO with a MAC", func() *Session { return NewSwitchSession(testSecret, nil) },

@@ -1,6 +1,11 @@
-// Package handoff moves an established TCP connection from the switch to a
-// back-end: the binary wire protocol, the switch-side session, and the agent
-// side that re-creates the connection in the back-end's kernel with TCP_REPAIR.
+// Package handoff is the control protocol between the switch and the agents
+// on its back-ends, and only that, shared by both ends: the frame and message
+// layouts (proto.go), the authenticated session without I/O (session.go), and
+// the connection state a HANDOFF carries (state.go).
+//
+// The switch's end is package handoff/control (a shard's control
+// connections); the back-end's end is package handoff/agent (which
+// re-creates handed-off connections), and package serve serves them.
 package handoff
 
 import "net/netip"
@@ -24,6 +29,4 @@ type ConnState struct {
 	RcvWScale uint8  // the window scale the switch advertised (valid if WScaleOK)
 	WScaleOK  bool   // window scaling was negotiated
 	SACKOK    bool   // SACK permitted was negotiated
-
-	RTTMicros uint32 // handshake round-trip time the switch measured, 0 if unknown
 }

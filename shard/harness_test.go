@@ -193,7 +193,7 @@ func newHarness(t testing.TB) *harness {
 func (h *harness) dial(agent netip.AddrPort) (control.Socket, error) {
 	b := int(agent.Addr().As4()[3]) - 21
 	sw, ag := controltest.Pipe()
-	a := &agentEnd{sock: ag, sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, handoff.MaxFrame)}
+	a := &agentEnd{sock: ag, sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, handoff.MaxFrameToAgent)}
 	for len(h.agents) <= b {
 		h.agents = append(h.agents, nil)
 	}

@@ -40,7 +40,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -50,11 +49,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"webswitch/conf"
-	"webswitch/handoff"
+	"webswitch/handoff/agent"
+	"webswitch/serve"
 )
-
-// vipPort is the port of the handed-off connections' listener address.
-const vipPort = 80
 
 func main() {
 	os.Exit(run())
@@ -89,16 +86,16 @@ func run() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	var server handoff.Server
+	var server serve.Server
 	startup := log.Info()
 	if root := cfg.Serve.StaticRoot; root != "" {
-		if server, err = handoff.NewStatic(root); err != nil {
+		if server, err = serve.NewStatic(root); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
 		startup = startup.Str("mode", "static").Str("root", root)
 	} else {
-		server = handoff.NewUpstream(cfg.Serve.Upstream, handoff.ProxyVersion(cfg.Serve.ProxyProtocol))
+		server = serve.NewUpstream(cfg.Serve.Upstream, serve.ProxyVersion(cfg.Serve.ProxyProtocol))
 		startup = startup.Str("mode", "upstream").Str("upstream", cfg.Serve.Upstream)
 	}
 
@@ -115,7 +112,7 @@ func run() int {
 		log.Error().Err(err).Msg("control listener")
 		return 1
 	}
-	agent, conns := handoff.NewAgentListener(secret, netip.AddrPortFrom(cfg.Agent.VIP, vipPort), log)
+	ag, conns := agent.New(secret, cfg.Agent.VIP, log)
 	listeners := []net.Listener{conns}
 	if cfg.Serve.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.Serve.TLSCert, cfg.Serve.TLSKey)
@@ -123,7 +120,7 @@ func run() int {
 			fmt.Fprintf(os.Stderr, "%s: serve.tls_cert, serve.tls_key: %v\n", *configPath, err)
 			return 2
 		}
-		listeners[0] = handoff.NewTLSListener(conns, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
+		listeners[0] = serve.NewTLSListener(conns, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
 		startup = startup.Str("tls_cert", cfg.Serve.TLSCert)
 	}
 	if d := cfg.Serve.DirectListen; d.IsValid() {
@@ -137,13 +134,13 @@ func run() int {
 	}
 
 	errc := make(chan error, 1+len(listeners))
-	go func() { errc <- fmt.Errorf("control: %w", agent.Serve(ctl)) }()
+	go func() { errc <- fmt.Errorf("control: %w", ag.Serve(ctl)) }()
 	for _, l := range listeners {
 		go func() { errc <- fmt.Errorf("serve %v: %w", l.Addr(), server.Serve(l)) }()
 	}
 	checkDone := make(chan struct{})
 	defer close(checkDone)
-	go checkServer(server, agent, log, checkDone)
+	go checkServer(server, ag, log, checkDone)
 	if err := upg.Ready(); err != nil {
 		log.Error().Err(err).Msg("upgrader ready")
 		return 1
@@ -159,7 +156,7 @@ func run() int {
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGUSR1 {
-				log.Info().Interface("counters", agent.Stats.Snapshot()).Msg("agent counters")
+				log.Info().Interface("counters", ag.Stats.Snapshot()).Msg("agent counters")
 				continue
 			}
 			log.Info().Msg("upgrading: starting a new handoffd")
@@ -177,15 +174,15 @@ func run() int {
 			status = 1
 		}
 	}
-	drain(agent, conns, server, time.Duration(cfg.Serve.DrainTimeout.Duration), stop, log)
-	log.Info().Interface("counters", agent.Stats.Snapshot()).Bool("final", true).Msg("agent counters")
+	drain(ag, conns, server, time.Duration(cfg.Serve.DrainTimeout.Duration), stop, log)
+	log.Info().Interface("counters", ag.Stats.Snapshot()).Bool("final", true).Msg("agent counters")
 	return status
 }
 
 // drain stops gracefully: the switches are told to go away and close their
 // control connections (their handoffs in flight are still served), then the
 // served connections get up to timeout to finish, or until stop receives.
-func drain(agent *handoff.Agent, conns *handoff.Listener, server handoff.Server, timeout time.Duration, stop <-chan os.Signal, log zerolog.Logger) {
+func drain(ag *agent.Agent, conns *agent.Listener, server serve.Server, timeout time.Duration, stop <-chan os.Signal, log zerolog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	go func() {
@@ -196,7 +193,7 @@ func drain(agent *handoff.Agent, conns *handoff.Listener, server handoff.Server,
 		case <-ctx.Done():
 		}
 	}()
-	if err := agent.Shutdown(ctx); err != nil {
+	if err := ag.Shutdown(ctx); err != nil {
 		log.Warn().Err(err).Msg("control connections")
 	}
 	// No more handoffs can come; the server closes its listeners.
@@ -215,7 +212,7 @@ const checkInterval = time.Second
 // checkServer checks the server every checkInterval and reports the result
 // to the agent (which tells the switches at once when it changes), until
 // done is closed.
-func checkServer(server handoff.Server, agent *handoff.Agent, log zerolog.Logger, done <-chan struct{}) {
+func checkServer(server serve.Server, ag *agent.Agent, log zerolog.Logger, done <-chan struct{}) {
 	t := time.NewTicker(checkInterval)
 	defer t.Stop()
 	up := true
@@ -228,7 +225,7 @@ func checkServer(server handoff.Server, agent *handoff.Agent, log zerolog.Logger
 			} else {
 				log.Warn().Err(err).Msg("server down: no new connections")
 			}
-			agent.SetServerUp(up)
+			ag.SetServerUp(up)
 		}
 		select {
 		case <-done:

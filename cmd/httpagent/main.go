@@ -4,13 +4,13 @@
 // the template for serving handed-off connections in-process; copy it and
 // put your handlers in place of hello:
 //
-//   - a handoff.Agent accepts the switches' control connections and, for
+//   - an agent.Agent accepts the switches' control connections and, for
 //     each handoff, re-creates the client's TCP connection in this host's
-//     kernel with TCP_REPAIR (handoff.Recreate; it needs CAP_NET_ADMIN);
-//   - it delivers each connection to a handoff.Listener, a net.Listener
+//     kernel with TCP_REPAIR (agent.Recreate; it needs CAP_NET_ADMIN);
+//   - it delivers each connection to an agent.Listener, a net.Listener
 //     whose Accept returns them, so any Go server serves them, here
 //     http.Server.Serve;
-//   - handoff.NewAgentListener makes the pair.
+//   - agent.New makes the pair.
 //
 // The connections are the clients' own: RemoteAddr is the client's real
 // address and port (no PROXY header or X-Forwarded-For needed), LocalAddr
@@ -38,7 +38,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,11 +46,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"webswitch/conf"
-	"webswitch/handoff"
+	"webswitch/handoff/agent"
 )
-
-// vipPort is the port of the handed-off connections' listener address.
-const vipPort = 80
 
 // Server timeouts.
 const (
@@ -83,13 +79,13 @@ func run() int {
 		return 1
 	}
 	// The agent, and the handed-off connections as a net.Listener.
-	agent, conns := handoff.NewAgentListener(secret, netip.AddrPortFrom(cfg.Agent.VIP, vipPort), log)
+	ag, conns := agent.New(secret, cfg.Agent.VIP, log)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", hello)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout}
 
 	errc := make(chan error, 2)
-	go func() { errc <- fmt.Errorf("control: %w", agent.Serve(ctl)) }()
+	go func() { errc <- fmt.Errorf("control: %w", ag.Serve(ctl)) }()
 	go func() { errc <- fmt.Errorf("http: %w", srv.Serve(conns)) }()
 	log.Info().Stringer("listen", ctl.Addr()).Stringer("vip", cfg.Agent.VIP).Msg("httpagent started")
 
@@ -106,7 +102,7 @@ func run() int {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.Serve.DrainTimeout.Duration)
 	defer cancel()
 	// First no more handoffs, then the connections being served finish.
-	if err := errors.Join(agent.Shutdown(ctx), srv.Shutdown(ctx)); err != nil {
+	if err := errors.Join(ag.Shutdown(ctx), srv.Shutdown(ctx)); err != nil {
 		log.Warn().Err(err).Msg("drain cut short")
 	}
 	return status

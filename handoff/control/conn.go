@@ -132,7 +132,7 @@ func (c *Conn) connected(secret []byte) {
 	c.sess = handoff.NewSwitchSession(secret, rand.Reader)
 	c.rlen = 0
 	if c.rbuf == nil {
-		c.rbuf = make([]byte, handoff.MaxFrame)
+		c.rbuf = make([]byte, handoff.MaxFrameToSwitch)
 	}
 }
 

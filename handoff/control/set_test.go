@@ -77,7 +77,7 @@ func (f *fixture) dial(netip.AddrPort) (Socket, error) {
 		return nil, errors.New("connection refused")
 	}
 	sw, ag := controltest.Pipe()
-	a := &agent{sock: ag, sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, handoff.MaxFrame)}
+	a := &agent{sock: ag, sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, handoff.MaxFrameToAgent)}
 	if f.mute {
 		a.sess = nil
 	}

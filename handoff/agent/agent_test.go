@@ -1,4 +1,4 @@
-package handoff
+package agent
 
 import (
 	"bytes"
@@ -13,20 +13,38 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"webswitch/handoff"
 )
+
+// testSecret is the secret the agents and test switches here share.
+var testSecret = []byte("agent test secret")
+
+// testState returns a ConnState the agent accepts with a request of n bytes:
+// only the fields DecodeHandoffBody checks are set.
+func testState(n int) handoff.ConnState {
+	return handoff.ConnState{
+		Client: netip.MustParseAddrPort("198.18.0.10:40000"),
+		VIP:    netip.MustParseAddrPort("198.18.0.100:443"),
+		RcvIRS: 5000,
+		RcvNxt: 5001 + uint32(n),
+		MSS:    1460,
+	}
+}
 
 // fakeRepair records Recreate calls and returns one end of a pipe, or err.
 type fakeRepair struct {
 	mu        sync.Mutex
 	err       error // returned by the next Recreate, then cleared
-	states    []ConnState
+	states    []handoff.ConnState
 	requests  [][]byte
 	delivered chan net.Conn
 }
 
 func newFakeRepair() *fakeRepair { return &fakeRepair{delivered: make(chan net.Conn, 16)} }
 
-func (f *fakeRepair) Recreate(st *ConnState, request []byte) (net.Conn, error) {
+func (f *fakeRepair) Recreate(st *handoff.ConnState, request []byte) (net.Conn, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.states = append(f.states, *st)
@@ -76,7 +94,7 @@ func startAgent(t *testing.T, f *fakeRepair, configure func(a *Agent)) (*Agent, 
 type testSwitch struct {
 	t    *testing.T
 	c    net.Conn
-	s    *Session
+	s    *handoff.Session
 	buf  []byte
 	r, w int
 }
@@ -93,7 +111,7 @@ func dialSwitch(t *testing.T, addr string, secret []byte) (*testSwitch, error) {
 	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	ts := &testSwitch{t: t, c: c, s: NewSwitchSession(secret, nil), buf: make([]byte, 1<<20)}
+	ts := &testSwitch{t: t, c: c, s: handoff.NewSwitchSession(secret, nil), buf: make([]byte, 1<<20)}
 	for !ts.s.Ready() {
 		if _, err := ts.next(); err != nil {
 			return ts, err
@@ -105,19 +123,19 @@ func dialSwitch(t *testing.T, addr string, secret []byte) (*testSwitch, error) {
 // next flushes pending bytes, then returns the next application message,
 // handling handshake messages on the way (it returns a zero Msg when the
 // handshake completes).
-func (ts *testSwitch) next() (Msg, error) {
+func (ts *testSwitch) next() (handoff.Msg, error) {
 	for {
 		if p := ts.s.Pending(); len(p) > 0 {
 			n, err := ts.c.Write(p)
 			ts.s.Written(n)
 			if err != nil {
-				return Msg{}, err
+				return handoff.Msg{}, err
 			}
 		}
 		wasReady := ts.s.Ready()
 		n, m, ok, err := ts.s.Receive(ts.buf[ts.r:ts.w])
 		if err != nil {
-			return Msg{}, err
+			return handoff.Msg{}, err
 		}
 		ts.r += n
 		if ok {
@@ -125,14 +143,14 @@ func (ts *testSwitch) next() (Msg, error) {
 		}
 		if n > 0 {
 			if !wasReady && ts.s.Ready() {
-				return Msg{}, ts.flush()
+				return handoff.Msg{}, ts.flush()
 			}
 			continue
 		}
 		rn, err := ts.c.Read(ts.buf[ts.w:])
 		ts.w += rn
 		if err != nil {
-			return Msg{}, err
+			return handoff.Msg{}, err
 		}
 	}
 }
@@ -145,14 +163,14 @@ func (ts *testSwitch) flush() error {
 }
 
 // reply returns the next message that is not a LOAD.
-func (ts *testSwitch) reply() Msg {
+func (ts *testSwitch) reply() handoff.Msg {
 	ts.t.Helper()
 	for {
 		m, err := ts.next()
 		if err != nil {
 			ts.t.Fatalf("waiting for a reply: %v", err)
 		}
-		if m.Type != MsgLoad {
+		if m.Type != handoff.MsgLoad {
 			return m
 		}
 	}
@@ -194,7 +212,7 @@ func TestAgentHandoffs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("handshake: %v", err)
 	}
-	var want []ConnState
+	var want []handoff.ConnState
 	var wantReqs [][]byte
 	for id := uint64(1); id <= 3; id++ { // pipelined: all sent before any reply is read
 		req := bytes.Repeat([]byte{byte('a' + id)}, int(id)*1000)
@@ -212,7 +230,7 @@ func TestAgentHandoffs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for id := uint64(1); id <= 3; id++ {
-		if m := ts.reply(); m.Type != MsgOK || m.ID != id || len(m.Body) != 0 {
+		if m := ts.reply(); m.Type != handoff.MsgOK || m.ID != id || len(m.Body) != 0 {
 			t.Fatalf("reply %d: %v id %d body %q, want OK", id, m.Type, m.ID, m.Body)
 		}
 		select {
@@ -223,7 +241,7 @@ func TestAgentHandoffs(t *testing.T) {
 		}
 	}
 	f.mu.Lock()
-	if diff := cmp.Diff(want, f.states, cmpAddrPort); diff != "" {
+	if diff := cmp.Diff(want, f.states, cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
 		t.Errorf("re-created states (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff(wantReqs, f.requests); diff != "" {
@@ -231,13 +249,13 @@ func TestAgentHandoffs(t *testing.T) {
 	}
 	f.mu.Unlock()
 
-	if err := ts.s.Send(MsgPing, 99, nil); err != nil {
+	if err := ts.s.Send(handoff.MsgPing, 99, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := ts.flush(); err != nil {
 		t.Fatal(err)
 	}
-	if m := ts.reply(); m.Type != MsgPong || m.ID != 99 {
+	if m := ts.reply(); m.Type != handoff.MsgPong || m.ID != 99 {
 		t.Errorf("reply to PING: %v id %d, want PONG 99", m.Type, m.ID)
 	}
 }
@@ -256,27 +274,27 @@ func TestAgentLoad(t *testing.T) {
 		t.Fatalf("handshake: %v", err)
 	}
 	ts.c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	expect := func(step string, want Health) {
+	expect := func(step string, want handoff.Health) {
 		t.Helper()
 		m, err := ts.next()
-		if err != nil || m.Type != MsgLoad {
+		if err != nil || m.Type != handoff.MsgLoad {
 			t.Fatalf("%s: want LOAD, got %v, %v", step, m.Type, err)
 		}
-		active, h, err := DecodeLoadBody(m.Body)
+		active, h, err := handoff.DecodeLoadBody(m.Body)
 		if err != nil || active != 42 || h != want {
 			t.Errorf("%s: LOAD %d active, %v, %v; want 42, %v", step, active, h, err, want)
 		}
 	}
-	expect("after the handshake", HealthUp)
+	expect("after the handshake", handoff.HealthUp)
 	a.SetServerUp(false)
-	expect("server down", HealthDown)
+	expect("server down", handoff.HealthDown)
 	a.SetServerUp(false) // no change: no report
 	a.SetDraining(true)
-	expect("draining while down", HealthDraining)
+	expect("draining while down", handoff.HealthDraining)
 	a.SetDraining(false)
-	expect("drain ended", HealthDown)
+	expect("drain ended", handoff.HealthDown)
 	a.SetServerUp(true)
-	expect("server up", HealthUp)
+	expect("server up", handoff.HealthUp)
 }
 
 // TestAgentShutdown checks the graceful stop: GOAWAY on the open
@@ -292,7 +310,7 @@ func TestAgentShutdown(t *testing.T) {
 	}
 	shut := make(chan error, 1)
 	go func() { shut <- a.Shutdown(context.Background()) }()
-	if m := ts.reply(); m.Type != MsgGoAway {
+	if m := ts.reply(); m.Type != handoff.MsgGoAway {
 		t.Fatalf("first message %v, want GOAWAY", m.Type)
 	}
 	// A HANDOFF that crossed the GOAWAY: the agent cannot tell it from one
@@ -304,7 +322,7 @@ func TestAgentShutdown(t *testing.T) {
 	if err := ts.flush(); err != nil {
 		t.Fatal(err)
 	}
-	if m := ts.reply(); m.Type != MsgOK || m.ID != 7 {
+	if m := ts.reply(); m.Type != handoff.MsgOK || m.ID != 7 {
 		t.Fatalf("reply to the HANDOFF after GOAWAY: %v id %d, want OK 7", m.Type, m.ID)
 	}
 	select {
@@ -338,12 +356,12 @@ func TestAgentRejects(t *testing.T) {
 		name    string
 		secret  []byte
 		attack  func(ts *testSwitch) // after the handshake, if it succeeds
-		counter func(s *AgentStats) *atomic.Uint64
+		counter func(s *Stats) *atomic.Uint64
 	}{
 		{
 			name:    "wrong secret",
 			secret:  []byte("not the secret"),
-			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectAuth },
+			counter: func(s *Stats) *atomic.Uint64 { return &s.RejectAuth },
 		},
 		{
 			name:   "tampered HANDOFF",
@@ -354,35 +372,35 @@ func TestAgentRejects(t *testing.T) {
 					ts.t.Fatal(err)
 				}
 				p := ts.s.Pending()
-				p[len(p)-MACLen-1] ^= 1 // the last request byte
+				p[len(p)-handoff.MACLen-1] ^= 1 // the last request byte
 				if err := ts.flush(); err != nil {
 					ts.t.Fatal(err)
 				}
 			},
-			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectMAC },
+			counter: func(s *Stats) *atomic.Uint64 { return &s.RejectMAC },
 		},
 		{
-			name:   "version 2",
+			name:   "unknown version",
 			secret: testSecret,
 			attack: func(ts *testSwitch) {
-				if err := ts.s.Send(MsgPing, 1, nil); err != nil {
+				if err := ts.s.Send(handoff.MsgPing, 1, nil); err != nil {
 					ts.t.Fatal(err)
 				}
-				ts.s.Pending()[hdrVersion] = 2
+				ts.s.Pending()[0] = handoff.Version + 1 // the header starts with the version
 				if err := ts.flush(); err != nil {
 					ts.t.Fatal(err)
 				}
 			},
-			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectVersion },
+			counter: func(s *Stats) *atomic.Uint64 { return &s.RejectVersion },
 		},
 		{
 			name:   "EOF inside a frame",
 			secret: testSecret,
 			attack: func(ts *testSwitch) {
-				if err := ts.s.Send(MsgPing, 1, nil); err != nil {
+				if err := ts.s.Send(handoff.MsgPing, 1, nil); err != nil {
 					ts.t.Fatal(err)
 				}
-				if _, err := ts.c.Write(ts.s.Pending()[:HeaderLen+1]); err != nil {
+				if _, err := ts.c.Write(ts.s.Pending()[:handoff.HeaderLen+1]); err != nil {
 					ts.t.Fatal(err)
 				}
 				ts.s.Written(len(ts.s.Pending())) // the rest is never sent
@@ -390,7 +408,7 @@ func TestAgentRejects(t *testing.T) {
 					ts.t.Fatal(err)
 				}
 			},
-			counter: func(s *AgentStats) *atomic.Uint64 { return &s.RejectTruncated },
+			counter: func(s *Stats) *atomic.Uint64 { return &s.RejectTruncated },
 		},
 	}
 	for _, tt := range tests {
@@ -424,7 +442,7 @@ func TestAgentRejects(t *testing.T) {
 			if err := good.flush(); err != nil {
 				t.Fatal(err)
 			}
-			if m := good.reply(); m.Type != MsgOK || m.ID != 5 {
+			if m := good.reply(); m.Type != handoff.MsgOK || m.ID != 5 {
 				t.Errorf("good switch got %v id %d, want OK 5", m.Type, m.ID)
 			}
 			// Counted after the OK is written.
@@ -458,8 +476,7 @@ func TestAgentErrReplies(t *testing.T) {
 		t.Fatalf("handshake: %v", err)
 	}
 	st := testState(4)
-	badBody := AppendHandoffBody(nil, &st, []byte("GET "))
-	badBody[hoSndWScale] = 15
+	badBody := handoff.AppendHandoffBody(nil, &st, []byte("GET")) // RcvNxt counts 4 bytes
 
 	f.mu.Lock()
 	f.err = errors.New("bind: address already in use")
@@ -468,7 +485,7 @@ func TestAgentErrReplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An authentic but undecodable body, as from a buggy switch.
-	if err := ts.s.Send(MsgHandoff, 2, badBody); err != nil {
+	if err := ts.s.Send(handoff.MsgHandoff, 2, badBody); err != nil {
 		t.Fatal(err)
 	}
 	if err := ts.s.SendHandoff(3, &st, []byte("GET ")); err != nil {
@@ -479,7 +496,7 @@ func TestAgentErrReplies(t *testing.T) {
 	}
 
 	type reply struct {
-		Type   MsgType
+		Type   handoff.MsgType
 		ID     uint64
 		Code   uint16
 		Reason string
@@ -488,8 +505,8 @@ func TestAgentErrReplies(t *testing.T) {
 	for range 3 {
 		m := ts.reply()
 		r := reply{Type: m.Type, ID: m.ID}
-		if m.Type == MsgErr {
-			code, reason, err := DecodeErrBody(m.Body)
+		if m.Type == handoff.MsgErr {
+			code, reason, err := handoff.DecodeErrBody(m.Body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -498,9 +515,9 @@ func TestAgentErrReplies(t *testing.T) {
 		got = append(got, r)
 	}
 	want := []reply{
-		{MsgErr, 1, ErrCodeRecreate, "bind: address already in use"},
-		{MsgErr, 2, ErrCodeMalformed, ErrMalformed.Error()},
-		{MsgOK, 3, 0, ""},
+		{handoff.MsgErr, 1, handoff.ErrCodeRecreate, "bind: address already in use"},
+		{handoff.MsgErr, 2, handoff.ErrCodeMalformed, handoff.ErrMalformed.Error()},
+		{handoff.MsgOK, 3, 0, ""},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("replies (-want +got):\n%s", diff)
@@ -568,7 +585,7 @@ func TestAgentConfig(t *testing.T) {
 
 // TestAgentStatsSnapshot: every counter appears under its own name.
 func TestAgentStatsSnapshot(t *testing.T) {
-	var s AgentStats
+	var s Stats
 	counters := map[string]*atomic.Uint64{
 		"sessions": &s.Sessions, "handoffs": &s.Handoffs, "recreate_failed": &s.RecreateFailed,
 		"malformed": &s.Malformed, "reject_auth": &s.RejectAuth, "reject_mac": &s.RejectMAC,

@@ -1,4 +1,11 @@
-package handoff
+// Package serve holds the back-end servers handoffd runs on the
+// connections it is given, handed-off or direct: Static (files over HTTP),
+// Upstream (splicing to a local server, with an optional PROXY protocol
+// header) and TLSListener (TLS termination). It knows nothing of the handoff
+// protocol: any net.Listener feeds it.
+//
+// The connections come from package handoff/agent's Listener.
+package serve
 
 import (
 	"context"
@@ -32,7 +39,7 @@ type Server interface {
 // Range, HEAD) with net/http's FileServer, with sane timeouts. Responses
 // have no write deadline, so large files to slow clients are not cut off.
 // Files go out with sendfile(2) when the connections are *net.TCPConn or
-// wrap one (as Listener's do).
+// wrap one (as agent.Listener's do).
 type Static struct {
 	root string
 	srv  http.Server
@@ -218,10 +225,7 @@ func proxy(client net.Conn, upstream string, header ProxyVersion) {
 	}
 	// Copy on the underlying connection so both ends are *net.TCPConn and
 	// io.Copy splices; client.Close above keeps the listener's count right.
-	inner := client
-	if w, ok := client.(interface{ NetConn() net.Conn }); ok {
-		inner = w.NetConn()
-	}
+	inner := netConn(client)
 	abort := func() { client.Close(); up.Close() }
 	done := make(chan struct{})
 	go func() {
@@ -242,6 +246,15 @@ func pipe(dst, src net.Conn, abort func()) {
 	if err != nil {
 		abort()
 	}
+}
+
+// netConn returns the connection c wraps, if it says (as crypto/tls.Conn and
+// the agent's accepted connections do with a NetConn method), else c.
+func netConn(c net.Conn) net.Conn {
+	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
+		return w.NetConn()
+	}
+	return c
 }
 
 var errNoHalfClose = errors.New("connection cannot half-close")

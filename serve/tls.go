@@ -1,4 +1,4 @@
-package handoff
+package serve
 
 import (
 	"crypto/tls"
@@ -48,11 +48,7 @@ const peekWait = time.Second
 // firstByte peeks at the first byte of c (MSG_PEEK), waiting up to
 // peekWait, or returns -1.
 func firstByte(c net.Conn) int {
-	inner := c
-	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
-		inner = w.NetConn()
-	}
-	sc, ok := inner.(syscall.Conn)
+	sc, ok := netConn(c).(syscall.Conn)
 	if !ok {
 		return -1
 	}

@@ -1,10 +1,12 @@
 //go:build !linux
 
-package handoff
+package agent
 
 import (
 	"errors"
 	"net"
+
+	"webswitch/handoff"
 )
 
 // tuneControl does nothing outside Linux.
@@ -14,6 +16,6 @@ var errNoRepair = errors.New("repair: TCP_REPAIR needs Linux")
 
 // Recreate re-creates a connection the switch accepted with TCP_REPAIR. It
 // needs Linux; elsewhere it always fails.
-func Recreate(st *ConnState, request []byte) (net.Conn, error) {
+func Recreate(st *handoff.ConnState, request []byte) (net.Conn, error) {
 	return nil, errNoRepair
 }

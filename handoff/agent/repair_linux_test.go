@@ -1,8 +1,9 @@
-package handoff
+package agent
 
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -21,9 +22,12 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"webswitch/handoff"
 	"webswitch/internal/sys"
+	"webswitch/serve"
 )
 
 var netnsSeq atomic.Uint32
@@ -102,8 +106,8 @@ func inNetns(ns string, fn func() error) error {
 
 // mirrorState returns the state of the other end of st's connection, after the
 // client sent the request: its send sequence continues after the request.
-func mirrorState(st ConnState) ConnState {
-	return ConnState{
+func mirrorState(st handoff.ConnState) handoff.ConnState {
+	return handoff.ConnState{
 		Client: st.VIP, VIP: st.Client,
 		SndISN: st.RcvIRS, SndNxt: st.RcvNxt,
 		RcvIRS: st.SndISN, RcvNxt: st.SndNxt,
@@ -163,7 +167,7 @@ func TestRecreate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := newNetns(t, "198.18.0.100/32", "198.18.0.10/32")
 			dropResets(t, ns)
-			be := ConnState{
+			be := handoff.ConnState{
 				Client: netip.MustParseAddrPort("198.18.0.10:40000"),
 				VIP:    netip.MustParseAddrPort("198.18.0.100:80"),
 				SndISN: tt.isn, SndNxt: tt.isn + 1,
@@ -299,7 +303,7 @@ func exchangeMsg(t *testing.T, from, to net.Conn, msg []byte) {
 }
 
 func TestRecreateErrors(t *testing.T) {
-	st := ConnState{
+	st := handoff.ConnState{
 		Client: netip.MustParseAddrPort("198.18.0.10:40000"),
 		VIP:    netip.MustParseAddrPort("198.18.0.100:80"),
 		MSS:    1460,
@@ -310,7 +314,7 @@ func TestRecreateErrors(t *testing.T) {
 	noMSS.MSS = 0
 	for _, tt := range []struct {
 		name string
-		st   ConnState
+		st   handoff.ConnState
 		want error
 	}{
 		{name: "IPv6", st: v6, want: errNotIPv4},
@@ -330,7 +334,7 @@ func TestRecreateErrors(t *testing.T) {
 
 func TestRecreateBindError(t *testing.T) {
 	ns := newNetns(t) // 198.18.0.100 is not local here
-	st := ConnState{
+	st := handoff.ConnState{
 		Client: netip.MustParseAddrPort("198.18.0.10:40000"),
 		VIP:    netip.MustParseAddrPort("198.18.0.100:80"),
 		MSS:    1460,
@@ -354,12 +358,13 @@ func TestRecreateServeStatic(t *testing.T) {
 	ns := newNetns(t, "198.18.0.100/32", "198.18.0.10/32")
 	dropResets(t, ns)
 	root := t.TempDir()
-	file := randomBytes(2 << 20)
+	file := make([]byte, 2<<20)
+	rand.Read(file)
 	if err := os.WriteFile(filepath.Join(root, "f.bin"), file, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	request := []byte("GET /f.bin HTTP/1.1\r\nHost: example.test\r\n\r\n")
-	be := ConnState{
+	be := handoff.ConnState{
 		Client: netip.MustParseAddrPort("198.18.0.10:40001"),
 		VIP:    netip.MustParseAddrPort("198.18.0.100:80"),
 		SndISN: 9, SndNxt: 10,
@@ -386,8 +391,13 @@ func TestRecreateServeStatic(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
+	static, err := serve.NewStatic(root)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l := NewListener(net.TCPAddrFromAddrPort(be.VIP))
-	serveInBackground(t, l, newStatic(t, root).Serve)
+	go static.Serve(l)
+	t.Cleanup(func() { static.Shutdown(context.Background()) })
 	l.Deliver(backend)
 
 	client.SetDeadline(time.Now().Add(5 * time.Second))
@@ -412,7 +422,7 @@ func TestRecreateServeStatic(t *testing.T) {
 		}
 	}
 	client.Close()
-	waitIdle(t, l)
+	waitFor(t, "the served connection to close", func() bool { return l.Active() == 0 })
 }
 
 // TestRecreateReplacesTimeWait: a client that reuses its port while the
@@ -421,15 +431,15 @@ func TestRecreateServeStatic(t *testing.T) {
 func TestRecreateReplacesTimeWait(t *testing.T) {
 	ns := newNetns(t, "198.18.0.100/32", "198.18.0.10/32")
 	dropResets(t, ns)
-	state := func(isn, irs uint32) ConnState {
-		return ConnState{
+	state := func(isn, irs uint32) handoff.ConnState {
+		return handoff.ConnState{
 			Client: netip.MustParseAddrPort("198.18.0.10:40001"),
 			VIP:    netip.MustParseAddrPort("198.18.0.100:80"),
 			SndISN: isn, SndNxt: isn + 1, RcvIRS: irs, RcvNxt: irs + 1,
 			SndWnd: 65535, RcvWnd: 65535, MSS: 1460,
 		}
 	}
-	pair := func(be ConnState) (backend, client net.Conn) {
+	pair := func(be handoff.ConnState) (backend, client net.Conn) {
 		t.Helper()
 		cl := mirrorState(be)
 		err := inNetns(ns, func() error {
@@ -489,7 +499,7 @@ func waitTimeWait(t *testing.T, ns, local string, want bool) {
 func TestRecreateTakesRTTSample(t *testing.T) {
 	ns := newNetns(t, "198.18.0.100/32", "198.18.0.10/32")
 	dropResets(t, ns) // the peer, re-created first, sends its own byte to no socket
-	be := ConnState{
+	be := handoff.ConnState{
 		Client: netip.MustParseAddrPort("198.18.0.10:40002"),
 		VIP:    netip.MustParseAddrPort("198.18.0.100:80"),
 		SndISN: 555, SndNxt: 556, RcvIRS: 777, RcvNxt: 778,
@@ -564,5 +574,63 @@ func TestTuneControl(t *testing.T) {
 	}
 	if got := time.Duration(us) * time.Microsecond; gerr != nil || got < sys.ControlRTOMin || got > sys.ControlRTOMin+10*time.Millisecond {
 		t.Errorf("TCP_RTO_MIN_US = %v, %v; want %v rounded up to a clock tick", got, gerr, sys.ControlRTOMin)
+	}
+}
+
+// TestAgentListenerAddrs hands off connections to two ports of the VIP
+// through an agent and its listener, as handoffd and httpagent run them: each
+// accepted connection's LocalAddr is the VIP and port its client connected
+// to, and the listener's Addr claims no port, for it serves them all.
+func TestAgentListenerAddrs(t *testing.T) {
+	ns := newNetns(t, "198.18.0.100/32", "198.18.0.10/32")
+	dropResets(t, ns) // the probe byte finds no client socket
+	vip := netip.MustParseAddr("198.18.0.100")
+	a, l := New(testSecret, vip, zerolog.Nop())
+	defer l.Close()
+	a.Recreate = func(st *handoff.ConnState, request []byte) (c net.Conn, err error) {
+		err = inNetns(ns, func() error {
+			c, err = Recreate(st, request)
+			return err
+		})
+		return c, err
+	}
+	ctl, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go a.Serve(ctl)
+	defer a.Close()
+	ts, err := dialSwitch(t, ctl.Addr().String(), testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	request := []byte("GET / HTTP/1.1\r\n\r\n")
+	for i, port := range []uint16{443, 80} {
+		st := testState(len(request))
+		st.VIP = netip.AddrPortFrom(vip, port)
+		st.Client = netip.AddrPortFrom(st.Client.Addr(), 40000+port)
+		if err := ts.s.SendHandoff(uint64(i), &st, request); err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.flush(); err != nil {
+			t.Fatal(err)
+		}
+		if m := ts.reply(); m.Type != handoff.MsgOK {
+			t.Fatalf("port %d: %v %q, want OK", port, m.Type, m.Body)
+		}
+		c, err := acceptTimeout(t, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if got := c.LocalAddr().String(); got != st.VIP.String() {
+			t.Errorf("port %d: LocalAddr = %s, want %s", port, got, st.VIP)
+		}
+		if got := c.RemoteAddr().String(); got != st.Client.String() {
+			t.Errorf("port %d: RemoteAddr = %s, want %s", port, got, st.Client)
+		}
+	}
+	if got, want := l.Addr().String(), "198.18.0.100:0"; got != want {
+		t.Errorf("listener Addr = %s, want %s (the VIP, any port)", got, want)
 	}
 }

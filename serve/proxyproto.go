@@ -1,4 +1,4 @@
-package handoff
+package serve
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package handoff
+package serve
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 var (
@@ -94,7 +95,7 @@ func TestProxyHeaderRoundTrip(t *testing.T) {
 				}
 				want := tt.want
 				want.version = v
-				if diff := cmp.Diff(want, got, cmp.AllowUnexported(proxyHeader{}), cmpAddrPort); diff != "" {
+				if diff := cmp.Diff(want, got, cmp.AllowUnexported(proxyHeader{}), cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
 					t.Errorf("read back mismatch (-want +got):\n%s", diff)
 				}
 				if n := r.Buffered(); n != 0 {
@@ -155,7 +156,7 @@ func TestServeUpstreamProxyHeader(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := proxyHeader{version: v, src: tcpAddrPort(c.LocalAddr()), dst: tcpAddrPort(c.RemoteAddr())}
-			if diff := cmp.Diff(want, got, cmp.AllowUnexported(proxyHeader{}), cmpAddrPort); diff != "" {
+			if diff := cmp.Diff(want, got, cmp.AllowUnexported(proxyHeader{}), cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
 				t.Errorf("header mismatch (-want +got):\n%s", diff)
 			}
 			if rest, err := io.ReadAll(r); err != nil || string(rest) != request {

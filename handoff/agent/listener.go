@@ -1,4 +1,4 @@
-package handoff
+package agent
 
 import (
 	"io"
@@ -24,23 +24,25 @@ type Listener struct {
 	closed bool
 }
 
-// NewListener returns an open Listener whose Addr is addr (the VIP and port
-// clients connect to).
+// NewListener returns an open Listener whose Addr is addr. Its connections
+// keep their own LocalAddr, whatever addr says.
 func NewListener(addr net.Addr) *Listener {
 	l := &Listener{addr: addr}
 	l.cond.L = &l.mu
 	return l
 }
 
-// NewAgentListener returns what a Go program needs to serve handed-off
-// connections itself: an Agent (to Serve on a control listener) that
-// re-creates each connection in this host's kernel with Recreate and
-// delivers it to the returned Listener (to Serve any server on), whose
-// Addr is vip. A connection handed off after the Listener is closed is
-// closed, with a debug line in log. Set the Agent's other fields before
-// Serve.
-func NewAgentListener(secret []byte, vip netip.AddrPort, log zerolog.Logger) (*Agent, *Listener) {
-	l := NewListener(net.TCPAddrFromAddrPort(vip))
+// New returns what a Go program needs to serve handed-off connections
+// itself: an Agent (to Serve on a control listener) that re-creates each
+// connection in this host's kernel with Recreate and delivers it to the
+// returned Listener (to Serve any server on). The switch hands off
+// connections to every port it serves on vip, so the Listener's Addr is vip
+// with port 0, and each connection's LocalAddr is the VIP and port its
+// client connected to (the re-created socket's own). A connection handed
+// off after the Listener is closed is closed, with a debug line in log. Set
+// the Agent's other fields before Serve.
+func New(secret []byte, vip netip.Addr, log zerolog.Logger) (*Agent, *Listener) {
+	l := NewListener(net.TCPAddrFromAddrPort(netip.AddrPortFrom(vip, 0)))
 	a := &Agent{
 		Secret:   secret,
 		Recreate: Recreate,
@@ -109,7 +111,8 @@ func (l *Listener) Close() error {
 	return nil
 }
 
-// Addr returns the address given to NewListener.
+// Addr returns the address given to NewListener: for New's, the VIP with
+// port 0, as the connections come to all the ports the switch serves.
 func (l *Listener) Addr() net.Addr { return l.addr }
 
 // Active returns the number of connections accepted and not yet closed.

@@ -1,9 +1,10 @@
-package handoff
+package agent
 
 import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -176,11 +177,11 @@ func TestListenerConnReadFrom(t *testing.T) {
 	}
 }
 
-func TestNewAgentListener(t *testing.T) {
+func TestNew(t *testing.T) {
 	secret := []byte("0123456789abcdef")
-	a, l := NewAgentListener(secret, vipAddr.AddrPort(), zerolog.Nop())
-	if got := l.Addr().String(); got != vipAddr.String() {
-		t.Errorf("Addr = %v, want %v", got, vipAddr)
+	a, l := New(secret, netip.MustParseAddr("198.18.0.100"), zerolog.Nop())
+	if got, want := l.Addr().String(), "198.18.0.100:0"; got != want {
+		t.Errorf("Addr = %v, want %v (the VIP, any port)", got, want)
 	}
 	if string(a.Secret) != string(secret) || a.Recreate == nil {
 		t.Errorf("Agent has Secret %q and Recreate %v, want %q and Recreate", a.Secret, a.Recreate != nil, secret)

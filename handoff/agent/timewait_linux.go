@@ -1,4 +1,4 @@
-package handoff
+package agent
 
 import (
 	"encoding/binary"

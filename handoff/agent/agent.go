@@ -1,4 +1,12 @@
-package handoff
+// Package agent is the back-end's end of the handoff protocol: Agent serves
+// the switches' control connections, re-creates each handed-off client
+// connection in this host's kernel with TCP_REPAIR (Recreate), and delivers
+// it to a Listener, a net.Listener any Go server can serve.
+//
+// The wire protocol is package handoff, the switch's end package
+// handoff/control; the servers handoffd runs on the delivered connections
+// are package serve.
+package agent
 
 import (
 	"context"
@@ -11,16 +19,18 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"webswitch/handoff"
 )
 
 // Agent defaults.
 const (
 	DefaultLoadInterval = time.Second
-	DefaultAgentTimeout = 5 * time.Second
+	DefaultTimeout      = 5 * time.Second
 )
 
 // errAgentConfig is returned by Serve when a required field is missing.
-var errAgentConfig = errors.New("handoff: Agent needs Secret, Recreate and Deliver")
+var errAgentConfig = errors.New("agent: Agent needs Secret, Recreate and Deliver")
 
 // Agent serves control connections from switches: handshake, then for each
 // HANDOFF it calls Recreate and answers OK or ERR(code, reason) with the same
@@ -41,7 +51,7 @@ type Agent struct {
 	// fake in tests). request aliases the receive buffer and is only valid
 	// during the call. It is called from the connection's goroutine, so a
 	// slow Recreate holds up later messages of that switch.
-	Recreate func(st *ConnState, request []byte) (net.Conn, error)
+	Recreate func(st *handoff.ConnState, request []byte) (net.Conn, error)
 	// Deliver gives a re-created connection to the server, after its OK was
 	// written. It must not block for long, for the same reason.
 	Deliver func(c net.Conn)
@@ -49,11 +59,11 @@ type Agent struct {
 	Active func() uint32
 
 	LoadInterval time.Duration // between LOAD reports; 0 means DefaultLoadInterval
-	Timeout      time.Duration // handshake deadline and per-write deadline; 0 means DefaultAgentTimeout
+	Timeout      time.Duration // handshake deadline and per-write deadline; 0 means DefaultTimeout
 	Log          zerolog.Logger
 
 	// Stats counts handoffs and rejected connections; read with atomic loads.
-	Stats AgentStats
+	Stats Stats
 
 	draining   atomic.Bool
 	serverDown atomic.Bool
@@ -67,28 +77,28 @@ type Agent struct {
 	wg        sync.WaitGroup
 }
 
-// AgentStats are the Agent's counters.
-type AgentStats struct {
+// Stats are the Agent's counters.
+type Stats struct {
 	Sessions       atomic.Uint64 // control connections that completed the handshake
 	Handoffs       atomic.Uint64 // HANDOFFs re-created, answered OK and passed to Deliver
-	RecreateFailed atomic.Uint64 // HANDOFFs answered ERR(ErrCodeRecreate)
-	Malformed      atomic.Uint64 // HANDOFFs answered ERR(ErrCodeMalformed): authentic but undecodable
+	RecreateFailed atomic.Uint64 // HANDOFFs answered ERR(handoff.ErrCodeRecreate)
+	Malformed      atomic.Uint64 // HANDOFFs answered ERR(handoff.ErrCodeMalformed): authentic but undecodable
 
 	// Connections closed because of a protocol error, by reason.
-	RejectAuth      atomic.Uint64 // ErrAuth: the switch proved a different secret
-	RejectMAC       atomic.Uint64 // ErrMAC
-	RejectVersion   atomic.Uint64 // ErrVersion
-	RejectType      atomic.Uint64 // ErrType
-	RejectState     atomic.Uint64 // ErrState
-	RejectTooLarge  atomic.Uint64 // ErrTooLarge
-	RejectMalformed atomic.Uint64 // ErrMalformed (a handshake body too long)
-	RejectTruncated atomic.Uint64 // ErrTruncated: a short handshake body, or EOF inside a message
+	RejectAuth      atomic.Uint64 // handoff.ErrAuth: the switch proved a different secret
+	RejectMAC       atomic.Uint64 // handoff.ErrMAC
+	RejectVersion   atomic.Uint64 // handoff.ErrVersion
+	RejectType      atomic.Uint64 // handoff.ErrType
+	RejectState     atomic.Uint64 // handoff.ErrState
+	RejectTooLarge  atomic.Uint64 // handoff.ErrTooLarge
+	RejectMalformed atomic.Uint64 // handoff.ErrMalformed (a handshake body too long)
+	RejectTruncated atomic.Uint64 // handoff.ErrTruncated: a short handshake body, or EOF inside a message
 	RejectTimeout   atomic.Uint64 // no complete handshake, or a write not done, within Timeout
 }
 
 // Snapshot returns the counters by name, for logs: "sessions", "handoffs",
 // "recreate_failed", "malformed" and "reject_<reason>" for every reason.
-func (s *AgentStats) Snapshot() map[string]uint64 {
+func (s *Stats) Snapshot() map[string]uint64 {
 	return map[string]uint64{
 		"sessions":         s.Sessions.Load(),
 		"handoffs":         s.Handoffs.Load(),
@@ -126,14 +136,14 @@ func (a *Agent) SetServerUp(up bool) {
 }
 
 // Health returns what LOAD reports: draining before down before up.
-func (a *Agent) Health() Health {
+func (a *Agent) Health() handoff.Health {
 	switch {
 	case a.draining.Load():
-		return HealthDraining
+		return handoff.HealthDraining
 	case a.serverDown.Load():
-		return HealthDown
+		return handoff.HealthDown
 	}
-	return HealthUp
+	return handoff.HealthUp
 }
 
 func (a *Agent) healthChanged() {
@@ -307,8 +317,8 @@ type agentConn struct {
 	timeout time.Duration
 
 	mu     sync.Mutex
-	sess   *Session
-	load   [loadLen]byte
+	sess   *handoff.Session
+	load   [handoff.LoadLen]byte
 	goaway bool // GOAWAY sent
 }
 
@@ -318,10 +328,10 @@ func (a *Agent) newConn(c net.Conn) *agentConn {
 		c:       c,
 		log:     a.Log.With().Stringer("switch", c.RemoteAddr()).Logger(),
 		timeout: a.Timeout,
-		sess:    NewAgentSession(a.Secret, nil),
+		sess:    handoff.NewAgentSession(a.Secret, nil),
 	}
 	if cc.timeout <= 0 {
-		cc.timeout = DefaultAgentTimeout
+		cc.timeout = DefaultTimeout
 	}
 	return cc
 }
@@ -341,7 +351,7 @@ func (cc *agentConn) goAway() {
 		return
 	}
 	cc.goaway = true
-	if err := cc.sess.Send(MsgGoAway, 0, nil); err == nil {
+	if err := cc.sess.Send(handoff.MsgGoAway, 0, nil); err == nil {
 		err = cc.flushLocked()
 	}
 	// The switch closes the connection once its HANDOFFs are answered; a
@@ -375,14 +385,14 @@ func (a *Agent) countReject(err error) string {
 		n      *atomic.Uint64
 		reason string
 	}{
-		{ErrAuth, &s.RejectAuth, "auth"},
-		{ErrMAC, &s.RejectMAC, "mac"},
-		{ErrVersion, &s.RejectVersion, "version"},
-		{ErrType, &s.RejectType, "type"},
-		{ErrState, &s.RejectState, "state"},
-		{ErrTooLarge, &s.RejectTooLarge, "too large"},
-		{ErrMalformed, &s.RejectMalformed, "malformed"},
-		{ErrTruncated, &s.RejectTruncated, "truncated"},
+		{handoff.ErrAuth, &s.RejectAuth, "auth"},
+		{handoff.ErrMAC, &s.RejectMAC, "mac"},
+		{handoff.ErrVersion, &s.RejectVersion, "version"},
+		{handoff.ErrType, &s.RejectType, "type"},
+		{handoff.ErrState, &s.RejectState, "state"},
+		{handoff.ErrTooLarge, &s.RejectTooLarge, "too large"},
+		{handoff.ErrMalformed, &s.RejectMalformed, "malformed"},
+		{handoff.ErrTruncated, &s.RejectTruncated, "truncated"},
 		{os.ErrDeadlineExceeded, &s.RejectTimeout, "timeout"},
 	} {
 		if errors.Is(err, r.err) {
@@ -424,8 +434,9 @@ func (cc *agentConn) run() error {
 			r = 0
 		case w == len(buf):
 			// A frame larger than buf: Receive has checked its length
-			// against MaxBody, so growing up to MaxFrame is bounded.
-			nb := make([]byte, min(2*len(buf), MaxFrame))
+			// against MaxBodyToAgent, so growing up to MaxFrameToAgent
+			// is bounded.
+			nb := make([]byte, min(2*len(buf), handoff.MaxFrameToAgent))
 			copy(nb, buf[:w])
 			buf = nb
 		}
@@ -467,7 +478,7 @@ func (cc *agentConn) run() error {
 		if rerr != nil {
 			if errors.Is(rerr, io.EOF) {
 				if r < w {
-					return ErrTruncated
+					return handoff.ErrTruncated
 				}
 				return nil
 			}
@@ -477,31 +488,31 @@ func (cc *agentConn) run() error {
 }
 
 // handle answers one application message.
-func (cc *agentConn) handle(m Msg) error {
+func (cc *agentConn) handle(m handoff.Msg) error {
 	switch m.Type {
-	case MsgHandoff:
-		return cc.handoff(m)
-	case MsgPing:
-		return cc.send(MsgPong, m.ID, nil)
+	case handoff.MsgHandoff:
+		return cc.recreate(m)
+	case handoff.MsgPing:
+		return cc.send(handoff.MsgPong, m.ID, nil)
 	}
 	return nil // PONG: the switch answered a PING; nothing to do
 }
 
-func (cc *agentConn) handoff(m Msg) error {
+func (cc *agentConn) recreate(m handoff.Msg) error {
 	a := cc.a
-	var st ConnState
-	req, err := DecodeHandoffBody(m.Body, &st)
+	var st handoff.ConnState
+	req, err := handoff.DecodeHandoffBody(m.Body, &st)
 	if err != nil {
 		a.Stats.Malformed.Add(1)
-		return cc.sendErr(m.ID, ErrCodeMalformed, err.Error())
+		return cc.sendErr(m.ID, handoff.ErrCodeMalformed, err.Error())
 	}
 	conn, err := a.Recreate(&st, req)
 	if err != nil {
 		a.Stats.RecreateFailed.Add(1)
 		cc.log.Debug().Err(err).Stringer("client", st.Client).Msg("handoff agent: re-creation failed")
-		return cc.sendErr(m.ID, ErrCodeRecreate, err.Error())
+		return cc.sendErr(m.ID, handoff.ErrCodeRecreate, err.Error())
 	}
-	if err := cc.send(MsgOK, m.ID, nil); err != nil {
+	if err := cc.send(handoff.MsgOK, m.ID, nil); err != nil {
 		conn.Close()
 		return err
 	}
@@ -511,7 +522,7 @@ func (cc *agentConn) handoff(m Msg) error {
 }
 
 // send queues one message and writes it.
-func (cc *agentConn) send(t MsgType, id uint64, body []byte) error {
+func (cc *agentConn) send(t handoff.MsgType, id uint64, body []byte) error {
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
 	if err := cc.sess.Send(t, id, body); err != nil {
@@ -563,7 +574,7 @@ func (cc *agentConn) reportLoad(stop <-chan struct{}, done *sync.WaitGroup) {
 		}
 		changed := a.healthChange()
 		cc.mu.Lock()
-		err := cc.sess.Send(MsgLoad, 0, AppendLoadBody(cc.load[:0], active, a.Health()))
+		err := cc.sess.Send(handoff.MsgLoad, 0, handoff.AppendLoadBody(cc.load[:0], active, a.Health()))
 		if err != nil {
 			// The session failed: the reading goroutine has the error
 			// and is ending the connection.

@@ -1,4 +1,4 @@
-package handoff
+package serve
 
 import (
 	"bufio"
@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"webswitch/handoff/agent"
 )
 
 // localServer runs a loopback TCP server that calls handle for each
@@ -48,13 +50,13 @@ func localServer(t *testing.T, handle func(c net.Conn)) string {
 // frontListener returns a Listener fed by a loopback TCP listener, standing in
 // for the agent's deliveries, and its dialable address. Both close at test
 // end; the feeding goroutine is waited for.
-func frontListener(t *testing.T) (*Listener, string) {
+func frontListener(t *testing.T) (*agent.Listener, string) {
 	t.Helper()
 	tl, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := NewListener(tl.Addr())
+	l := agent.NewListener(tl.Addr())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -76,7 +78,7 @@ func frontListener(t *testing.T) (*Listener, string) {
 
 // serveInBackground runs serve(l) and checks at test end that it returned
 // net.ErrClosed once l was closed.
-func serveInBackground(t *testing.T, l *Listener, serve func(net.Listener) error) {
+func serveInBackground(t *testing.T, l *agent.Listener, serve func(net.Listener) error) {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() { errc <- serve(l) }()
@@ -94,7 +96,7 @@ func serveInBackground(t *testing.T, l *Listener, serve func(net.Listener) error
 }
 
 // waitIdle waits until l has no active connections.
-func waitIdle(t *testing.T, l *Listener) {
+func waitIdle(t *testing.T, l *agent.Listener) {
 	t.Helper()
 	for deadline := time.Now().Add(2 * time.Second); l.Active() != 0; {
 		if time.Now().After(deadline) {

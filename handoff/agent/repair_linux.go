@@ -1,4 +1,4 @@
-package handoff
+package agent
 
 import (
 	"errors"
@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"webswitch/handoff"
 	"webswitch/internal/sys"
 )
 
@@ -47,7 +48,7 @@ var (
 // The steps follow DESIGN.md section 6 in order; each failing system call is
 // reported once with the step's name, and the socket is closed on every error.
 // It needs CAP_NET_ADMIN in the socket's network namespace.
-func Recreate(st *ConnState, request []byte) (net.Conn, error) {
+func Recreate(st *handoff.ConnState, request []byte) (net.Conn, error) {
 	vip, client := st.VIP.Addr().Unmap(), st.Client.Addr().Unmap()
 	if !vip.Is4() || !client.Is4() {
 		return nil, errNotIPv4
@@ -93,7 +94,7 @@ func tuneControl(c net.Conn) {
 
 // repair runs the TCP_REPAIR sequence on fd, leaving it an established
 // connection out of repair mode. The caller closes fd on error.
-func repair(fd int, st *ConnState, vip, client netip.Addr, request []byte) error {
+func repair(fd int, st *handoff.ConnState, vip, client netip.Addr, request []byte) error {
 	tcpInt := func(step string, opt, val int) error {
 		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, opt, val); err != nil {
 			return fmt.Errorf("repair: %s: %w", step, err)
