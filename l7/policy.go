@@ -73,11 +73,6 @@ func (p Policy) String() string {
 	return fmt.Sprintf("Policy(%d)", uint8(p))
 }
 
-// UsesKey reports whether Pick uses its key argument: the request path for
-// LARD, the pool's hash key for the hashing and affinity policies. The
-// other policies ignore it, so the caller need not compute it.
-func (p Policy) UsesKey() bool { return p >= PolicyLARD && p < numPolicies }
-
 // ParsePolicy returns the policy named s, one of "round-robin",
 // "weighted-round-robin", "least-connections", "lard",
 // "bounded-load-hash", "cookie-affinity" and "source-affinity".
@@ -200,10 +195,10 @@ func (p *Pool) lardThresholds() (low, high int64) {
 type Picker interface {
 	// Pick returns a back-end of the pool (an entry of its Backends) for
 	// which up returns true, or ok false when there is none (the switch
-	// answers 503). key is the request key when the policy uses one (see
-	// [Policy.UsesKey]; read during the call only, may be empty); load(b)
-	// is the number of live connections of back-end b. Pick may call up
-	// and load several times for the same back-end.
+	// answers 503). key is the connection's key ([Pool.Key]; read during
+	// the call only, may be empty; the policies without a key ignore it);
+	// load(b) is the number of live connections of back-end b. Pick may
+	// call up and load several times for the same back-end.
 	Pick(key []byte, load func(b int) int64, up func(b int) bool) (backend int, ok bool)
 }
 

@@ -84,9 +84,6 @@ func TestParsePolicy(t *testing.T) {
 		if err != nil || got != p {
 			t.Errorf("ParsePolicy(%q) = %v, %v", p.String(), got, err)
 		}
-		if want := p != PolicyRoundRobin && p != PolicyWeightedRoundRobin && p != PolicyLeastConnections; p.UsesKey() != want {
-			t.Errorf("%v.UsesKey() = %v", p, !want)
-		}
 	}
 	for _, s := range []string{"", "Round-Robin", "random", "lard "} {
 		if _, err := ParsePolicy(s); !errors.Is(err, ErrPolicy) {
