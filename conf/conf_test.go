@@ -2,6 +2,7 @@ package conf
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"webswitch/l7"
 )
 
 var cmpAddrs = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{})
@@ -196,7 +199,7 @@ func TestLoadSwitchDefaults(t *testing.T) {
 		},
 		Health:   Health{Interval: Duration{time.Second}, Timeout: Duration{time.Second}, Rise: 2, Fall: 3},
 		Backends: []Backend{{Name: "be1", Address: netip.MustParseAddr("198.18.0.21"), Agent: netip.MustParseAddrPort("198.18.0.21:7070"), Weight: 1}},
-		Pools:    []Pool{{Name: "all", Backends: []string{"be1"}, Policy: PolicyRoundRobin, LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65}},
+		Pools:    []Pool{{Name: "all", Backends: []string{"be1"}, Policy: "round-robin", LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65}},
 		Rules:    []Rule{{Pool: "all"}},
 	}
 	if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
@@ -228,8 +231,8 @@ func TestLoadSwitchExample(t *testing.T) {
 			{Name: "be2", Address: netip.MustParseAddr("198.18.0.22"), Agent: netip.MustParseAddrPort("198.18.0.22:7070"), Weight: 1},
 		},
 		Pools: []Pool{
-			{Name: "static", Backends: []string{"be1"}, Policy: PolicyRoundRobin, LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65},
-			{Name: "web", Backends: []string{"be1", "be2"}, Policy: PolicyRoundRobin, LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65},
+			{Name: "static", Backends: []string{"be1"}, Policy: "round-robin", LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65},
+			{Name: "web", Backends: []string{"be1", "be2"}, Policy: "round-robin", LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65},
 		},
 		Rules: []Rule{
 			{PathPrefix: "/static/", Pool: "static"},
@@ -385,6 +388,7 @@ func TestWildcardPatterns(t *testing.T) {
 		ok   bool
 	}{
 		{`host = "*.img.example"`, true},
+		{`host = "img.example:8080"`, false}, // l7 matches hosts without their port
 		{`sni = "*.b.example"`, true},
 		{`host = "a.*.example"`, false},
 		{`sni = "*"`, false},
@@ -398,5 +402,114 @@ func TestWildcardPatterns(t *testing.T) {
 		if _, err := LoadSwitch(file); (err == nil) != tt.ok {
 			t.Errorf("%s: %v, want accepted %v", tt.rule, err, tt.ok)
 		}
+	}
+}
+
+// poolFile writes a switch file with n back-ends of weight w and one pool
+// of all of them with the given extra keys.
+func poolFile(t *testing.T, n, w int, keys string) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("[switch]\ninterface = \"eth0\"\nvip = \"198.18.0.100\"\n[control]\nsecret_file = \"secret\"\n")
+	var names []string
+	for i := range n {
+		fmt.Fprintf(&b, "[[backend]]\nname = \"be%d\"\naddress = \"198.18.1.%d\"\nagent = \"198.18.1.%d:7070\"\nweight = %d\n", i, i+1, i+1, w)
+		names = append(names, fmt.Sprintf("%q", fmt.Sprintf("be%d", i)))
+	}
+	fmt.Fprintf(&b, "[[pool]]\nname = \"all\"\nbackends = [%s]\n%s\n[[rule]]\npool = \"all\"\n", strings.Join(names, ", "), keys)
+	file := filepath.Join(t.TempDir(), "switch.toml")
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// TestL7Pools checks the pools conf builds for l7, and that l7's checks
+// of a pool are reported at the pool's key.
+func TestL7Pools(t *testing.T) {
+	base := l7.Pool{Name: "all", Backends: []int{0, 1}, Weights: []int{2, 2}, LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65}
+	with := func(f func(p *l7.Pool)) l7.Pool {
+		p := base
+		f(&p)
+		return p
+	}
+	tests := []struct {
+		keys string
+		want l7.Pool
+		key  string // of the error, "" when none
+		msg  string // a part of the error's message
+	}{
+		{keys: "", want: base},
+		{keys: `policy = "lard"`, want: with(func(p *l7.Pool) { p.Policy, p.Key = l7.PolicyLARD, l7.HashKey{Kind: l7.KeyPath} })},
+		{keys: `policy = "bounded-load-hash"` + "\nload_factor = 2", want: with(func(p *l7.Pool) {
+			p.Policy, p.Key, p.LoadFactor = l7.PolicyBoundedLoadHash, l7.HashKey{Kind: l7.KeyPath}, 2
+		})},
+		{keys: `policy = "bounded-load-hash"` + "\nhash_key = \"header:X-User\"\nload_factor = 1.5", want: with(func(p *l7.Pool) {
+			p.Policy, p.Key, p.LoadFactor = l7.PolicyBoundedLoadHash, l7.HashKey{Kind: l7.KeyHeader, Name: "X-User"}, 1.5
+		})},
+		{keys: `policy = "cookie-affinity"` + "\nhash_key = \"cookie:sid\"", want: with(func(p *l7.Pool) {
+			p.Policy, p.Key = l7.PolicyCookieAffinity, l7.HashKey{Kind: l7.KeyCookie, Name: "sid"}
+		})},
+		{keys: `policy = "source-affinity"`, want: with(func(p *l7.Pool) { p.Policy, p.Key = l7.PolicySourceAffinity, l7.HashKey{Kind: l7.KeyClient} })},
+		{keys: `policy = "lard"` + "\nlard_low = 5\nlard_high = 1048576", want: with(func(p *l7.Pool) {
+			p.Policy, p.Key, p.LARDLow, p.LARDHigh = l7.PolicyLARD, l7.HashKey{Kind: l7.KeyPath}, 5, 1<<20
+		})},
+
+		{keys: `policy = "Lard"`, key: "policy", msg: `unknown policy "Lard" (one of round-robin, weighted-round-robin,`},
+		{keys: `hash_key = "path"`, key: "hash_key", msg: "policy round-robin hashes nothing"},
+		{keys: `policy = "lard"` + "\nhash_key = \"host\"", key: "hash_key", msg: `policy lard needs "path"`},
+		{keys: `policy = "source-affinity"` + "\nhash_key = \"path\"", key: "hash_key", msg: `policy source-affinity needs "client"`},
+		{keys: `policy = "cookie-affinity"` + "\nhash_key = \"cookie:a b\"", key: "hash_key", msg: `"a b" is not a cookie name`},
+		{keys: `policy = "bounded-load-hash"` + "\nhash_key = \"path:x\"", key: "hash_key", msg: "path takes no name"},
+		{keys: "load_factor = 10.5", key: "load_factor", msg: "load factor must be from 1 to 10"},
+		{keys: `load_factor = "2"`, key: "load_factor", msg: "expected a number, found a string"},
+		{keys: "lard_low = -1", key: "lard_low", msg: "low threshold must be from 1 to 1048576"},
+		{keys: "lard_low = 70", key: "lard_high", msg: "must be above the low one"},
+		{keys: "lard_high = 1048577", key: "lard_high", msg: "at most 1048576"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.keys, func(t *testing.T) {
+			file := poolFile(t, 2, 2, tt.keys)
+			s, err := LoadSwitch(file)
+			if tt.key != "" {
+				var e *Error
+				if !errors.As(err, &e) || e.Key != "pool[0]."+tt.key || e.Line == 0 || !strings.Contains(e.Msg, tt.msg) {
+					t.Fatalf("LoadSwitch = %v; want an error at pool[0].%s containing %q", err, tt.key, tt.msg)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := s.L7Pools()
+			if diff := cmp.Diff([]l7.Pool{tt.want}, got, cmpopts.IgnoreFields(l7.Pool{}, "Targets")); diff != "" {
+				t.Errorf("L7Pools mismatch (-want +got):\n%s", diff)
+			}
+			if (got[0].Targets != nil) != (got[0].Policy == l7.PolicyLARD) {
+				t.Errorf("L7Pools: target table %p for %v", got[0].Targets, got[0].Policy)
+			}
+		})
+	}
+	t.Run("ring too large", func(t *testing.T) {
+		_, err := LoadSwitch(poolFile(t, 17, l7.MaxWeight, `policy = "source-affinity"`))
+		var e *Error
+		if !errors.As(err, &e) || e.Key != "pool[0].backends" || !strings.Contains(e.Msg, "replicas times the weights") {
+			t.Fatalf("LoadSwitch = %v; want an error at pool[0].backends about the ring", err)
+		}
+	})
+}
+
+func TestL7Rules(t *testing.T) {
+	s, err := LoadSwitch("testdata/switch.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []l7.Rule{
+		{Match: l7.Match{PathPrefix: "/static/"}, Pool: 0},
+		{Match: l7.Match{Host: "api.example.com", Header: "X-Canary", HeaderValue: "1", HeaderHasValue: true, Cookie: "beta"}, Pool: 1},
+		{Pool: 1},
+	}
+	if diff := cmp.Diff(want, s.L7Rules()); diff != "" {
+		t.Errorf("L7Rules mismatch (-want +got):\n%s", diff)
 	}
 }

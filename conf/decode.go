@@ -173,6 +173,15 @@ func (d *decoder) value(path string, v any, dst reflect.Value) error {
 		} else {
 			dst.SetUint(uint64(n))
 		}
+	case reflect.Float64:
+		switch n := v.(type) {
+		case float64:
+			dst.SetFloat(n)
+		case int64: // "load_factor = 2"
+			dst.SetFloat(float64(n))
+		default:
+			return d.errorf(path, "expected a number, found %s", tomlType(v))
+		}
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"webswitch/l7"
 )
 
 // FuzzParse decodes arbitrary text as both configuration files: it must
 // not panic, every error must be an *Error naming the file and a line of
-// it, and an accepted switch file must hold together.
+// it, and an accepted switch file must hold together, its pools and rules
+// taken by l7.
 //
 // Kept crashers in testdata/fuzz/FuzzParse:
 //   - 38aba32330786c66: a control character; the parser's error has the
@@ -38,6 +41,14 @@ func FuzzParse(f *testing.F) {
 				if !pools[r.Pool] {
 					t.Fatalf("accepted a rule for the unknown pool %q", r.Pool)
 				}
+			}
+			for _, p := range s.L7Pools() {
+				if err := p.Validate(); err != nil {
+					t.Fatalf("accepted a pool l7 refuses: %v", err)
+				}
+			}
+			if _, err := l7.NewRouter(s.L7Rules()); err != nil {
+				t.Fatalf("accepted rules l7 refuses: %v", err)
 			}
 		}
 		check(parse("fuzz.toml", data, new(Agent)))

@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"errors"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"webswitch/handoff"
+	"webswitch/l7"
 	"webswitch/ring"
 )
 
@@ -132,45 +134,31 @@ type Backend struct {
 
 func (b *Backend) setDefaults() { b.Weight = 1 }
 
-// Pool policies (docs/policies.md).
-const (
-	PolicyRoundRobin         = "round-robin"
-	PolicyWeightedRoundRobin = "weighted-round-robin"
-	PolicyLeastConnections   = "least-connections"
-	PolicyLARD               = "lard"
-	PolicyBoundedLoadHash    = "bounded-load-hash"
-	PolicyCookieAffinity     = "cookie-affinity"
-	PolicySourceAffinity     = "source-affinity"
-)
-
-var policies = []string{PolicyRoundRobin, PolicyWeightedRoundRobin, PolicyLeastConnections, PolicyLARD,
-	PolicyBoundedLoadHash, PolicyCookieAffinity, PolicySourceAffinity}
-
 // Pool is a [[pool]] table: named back-ends a rule sends requests to.
 type Pool struct {
 	// Name is unique among pools (required).
 	Name string `toml:"name"`
 	// Backends are names of [[backend]]s (at least one).
 	Backends []string `toml:"backends"`
-	// Policy picks a back-end of the pool: one of the Policy constants;
+	// Policy picks a back-end of the pool: a name l7.ParsePolicy knows;
 	// default "round-robin".
 	Policy string `toml:"policy"`
-	// HashKey is what bounded-load-hash, cookie-affinity and
-	// source-affinity hash: "path", "host", "header:NAME", "cookie:NAME"
-	// or "client" (the client's address). Defaults: "path",
-	// "cookie:NAME" required, "client"; the other policies take none.
+	// HashKey is what the policy hashes, in the form l7.ParseHashKey
+	// reads: "path", "host", "header:NAME", "cookie:NAME" or "client"
+	// (the client's address). Empty: the policy's default.
 	HashKey string `toml:"hash_key"`
 	// LoadFactor is bounded-load-hash's c: no back-end takes more than
-	// c times the mean load, 1.0 to 10. Default 1.25.
+	// c times the mean load. Default l7.DefaultLoadFactor.
 	LoadFactor float64 `toml:"load_factor"`
 	// LARDLow and LARDHigh are LARD's load thresholds (live connections
-	// per back-end), as T_low and T_high in Pai et al. Defaults 25 and 65.
+	// per back-end), as T_low and T_high in Pai et al. Defaults
+	// l7.DefaultLARDLow and l7.DefaultLARDHigh.
 	LARDLow  int `toml:"lard_low"`
 	LARDHigh int `toml:"lard_high"`
 }
 
 func (p *Pool) setDefaults() {
-	*p = Pool{Policy: PolicyRoundRobin, LoadFactor: 1.25, LARDLow: 25, LARDHigh: 65}
+	*p = Pool{Policy: l7.PolicyRoundRobin.String(), LoadFactor: l7.DefaultLoadFactor, LARDLow: l7.DefaultLARDLow, LARDHigh: l7.DefaultLARDHigh}
 }
 
 // Rule is a [[rule]] table. Rules are tried in file order; a request
@@ -356,7 +344,7 @@ func (s *Switch) validateBackends(v *validator) {
 			v.fail(path+".address", "address %v is the VIP", b.Address)
 		}
 		v.addrPort(path+".agent", b.Agent)
-		v.intRange(path+".weight", b.Weight, 1, 256)
+		v.intRange(path+".weight", b.Weight, 1, l7.MaxWeight)
 	}
 }
 
@@ -386,57 +374,82 @@ func (s *Switch) validatePools(v *validator) {
 				v.fail(indexPath(path+".backends", j), "backend %q is listed twice", b)
 			}
 		}
-		p.validatePolicy(v, path)
+		if v.err == nil { // the back-ends are known: l7 checks the rest
+			if _, key, err := s.l7Pool(i); err != nil {
+				v.fail(path+"."+key, "%v", err)
+			}
+		}
 	}
 }
 
-func (p *Pool) validatePolicy(v *validator, path string) {
-	if !slices.Contains(policies, p.Policy) {
-		v.fail(path+".policy", "unknown policy %q (one of %s)", p.Policy, strings.Join(policies, ", "))
-		return
+// poolKeys are the keys of a [[pool]] that l7's errors are about; the
+// others are about the back-ends and their weights.
+var poolKeys = []struct {
+	err error
+	key string
+}{
+	{l7.ErrPolicy, "policy"},
+	{l7.ErrHashKey, "hash_key"},
+	{l7.ErrLoadFactor, "load_factor"},
+	{l7.ErrLARDLow, "lard_low"},
+	{l7.ErrLARDHigh, "lard_high"},
+}
+
+// l7Pool returns pool i as l7 balances it, its policy and key parsed and
+// checked by l7, or the key of the pool that the error is about. The
+// pool's back-ends must be known.
+func (s *Switch) l7Pool(i int) (pool l7.Pool, key string, err error) {
+	p := &s.Pools[i]
+	pool = l7.Pool{Name: p.Name, LoadFactor: p.LoadFactor, LARDLow: int64(p.LARDLow), LARDHigh: int64(p.LARDHigh)}
+	for _, name := range p.Backends {
+		b := slices.IndexFunc(s.Backends, func(b Backend) bool { return b.Name == name })
+		pool.Backends = append(pool.Backends, b)
+		pool.Weights = append(pool.Weights, s.Backends[b].Weight)
 	}
-	switch p.Policy {
-	case PolicyBoundedLoadHash:
-		if p.HashKey == "" {
-			p.HashKey = "path"
-		}
-	case PolicySourceAffinity:
-		if p.HashKey == "" {
-			p.HashKey = "client"
-		}
-		if p.HashKey != "client" {
-			v.fail(path+".hash_key", "source-affinity hashes the client's address: \"client\", not %q", p.HashKey)
-		}
-	case PolicyCookieAffinity:
-		if !strings.HasPrefix(p.HashKey, "cookie:") {
-			v.fail(path+".hash_key", "cookie-affinity needs \"cookie:NAME\", not %q", p.HashKey)
-		}
-	default:
-		if p.HashKey != "" {
-			v.fail(path+".hash_key", "policy %s hashes nothing", p.Policy)
-		}
+	if pool.Policy, err = l7.ParsePolicy(p.Policy); err == nil {
+		pool.Key, err = l7.ParseHashKey(p.HashKey, pool.Policy)
 	}
-	if kind, name, _ := strings.Cut(p.HashKey, ":"); p.HashKey != "" {
-		switch {
-		case kind == "path" || kind == "host" || kind == "client":
-			if name != "" {
-				v.fail(path+".hash_key", "%q takes no name", kind)
+	if pool.Policy == l7.PolicyLARD {
+		pool.Targets = new(l7.Targets)
+	}
+	if err == nil {
+		err = pool.Validate()
+	}
+	if err != nil {
+		key = "backends"
+		for _, k := range poolKeys {
+			if errors.Is(err, k.err) {
+				key = k.key
+				break
 			}
-		case kind == "header" || kind == "cookie":
-			if !isToken(name) {
-				v.fail(path+".hash_key", "%q: %q is not a %s name", p.HashKey, name, kind)
-			}
-		default:
-			v.fail(path+".hash_key", "%q is not path, host, header:NAME, cookie:NAME or client", p.HashKey)
 		}
 	}
-	if p.LoadFactor < 1 || p.LoadFactor > 10 {
-		v.fail(path+".load_factor", "%v is out of range [1, 10]", p.LoadFactor)
+	return pool, key, err
+}
+
+// L7Pools returns the pools as l7 balances them: their back-ends as indices
+// into Backends, with their weights, their policies, keys and parameters;
+// each LARD pool has a new target table, which the pickers made from it
+// share. s must be valid (LoadSwitch).
+func (s *Switch) L7Pools() []l7.Pool {
+	pools := make([]l7.Pool, len(s.Pools))
+	for i := range s.Pools {
+		pools[i], _, _ = s.l7Pool(i)
 	}
-	v.intRange(path+".lard_low", p.LARDLow, 1, 1<<20)
-	if p.LARDHigh <= p.LARDLow {
-		v.fail(path+".lard_high", "%d is not above lard_low (%d)", p.LARDHigh, p.LARDLow)
+	return pools
+}
+
+// L7Rules returns the rules as l7.NewRouter takes them, sending requests
+// to pools by their index in Pools. s must be valid (LoadSwitch).
+func (s *Switch) L7Rules() []l7.Rule {
+	rules := make([]l7.Rule, len(s.Rules))
+	for i, r := range s.Rules {
+		m := l7.Match{Host: r.Host, PathPrefix: r.PathPrefix, PathRegex: r.PathRegex, Method: r.Method, SNI: r.SNI, ALPN: r.ALPN}
+		m.Header, m.HeaderValue, m.HeaderHasValue = r.HeaderMatch()
+		m.Cookie, m.CookieValue, m.CookieHasValue = r.CookieMatch()
+		rules[i] = l7.Rule{Match: m, Pool: slices.IndexFunc(s.Pools, func(p Pool) bool { return p.Name == r.Pool })}
 	}
+	return rules
 }
 
 func (s *Switch) validateRules(v *validator) {
@@ -503,6 +516,13 @@ func (s *Switch) validateRules(v *validator) {
 		}
 		if v.required(path+".pool", r.Pool != "") && !pools[r.Pool] {
 			v.fail(path+".pool", "unknown pool %q", r.Pool)
+		}
+	}
+	if v.err == nil { // what the checks above let through, the switch's router must take
+		for i, r := range s.L7Rules() {
+			if _, err := l7.NewRouter([]l7.Rule{r}); err != nil {
+				v.fail(indexPath("rule", i), "%v", errors.Unwrap(err)) // without "l7: rule 0"
+			}
 		}
 	}
 }

@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
+	"strings"
 )
 
 // Policy is how a pool picks the back-end of a new connection. The zero
@@ -35,8 +35,8 @@ const (
 	// some back-end is below LARDLow, when it reaches 2*LARDHigh, or when
 	// the back-end is down (thresholds are per unit of weight). A new
 	// target goes to the least-loaded back-end, ties broken by the target's
-	// hash so that shards agree when loads are equal. The target table is
-	// per shard, LARDTargets entries in sets of lardWays: a new target
+	// hash. The target table ([Targets]) is the pool's, shared by the
+	// shards, LARDTargets entries in sets of lardWays: a new target
 	// replaces the least recently used entry of its set; an evicted target
 	// is new again when it comes back. Without a key: as least-connections.
 	PolicyLARD
@@ -73,11 +73,6 @@ func (p Policy) String() string {
 	return fmt.Sprintf("Policy(%d)", uint8(p))
 }
 
-// UsesKey reports whether Pick uses its key argument: the request path for
-// LARD, the pool's hash key for the hashing and affinity policies. The
-// other policies ignore it, so the caller need not compute it.
-func (p Policy) UsesKey() bool { return p >= PolicyLARD && p < numPolicies }
-
 // ParsePolicy returns the policy named s, one of "round-robin",
 // "weighted-round-robin", "least-connections", "lard",
 // "bounded-load-hash", "cookie-affinity" and "source-affinity".
@@ -85,15 +80,17 @@ func ParsePolicy(s string) (Policy, error) {
 	if i := slices.Index(policyNames[:], s); i >= 0 {
 		return Policy(i), nil
 	}
-	return 0, fmt.Errorf("%w: %q", ErrPolicy, s)
+	return 0, fmt.Errorf("%w %q (one of %s)", ErrPolicy, s, strings.Join(policyNames[:], ", "))
 }
 
 // Defaults and limits of the policies' parameters (see [Pool]).
 const (
-	DefaultLoadFactor  = 1.25  // Google's Cloud Pub/Sub and Vimeo use 1.25
-	DefaultLARDLow     = 25    // Pai et al.'s T_low
-	DefaultLARDHigh    = 65    // Pai et al.'s T_high
-	DefaultLARDTargets = 16384 // 256 KiB per pool per shard
+	DefaultLoadFactor  = 1.25 // Google's Cloud Pub/Sub and Vimeo use 1.25
+	MaxLoadFactor      = 10
+	DefaultLARDLow     = 25      // Pai et al.'s T_low
+	DefaultLARDHigh    = 65      // Pai et al.'s T_high
+	MaxLARDThreshold   = 1 << 20 // live connections per unit of weight
+	DefaultLARDTargets = 16384   // 256 KiB per pool
 	MaxLARDTargets     = 1 << 22
 	DefaultReplicas    = 256 // ring points per unit of weight: shares within about 1/16
 	MaxReplicas        = 1024
@@ -102,18 +99,23 @@ const (
 	lardWays           = 4       // entries per set of LARD's target table
 )
 
-// Errors of [Pool.Validate], wrapped with the pool's name.
+// Errors of [Pool.Validate], wrapped with the pool's name, and of
+// [ParsePolicy]; [ErrHashKey] is the other.
 var (
-	ErrPolicy        = errors.New("unknown balancing policy")
-	ErrWeights       = errors.New("weights must be one per back-end, each from 1 to 256")
-	ErrDuplicate     = errors.New("a back-end appears twice in the pool")
-	ErrLoadFactor    = errors.New("load factor must be at least 1")
-	ErrLARDThreshold = errors.New("LARD thresholds must satisfy 0 < low < high")
-	ErrLARDTargets   = errors.New("LARD target table size must be from 0 to 4194304")
-	ErrReplicas      = errors.New("ring replicas must be from 0 to 1024, and replicas times the weights at most 1048576")
+	ErrPolicy      = errors.New("unknown policy")
+	ErrWeights     = errors.New("weights must be one per back-end, each from 1 to 256")
+	ErrDuplicate   = errors.New("a back-end appears twice in the pool")
+	ErrLoadFactor  = errors.New("load factor must be from 1 to 10")
+	ErrLARDLow     = errors.New("LARD's low threshold must be from 1 to 1048576")
+	ErrLARDHigh    = errors.New("LARD's high threshold must be above the low one and at most 1048576")
+	ErrLARDTargets = errors.New("LARD target table size must be from 0 to 4194304")
+	ErrTargets     = errors.New("a LARD pool needs its target table (Pool.Targets)")
+	ErrReplicas    = errors.New("ring replicas must be from 0 to 1024, and replicas times the weights at most 1048576")
 )
 
-// Validate checks the pool's policy and parameters.
+// Validate checks the pool's policy, key and parameters. The zero value of
+// a parameter is its default; the other values must be in the ranges the
+// Max constants give.
 func (p *Pool) Validate() error {
 	err := p.check()
 	if err != nil {
@@ -137,15 +139,24 @@ func (p *Pool) check() error {
 		}
 		seen[b] = true
 	}
-	if p.LoadFactor != 0 && !(p.LoadFactor >= 1) || math.IsInf(p.LoadFactor, 0) {
+	if err := p.Key.check(p.Policy); err != nil {
+		return err
+	}
+	if p.LoadFactor != 0 && !(p.LoadFactor >= 1 && p.LoadFactor <= MaxLoadFactor) {
 		return ErrLoadFactor
 	}
 	low, high := p.lardThresholds()
-	if low <= 0 || high <= low {
-		return ErrLARDThreshold
+	if low < 1 || low > MaxLARDThreshold {
+		return ErrLARDLow
+	}
+	if high <= low || high > MaxLARDThreshold {
+		return ErrLARDHigh
 	}
 	if p.LARDTargets < 0 || p.LARDTargets > MaxLARDTargets {
 		return ErrLARDTargets
+	}
+	if p.Policy == PolicyLARD && p.Targets == nil {
+		return ErrTargets
 	}
 	if r := p.replicas(); r < 1 || r > MaxReplicas || r*p.totalWeight() > maxRingPoints {
 		return ErrReplicas
@@ -176,22 +187,32 @@ func (p *Pool) lardThresholds() (low, high int64) {
 }
 
 // Picker picks a back-end of one pool for each new connection. Each shard
-// makes its own with [NewPicker]: a Picker holds the policy's state (a
-// cursor, smooth weights, LARD's target table), is not safe for concurrent
-// use, and its Pick does not allocate.
+// makes its own with [NewPicker]: a Picker holds the shard's part of the
+// policy's state (a cursor, smooth weights, the ring and its scratch
+// loads), is not safe for concurrent use, and its Pick does not allocate.
+// The part that must be the same for every shard, LARD's target table, is
+// the pool's ([Pool.Targets]), shared by its pickers.
 type Picker interface {
 	// Pick returns a back-end of the pool (an entry of its Backends) for
 	// which up returns true, or ok false when there is none (the switch
-	// answers 503). key is the request key when the policy uses one (see
-	// [Policy.UsesKey]; read during the call only, may be empty); load(b)
-	// is the number of live connections of back-end b. Pick may call up
-	// and load several times for the same back-end.
+	// answers 503). key is the connection's key ([Pool.Key]; read during
+	// the call only, may be empty; the policies without a key ignore it);
+	// load(b) is the number of live connections of back-end b. Pick may
+	// call up and load several times for the same back-end.
 	Pick(key []byte, load func(b int) int64, up func(b int) bool) (backend int, ok bool)
 }
 
-// NewPicker returns a picker for p's policy. The picker keeps p's slices:
-// p must not change afterwards. p must be valid ([Pool.Validate]):
-// NewPicker panics otherwise.
+// NewPicker returns a picker for p's policy, for one shard. The picker
+// keeps p's slices and target table: p must not change afterwards. p must
+// be valid ([Pool.Validate]): NewPicker panics otherwise.
+//
+// The cursors of round-robin and of least-connections' ties, and the
+// current values of weighted round-robin, are per shard: each shard spreads
+// its own connections evenly, so the shards together do too, and no shard
+// waits for another. The loads that least-connections, bounded-load
+// hashing and LARD compare are the switch's, shared by the shards; the
+// hashing policies' rings depend on the pool only, so every shard maps a
+// key alike.
 func NewPicker(p *Pool) Picker {
 	if err := p.Validate(); err != nil {
 		panic(err)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -83,9 +84,6 @@ func TestParsePolicy(t *testing.T) {
 		if err != nil || got != p {
 			t.Errorf("ParsePolicy(%q) = %v, %v", p.String(), got, err)
 		}
-		if want := p != PolicyRoundRobin && p != PolicyWeightedRoundRobin && p != PolicyLeastConnections; p.UsesKey() != want {
-			t.Errorf("%v.UsesKey() = %v", p, !want)
-		}
 	}
 	for _, s := range []string{"", "Round-Robin", "random", "lard "} {
 		if _, err := ParsePolicy(s); !errors.Is(err, ErrPolicy) {
@@ -104,9 +102,11 @@ func TestPoolValidate(t *testing.T) {
 		want error
 	}{
 		{name: "defaults", pool: Pool{Backends: []int{0, 1}}},
-		{name: "empty pool", pool: Pool{Policy: PolicyLARD}},
+		{name: "empty pool", pool: Pool{Policy: PolicyLARD, Targets: new(Targets)}},
 		{name: "every parameter", pool: Pool{Backends: []int{3, 1}, Weights: []int{1, 256}, Policy: PolicyBoundedLoadHash,
-			LoadFactor: 1, LARDLow: 1, LARDHigh: 2, LARDTargets: MaxLARDTargets, Replicas: 1024}},
+			Key: HashKey{Kind: KeyHeader, Name: "X-User"}, LoadFactor: MaxLoadFactor, LARDLow: MaxLARDThreshold - 1,
+			LARDHigh: MaxLARDThreshold, LARDTargets: MaxLARDTargets, Replicas: 1024}},
+		{name: "key path", pool: Pool{Policy: PolicyLARD, Key: HashKey{Kind: KeyPath}, Targets: new(Targets)}},
 		{name: "unknown policy", pool: Pool{Policy: numPolicies}, want: ErrPolicy},
 		{name: "weights missing", pool: Pool{Backends: []int{0, 1}, Weights: []int{1}}, want: ErrWeights},
 		{name: "weight 0", pool: Pool{Backends: []int{0, 1}, Weights: []int{1, 0}}, want: ErrWeights},
@@ -115,9 +115,17 @@ func TestPoolValidate(t *testing.T) {
 		{name: "load factor below 1", pool: Pool{LoadFactor: 0.9}, want: ErrLoadFactor},
 		{name: "load factor NaN", pool: Pool{LoadFactor: math.NaN()}, want: ErrLoadFactor},
 		{name: "load factor infinite", pool: Pool{LoadFactor: math.Inf(1)}, want: ErrLoadFactor},
-		{name: "LARD low above default high", pool: Pool{LARDLow: 70}, want: ErrLARDThreshold},
-		{name: "LARD low equals high", pool: Pool{LARDLow: 5, LARDHigh: 5}, want: ErrLARDThreshold},
-		{name: "LARD negative low", pool: Pool{LARDLow: -1}, want: ErrLARDThreshold},
+		{name: "load factor above 10", pool: Pool{LoadFactor: MaxLoadFactor + 0.5}, want: ErrLoadFactor},
+		{name: "LARD low above default high", pool: Pool{LARDLow: 70}, want: ErrLARDHigh},
+		{name: "LARD low equals high", pool: Pool{LARDLow: 5, LARDHigh: 5}, want: ErrLARDHigh},
+		{name: "LARD high too large", pool: Pool{LARDHigh: MaxLARDThreshold + 1}, want: ErrLARDHigh},
+		{name: "LARD negative low", pool: Pool{LARDLow: -1}, want: ErrLARDLow},
+		{name: "LARD low too large", pool: Pool{LARDLow: MaxLARDThreshold + 1, LARDHigh: MaxLARDThreshold + 2}, want: ErrLARDLow},
+		{name: "LARD without its table", pool: Pool{Policy: PolicyLARD}, want: ErrTargets},
+		{name: "key of no policy", pool: Pool{Key: HashKey{Kind: KeyPath}}, want: ErrHashKey},
+		{name: "key the policy does not take", pool: Pool{Policy: PolicyCookieAffinity, Key: HashKey{Kind: KeyPath}}, want: ErrHashKey},
+		{name: "bad cookie name", pool: Pool{Policy: PolicyCookieAffinity, Key: HashKey{Kind: KeyCookie, Name: "a b"}}, want: ErrHashKey},
+		{name: "name of an unnamed key", pool: Pool{Policy: PolicySourceAffinity, Key: HashKey{Kind: KeyClient, Name: "x"}}, want: ErrHashKey},
 		{name: "LARD table negative", pool: Pool{LARDTargets: -1}, want: ErrLARDTargets},
 		{name: "LARD table too large", pool: Pool{LARDTargets: MaxLARDTargets + 1}, want: ErrLARDTargets},
 		{name: "replicas too many", pool: Pool{Replicas: MaxReplicas + 1}, want: ErrReplicas},
@@ -147,7 +155,7 @@ func TestNoneUp(t *testing.T) {
 	for pol := range numPolicies {
 		for _, backends := range [][]int{nil, {4, 5}} {
 			t.Run(fmt.Sprintf("%v/%d back-ends", pol, len(backends)), func(t *testing.T) {
-				p := NewPicker(&Pool{Backends: backends, Policy: pol})
+				p := NewPicker(&Pool{Backends: backends, Policy: pol, Targets: new(Targets)})
 				c := newCluster(6)
 				c.down[4], c.down[5] = true, true
 				for _, key := range []string{"", "/a"} {
@@ -263,7 +271,7 @@ func TestLeastConnections(t *testing.T) {
 // TestLARD plays a crafted sequence on back-ends 10, 11, 12 with
 // T_low = 2 and T_high = 4.
 func TestLARD(t *testing.T) {
-	p := NewPicker(&Pool{Backends: []int{10, 11, 12}, Policy: PolicyLARD, LARDLow: 2, LARDHigh: 4})
+	p := NewPicker(&Pool{Backends: []int{10, 11, 12}, Policy: PolicyLARD, LARDLow: 2, LARDHigh: 4, Targets: new(Targets)})
 	c := newCluster(13)
 	steps := []struct {
 		why    string
@@ -297,9 +305,63 @@ func TestLARD(t *testing.T) {
 	}
 }
 
+// TestLARDSharedByShards makes one picker per shard for the same pool: a
+// target one shard has placed keeps its back-end when another shard picks
+// it, though the loads changed.
+func TestLARDSharedByShards(t *testing.T) {
+	pool := &Pool{Backends: seq(3), Policy: PolicyLARD, LARDLow: 2, LARDHigh: 4, Targets: new(Targets)}
+	shards := []Picker{NewPicker(pool), NewPicker(pool)}
+	c := newCluster(3)
+	c.load = []int64{0, 3, 3}
+	if b := c.pick(t, shards[0], "/a"); b != 0 {
+		t.Fatalf("shard 0 placed /a on %d, want 0", b)
+	}
+	c.load = []int64{3, 0, 3}
+	if b := c.pick(t, shards[1], "/a"); b != 0 {
+		t.Fatalf("shard 1 sent /a to %d, want 0 where shard 0 placed it", b)
+	}
+}
+
+// TestLARDConcurrentShards runs one picker per shard in its own goroutine,
+// each seeing another back-end as the least loaded (all below T_low), so
+// that shards with tables of their own would disagree: the first shard to
+// pick a target places it, and every shard then sends it there. Run it
+// with -race.
+func TestLARDConcurrentShards(t *testing.T) {
+	const shards = 4
+	keys := testKeys(2000)
+	pool := &Pool{Backends: seq(shards), Policy: PolicyLARD, Targets: new(Targets)}
+	got := make([][]int, shards)
+	var wg sync.WaitGroup
+	for g := range shards {
+		p := NewPicker(pool)
+		load := func(b int) int64 { return int64((b - g + shards) % shards) }
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[g] = make([]int, len(keys))
+			for i := range keys {
+				k := (i + g*len(keys)/shards) % len(keys) // each shard starts elsewhere
+				b, ok := p.Pick(keys[k], load, func(int) bool { return true })
+				if !ok {
+					t.Error("no back-end")
+					return
+				}
+				got[g][k] = b
+			}
+		}()
+	}
+	wg.Wait()
+	for g := 1; g < shards; g++ {
+		if diff := cmp.Diff(got[0], got[g]); diff != "" {
+			t.Fatalf("shards 0 and %d sent targets to different back-ends (-0 +%d):\n%s", g, g, diff)
+		}
+	}
+}
+
 // TestLARDWeighted checks that the thresholds scale with the weight.
 func TestLARDWeighted(t *testing.T) {
-	p := NewPicker(&Pool{Backends: []int{0, 1}, Weights: []int{3, 1}, Policy: PolicyLARD, LARDLow: 2, LARDHigh: 4})
+	p := NewPicker(&Pool{Backends: []int{0, 1}, Weights: []int{3, 1}, Policy: PolicyLARD, LARDLow: 2, LARDHigh: 4, Targets: new(Targets)})
 	c := newCluster(2)
 	c.load = []int64{0, 1}
 	if b := c.pick(t, p, "/x"); b != 0 {
@@ -320,7 +382,7 @@ func TestLARDWeighted(t *testing.T) {
 func TestLARDEviction(t *testing.T) {
 	for _, touch := range []bool{false, true} {
 		t.Run(fmt.Sprintf("first target touched %v", touch), func(t *testing.T) {
-			p := NewPicker(&Pool{Backends: seq(3), Policy: PolicyLARD, LARDTargets: lardWays})
+			p := NewPicker(&Pool{Backends: seq(3), Policy: PolicyLARD, LARDTargets: lardWays, Targets: new(Targets)})
 			c := newCluster(3)
 			c.load = []int64{0, 5, 5}
 			c.pick(t, p, "/t0") // to 0
@@ -549,17 +611,17 @@ func TestBoundedLoadIsConsistentHashing(t *testing.T) {
 	c := newCluster(4)
 	c.load = []int64{10, 40, 0, 25}
 	c.down[2] = true
-	bounded := NewPicker(&Pool{Backends: seq(4), Policy: PolicyBoundedLoadHash, LoadFactor: 1e9})
+	bounded := NewPicker(&Pool{Backends: seq(4), Policy: PolicyBoundedLoadHash, LoadFactor: MaxLoadFactor})
 	plain := NewPicker(&Pool{Backends: seq(4), Policy: PolicySourceAffinity})
 	if diff := cmp.Diff(assign(t, plain, c, keys), assign(t, bounded, c, keys)); diff != "" {
-		t.Fatalf("bounded-load with a huge factor differs from consistent hashing:\n%s", diff)
+		t.Fatalf("bounded-load with the largest factor differs from consistent hashing:\n%s", diff)
 	}
 }
 
 func TestEmptyKeyLeastConnections(t *testing.T) {
 	for _, pol := range []Policy{PolicyLARD, PolicyBoundedLoadHash, PolicyCookieAffinity, PolicySourceAffinity} {
 		t.Run(pol.String(), func(t *testing.T) {
-			p := NewPicker(&Pool{Backends: seq(3), Policy: pol})
+			p := NewPicker(&Pool{Backends: seq(3), Policy: pol, Targets: new(Targets)})
 			c := newCluster(3)
 			c.load = []int64{3, 1, 2}
 			if b := c.pick(t, p, ""); b != 1 {
@@ -580,7 +642,7 @@ func benchPicker(pol Policy) (Picker, func(int) int64, func(int) bool) {
 	c := newCluster(8)
 	c.load = []int64{30, 31, 29, 33, 30, 28, 35, 30}
 	c.down[3] = true
-	return NewPicker(&Pool{Backends: seq(8), Weights: []int{1, 2, 1, 1, 3, 1, 1, 1}, Policy: pol}), c.loadOf, c.up
+	return NewPicker(&Pool{Backends: seq(8), Weights: []int{1, 2, 1, 1, 3, 1, 1, 1}, Policy: pol, Targets: new(Targets)}), c.loadOf, c.up
 }
 
 func TestPickerNoAllocs(t *testing.T) {

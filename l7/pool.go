@@ -5,6 +5,9 @@ package l7
 // policy fields are the defaults: round-robin, weight 1, and the defaults
 // of the constants below. [Pool.Validate] checks a pool; [NewPicker] makes
 // the per-shard state its policy needs.
+//
+// A Pool is a value but for Targets: a copy of a LARD pool shares its
+// target table, as the shards of one switch configuration must.
 type Pool struct {
 	Name     string
 	Backends []int
@@ -14,6 +17,10 @@ type Pool struct {
 	// round-robin ignores weights.
 	Weights []int
 	Policy  Policy
+	// Key is what the policy is given as its key, [ParseHashKey]'s
+	// result: the caller extracts it from each connection
+	// ([HashKey.FromRequest], [HashKey.FromHello]). KeyNone: no key.
+	Key HashKey
 	// LoadFactor is c of bounded-load hashing: a back-end takes a key only
 	// while its load is below c times its fair share of the load; at least
 	// 1, 0 means DefaultLoadFactor.
@@ -29,6 +36,11 @@ type Pool struct {
 	// back-end has on the hash ring (hashing and affinity policies); 0
 	// means DefaultReplicas.
 	Replicas int
+	// Targets is LARD's target table, new(Targets) for each LARD pool:
+	// the pickers made from the pool share it, so that a target has one
+	// back-end whichever shard takes the connection. Other policies
+	// ignore it.
+	Targets *Targets
 }
 
 // PickRoundRobin returns the next back-end of the pool that is up, trying

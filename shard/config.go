@@ -9,7 +9,6 @@ import (
 	"net"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"webswitch/conf"
@@ -37,7 +36,6 @@ type Config struct {
 	Shards    int
 	Backends  []Backend
 	Pools     []l7.Pool
-	Keys      []HashKey // by pool: what its policy hashes
 	Router    *l7.Router
 	FSM       tcpfsm.Config
 
@@ -116,38 +114,11 @@ func FromConf(c *conf.Switch, secret []byte) (*Config, error) {
 			Linger:     int64(s.Linger.Duration),
 		},
 	}
-	backendIndex := map[string]int{}
-	for i, b := range c.Backends {
-		backendIndex[b.Name] = i
+	for _, b := range c.Backends {
 		cfg.Backends = append(cfg.Backends, Backend{Target: control.Target{Name: b.Name, Agent: b.Agent}, IP: b.Address.As4()})
 	}
-	poolIndex := map[string]int{}
-	for i, p := range c.Pools {
-		poolIndex[p.Name] = i
-		policy, err := l7.ParsePolicy(p.Policy)
-		if err != nil {
-			return nil, fmt.Errorf("pool[%d].policy: %w", i, err)
-		}
-		pool := l7.Pool{Name: p.Name, Policy: policy, LoadFactor: p.LoadFactor, LARDLow: int64(p.LARDLow), LARDHigh: int64(p.LARDHigh)}
-		for _, name := range p.Backends {
-			b := backendIndex[name]
-			pool.Backends = append(pool.Backends, b)
-			pool.Weights = append(pool.Weights, c.Backends[b].Weight)
-		}
-		if err := pool.Validate(); err != nil {
-			return nil, fmt.Errorf("pool[%d] %s: %w", i, p.Name, err)
-		}
-		cfg.Pools = append(cfg.Pools, pool)
-		cfg.Keys = append(cfg.Keys, parseHashKey(p.HashKey, policy))
-	}
-	var rules []l7.Rule
-	for _, r := range c.Rules {
-		m := l7.Match{Host: r.Host, PathPrefix: r.PathPrefix, PathRegex: r.PathRegex, Method: r.Method, SNI: r.SNI, ALPN: r.ALPN}
-		m.Header, m.HeaderValue, m.HeaderHasValue = r.HeaderMatch()
-		m.Cookie, m.CookieValue, m.CookieHasValue = r.CookieMatch()
-		rules = append(rules, l7.Rule{Match: m, Pool: poolIndex[r.Pool]})
-	}
-	if cfg.Router, err = l7.NewRouter(rules); err != nil {
+	cfg.Pools = c.L7Pools()
+	if cfg.Router, err = l7.NewRouter(c.L7Rules()); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -159,47 +130,3 @@ func (cfg *Config) hasPort(p uint16) bool {
 }
 
 func (cfg *Config) isTLSPort(p uint16) bool { return slices.Contains(cfg.TLSPorts, p) }
-
-// HashKey says what a pool's policy is given as its key (conf's hash_key).
-type HashKey struct {
-	Kind HashKind
-	Name string // of the header or cookie
-}
-
-// HashKind is the kind of a HashKey.
-type HashKind uint8
-
-// Kinds of hash keys. A TLS connection has no path, header or cookie: its
-// server name stands for the host and the path, its session id for a
-// cookie, and a header key is empty (the policy then falls back to
-// least-connections).
-const (
-	KeyNone HashKind = iota
-	KeyPath
-	KeyHost
-	KeyHeader
-	KeyCookie
-	KeyClient
-)
-
-// parseHashKey reads a hash_key that conf has checked; LARD's target is
-// the path.
-func parseHashKey(s string, policy l7.Policy) HashKey {
-	kind, name, _ := strings.Cut(s, ":")
-	switch kind {
-	case "path":
-		return HashKey{Kind: KeyPath}
-	case "host":
-		return HashKey{Kind: KeyHost}
-	case "header":
-		return HashKey{Kind: KeyHeader, Name: name}
-	case "cookie":
-		return HashKey{Kind: KeyCookie, Name: name}
-	case "client":
-		return HashKey{Kind: KeyClient}
-	}
-	if policy == l7.PolicyLARD {
-		return HashKey{Kind: KeyPath}
-	}
-	return HashKey{}
-}

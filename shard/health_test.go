@@ -225,7 +225,7 @@ func TestLeastConnections(t *testing.T) {
 func TestBoundedLoadCountsLiveFlows(t *testing.T) {
 	h := newHarness(t)
 	h.s.cfg.Pools[2].Policy = l7.PolicyBoundedLoadHash
-	h.s.cfg.Keys = []HashKey{{}, {}, {Kind: KeyPath}}
+	h.s.cfg.Pools[2].Key = l7.HashKey{Kind: l7.KeyPath}
 	h.s.pickers = newPickers(h.s.cfg)
 	const req = "GET /cached/object HTTP/1.1\r\nHost: both.example\r\n\r\n"
 	first := -1

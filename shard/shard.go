@@ -97,44 +97,20 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, link Link, vnet bool, cooki
 	return s
 }
 
-// hashKey returns the bytes of the flow's pool's hash key (see HashKey),
-// aliasing the request buffer or the shard's key buffer; nil when the
-// policy takes none or the request has no such part.
+// hashKey returns the bytes of the flow's pool's hash key (see
+// l7.HashKey), aliasing the request buffer or the shard's key buffer; nil
+// or empty when the policy takes none or the connection has no such part.
 func (s *Shard) hashKey(fl *flow, c *conn) []byte {
-	if !s.cfg.Pools[c.pool].Policy.UsesKey() {
-		return nil
-	}
-	buf := c.tcp.Request()
-	k := s.cfg.Keys[c.pool]
-	if k.Kind == KeyClient {
-		t := s.tuple(fl.key)
-		s.keyBuf = t.ClientIP
-		return s.keyBuf[:]
-	}
+	k := s.cfg.Pools[c.pool].Key
+	s.keyBuf = s.tuple(fl.key).ClientIP
 	if c.tls {
-		switch k.Kind {
-		case KeyPath, KeyHost:
-			return c.hello.SNI(buf)
-		case KeyCookie:
-			return c.hello.SessionID(buf)
-		}
-		return nil
+		return k.FromHello(c.tcp.Request(), &c.hello, s.keyBuf[:])
 	}
-	var v []byte
-	switch k.Kind {
-	case KeyPath:
-		v = c.req.Path(buf)
-	case KeyHost:
-		v = c.req.Host(buf)
-	case KeyHeader:
-		v, _ = c.req.Header(buf, k.Name)
-	case KeyCookie:
-		v, _ = c.req.Cookie(buf, k.Name)
-	}
-	return v
+	return k.FromRequest(c.tcp.Request(), &c.req, s.keyBuf[:])
 }
 
-// newPickers makes the shard's own state of each pool's policy.
+// newPickers makes the shard's own state of each pool's policy; what the
+// shards share (LARD's target table) is the pool's.
 func newPickers(cfg *Config) []l7.Picker {
 	ps := make([]l7.Picker, len(cfg.Pools))
 	for i := range cfg.Pools {

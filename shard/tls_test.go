@@ -108,8 +108,7 @@ func TestTLSRefusals(t *testing.T) {
 // same session id) goes where the session is, while new sessions spread.
 func TestSessionAffinity(t *testing.T) {
 	h := newHarness(t)
-	h.s.cfg.Pools[1] = l7.Pool{Name: "web", Backends: []int{0, 1}, Policy: l7.PolicyCookieAffinity}
-	h.s.cfg.Keys = []HashKey{{}, {Kind: KeyCookie, Name: "session"}, {}}
+	h.s.cfg.Pools[1] = l7.Pool{Name: "web", Backends: []int{0, 1}, Policy: l7.PolicyCookieAffinity, Key: l7.HashKey{Kind: l7.KeyCookie, Name: "session"}}
 	h.s.pickers = newPickers(h.s.cfg)
 	hello := clientHello(t, "tls.example") // rule: sni tls.example -> pool 1
 	const sidAt = 5 + 4 + 2 + 32           // record and handshake headers, version, random

@@ -13,7 +13,7 @@
 //   - The request goes to the back-end the policy picks, with load(b) the
 //     back-end's outstanding requests and every back-end up. With Shards
 //     above 1, request k is picked by shard k mod Shards, each with its own
-//     picker, as in the switch.
+//     picker of the one pool, as in the switch.
 //   - Each of the Backends back-ends has an LRU cache of Cache objects and
 //     one FIFO server: a request whose URL is cached (a hit) takes HitTime,
 //     any other (a miss, which then caches the URL, evicting the least
@@ -103,10 +103,11 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// pool returns the l7 pool of back-ends 0..Backends-1 under policy pol.
+// pool returns the l7 pool of back-ends 0..Backends-1 under policy pol,
+// with a target table of its own.
 func (c *Config) pool(pol l7.Policy) *l7.Pool {
 	p := &l7.Pool{Name: pol.String(), Policy: pol, LoadFactor: c.LoadFactor,
-		LARDLow: c.LARDLow, LARDHigh: c.LARDHigh, LARDTargets: c.LARDTargets}
+		LARDLow: c.LARDLow, LARDHigh: c.LARDHigh, LARDTargets: c.LARDTargets, Targets: new(l7.Targets)}
 	for b := range c.Backends {
 		p.Backends = append(p.Backends, b)
 	}
@@ -210,8 +211,9 @@ func run(cfg *Config, trace []int32, pol l7.Policy) Result {
 		perBackend: make([]int, cfg.Backends), responses: make([]time.Duration, 0, len(trace)-cfg.Warmup),
 		start: -1, end: -1,
 	}
+	pool := cfg.pool(pol)
 	for range cfg.Shards {
-		s.pickers = append(s.pickers, l7.NewPicker(cfg.pool(pol)))
+		s.pickers = append(s.pickers, l7.NewPicker(pool))
 	}
 	for b := range s.caches {
 		s.caches[b] = newLRU(cfg.URLs, cfg.Cache)

@@ -152,3 +152,16 @@ func TestReport(t *testing.T) {
 		}
 	}
 }
+
+// TestLARDShardsShareTargets checks that LARD's shards share one target
+// table: every request has a key, so the shards decide as one picker would
+// and the results are those of one shard.
+func TestLARDShardsShareTargets(t *testing.T) {
+	cfg := Config{URLs: 1000, Requests: 20000, Backends: 4, Cache: 100, Clients: 16}
+	one := compare(t, cfg, l7.PolicyLARD)[0]
+	cfg.Shards = 2
+	two := compare(t, cfg, l7.PolicyLARD)[0]
+	if diff := cmp.Diff(one, two); diff != "" {
+		t.Fatalf("LARD with 2 shards differs from 1 shard (-1 +2):\n%s", diff)
+	}
+}

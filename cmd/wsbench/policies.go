@@ -38,7 +38,7 @@ func runPolicies(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&c.LoadFactor, "load-factor", l7.DefaultLoadFactor, "bounded-load hashing's c")
 	fs.Int64Var(&c.LARDLow, "lard-low", l7.DefaultLARDLow, "LARD's T_low")
 	fs.Int64Var(&c.LARDHigh, "lard-high", l7.DefaultLARDHigh, "LARD's T_high")
-	fs.IntVar(&c.LARDTargets, "lard-targets", l7.DefaultLARDTargets, "LARD's target table size per shard")
+	fs.IntVar(&c.LARDTargets, "lard-targets", l7.DefaultLARDTargets, "LARD's target table size (per pool, shared by the shards)")
 	policies := fs.String("policies", defaultSimPolicies, "policies to compare, in order")
 	sweep := fs.String("sweep", "1000,2000,5000,10000,20000,50000", "cache sizes of the sweep (with -out)")
 	out := fs.String("out", "", "folder for the sweep's charts (none: no sweep)")
