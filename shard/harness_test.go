@@ -15,6 +15,7 @@ import (
 	"webswitch/internal/mono"
 	"webswitch/internal/sys"
 	"webswitch/l7"
+	"webswitch/neigh"
 	"webswitch/ring"
 	"webswitch/tcpfsm"
 	"webswitch/tcpfsm/header"
@@ -173,11 +174,11 @@ type harness struct {
 func newHarness(t testing.TB) *harness {
 	h := &harness{t: t, tx: &memLink{arena: make([]byte, 64<<10)}, now: int64(100 * time.Second), frame: make([]byte, 16<<10)}
 	cfg := testConfig(t)
-	nb := newNeighbors(len(cfg.Backends))
+	nb := neigh.NewTable(len(cfg.Backends))
 	cookies := tcpfsm.NewCookies([16]byte{1, 2, 3})
 	h.s = newShard(0, 0, cfg, testSwitchMAC, h.tx, true, cookies, nb, newLoadTable(len(cfg.Backends)), h.dial, func() int64 { return h.now }, zerolog.Nop())
 	for b := range cfg.Backends {
-		nb.set(b, testBackendMAC(b))
+		nb.Set(b, testBackendMAC(b))
 	}
 	h.advance(0) // dials both agents
 	for b := range cfg.Backends {

@@ -29,10 +29,10 @@ func (sw *Switch) Reload(next *Config) error {
 	}
 	merged := *next
 	merged.Backends, merged.Pools = mergeBackends(cur.Backends, next.Backends, next.Pools)
-	sw.nb.grow(len(merged.Backends))
+	sw.nb.Grow(len(merged.Backends))
 	sw.loads.grow(len(merged.Backends))
 	sw.cfg = &merged
-	sw.arp.cfg.Store(&merged)
+	sw.arp.Load().SetConfig(neighConfig(&merged))
 	for _, s := range sw.shards {
 		s.pending.Store(&merged)
 	}

@@ -42,9 +42,9 @@ func TestReload(t *testing.T) {
 	if got := merged.Pools[1].Backends; len(got) != 1 || got[0] != 2 {
 		t.Fatalf("pool web renumbered to %v, want [2]", got)
 	}
-	h.s.nb.grow(3)
+	h.s.nb.Grow(3)
 	h.s.loads.grow(3)
-	h.s.nb.set(2, [6]byte{2, 0, 0, 0, 0, 23})
+	h.s.nb.Set(2, [6]byte{2, 0, 0, 0, 0, 23})
 	h.s.apply(&merged)
 	if len(h.s.ctl.Retired()) != 1 {
 		t.Fatalf("after apply: %d retired control connections, want be2's", len(h.s.ctl.Retired()))

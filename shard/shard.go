@@ -12,6 +12,7 @@ import (
 	"webswitch/internal/mono"
 	"webswitch/internal/sys"
 	"webswitch/l7"
+	"webswitch/neigh"
 	"webswitch/ring"
 	"webswitch/tcpfsm"
 	"webswitch/tcpfsm/header"
@@ -53,7 +54,7 @@ type Shard struct {
 	capture   atomic.Pointer[capture] // Switch.Capture, while it runs
 
 	nextCensus int64
-	nb         *neighbors
+	nb         *neigh.Table
 	pickers    []l7.Picker // per pool
 	loads      *loadTable  // live flows per back-end, all shards
 	load       func(backend int) int64
@@ -71,7 +72,7 @@ type Shard struct {
 	C Counters
 }
 
-func newShard(id, cpu int, cfg *Config, mac [6]byte, link Link, vnet bool, cookies *tcpfsm.Cookies, nb *neighbors, loads *loadTable, dial control.Dialer, clock func() int64, log zerolog.Logger) *Shard {
+func newShard(id, cpu int, cfg *Config, mac [6]byte, link Link, vnet bool, cookies *tcpfsm.Cookies, nb *neigh.Table, loads *loadTable, dial control.Dialer, clock func() int64, log zerolog.Logger) *Shard {
 	s := &Shard{
 		id: id, cpu: cpu, cfg: cfg, log: log, flowLog: sampled(log), mac: mac, link: link,
 		cookies: cookies, nb: nb, loads: loads, clock: clock,
@@ -89,7 +90,7 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, link Link, vnet bool, cooki
 	s.published.Store(cfg)
 	s.queries = make(chan *flowQuery)
 	s.up = func(b int) bool {
-		_, known := s.nb.mac(b)
+		_, known := s.nb.Lookup(b)
 		return known && s.ctl.Usable(b) && (s.refused == nil || !s.refused[b])
 	}
 	s.fire = s.timer
@@ -547,7 +548,7 @@ func (s *Shard) Answered(backend int, id uint64, ok bool) {
 	fl.state = flowSpliced
 	fl.backend = uint16(backend)
 	fl.last = s.now
-	mac, _ := s.nb.mac(backend)
+	mac, _ := s.nb.Lookup(backend)
 	if p := c.tcp.Params(); p.FIN {
 		s.replayFIN(fl, mac, &p)
 	}
@@ -596,7 +597,7 @@ func (s *Shard) enqueue(c *conn, f *ring.Frame) {
 // forward sends a spliced flow's frame to its back-end: MAC rewrite only.
 func (s *Shard) forward(i int32, f *ring.Frame, flags uint8) {
 	fl := &s.tab.flows[i]
-	mac, ok := s.nb.mac(int(fl.backend))
+	mac, ok := s.nb.Lookup(int(fl.backend))
 	if !ok {
 		s.drop(DropNoNeighbor)
 		return

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"webswitch/handoff"
+	"webswitch/neigh"
 	"webswitch/tcpfsm/header"
 	"webswitch/tcpfsm/seqnum"
 )
@@ -140,7 +141,7 @@ func TestSwitchAnswers(t *testing.T) {
 		{name: "no rule", req: "GET / HTTP/1.1\r\nHost: other.example\r\n\r\n", status: 404},
 		{name: "head too large", req: "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 1100) + "\r\n\r\n", status: 431},
 		{name: "back-end not resolved", req: "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n", status: 503,
-			before: func(h *harness) { h.s.nb = newNeighbors(2) }},
+			before: func(h *harness) { h.s.nb = neigh.NewTable(2) }},
 		{name: "control connection down", req: "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n", status: 503,
 			before: func(h *harness) { h.s.ctl.Fail(0, errors.New("test: cut")) }},
 		{name: "agent refuses", req: "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n", status: 503,

@@ -14,12 +14,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"webswitch/handoff/control"
+	"webswitch/internal/mono"
+	"webswitch/neigh"
 	"webswitch/ring"
 	"webswitch/tcpfsm"
 )
 
-// Switch is the whole data path: the shards, the ARP responder and the
-// shared read-mostly state.
+// Switch is the whole data path: the shards, the neighbour resolver and
+// the shared read-mostly state.
 type Switch struct {
 	cfg       *Config    // the latest configuration, the shards' after their next round
 	reloadMu  sync.Mutex // serialises Reload
@@ -28,12 +30,15 @@ type Switch struct {
 	log       zerolog.Logger
 	shards    []*Shard
 	rings     []*ring.Ring
-	nb        *neighbors
+	nb        *neigh.Table
 	loads     *loadTable
-	arp       *arpResponder
+	arp       atomic.Pointer[neigh.Resolver] // replaced when it fails (see resolve)
+	clock     func() int64
+	linkUp    func(ifname string) error // nil when the interface can carry frames
 }
 
-// New opens one ring per shard in one fanout group and the ARP socket.
+// New opens one ring per shard in one fanout group and the neighbour
+// resolver's socket.
 // It refuses to start when the host's kernel would interfere (IP forwarding
 // on: the kernel would forward frames for the VIP and send redirects).
 func New(cfg *Config, log zerolog.Logger) (*Switch, error) {
@@ -45,13 +50,9 @@ func New(cfg *Config, log zerolog.Logger) (*Switch, error) {
 		return nil, err
 	}
 	cookies := tcpfsm.NewCookies(key)
-	start := time.Now()
-	// The cookie epoch needs a clock that is the same for every shard and
-	// that only moves forward: monotonic time since start, offset by the
-	// wall clock so epochs do not restart at 0.
-	base := start.UnixNano()
-	clock := func() int64 { return base + int64(time.Since(start)) }
-	sw := &Switch{cfg: cfg, log: log, nb: newNeighbors(len(cfg.Backends)), loads: newLoadTable(len(cfg.Backends))}
+	mc := mono.Clock()
+	clock := func() int64 { return int64(mc()) }
+	sw := &Switch{cfg: cfg, log: log, nb: neigh.NewTable(len(cfg.Backends)), loads: newLoadTable(len(cfg.Backends)), clock: clock, linkUp: linkUp}
 	group := uint16(os.Getpid()&0x7fff) + 1
 	for i := range cfg.Shards {
 		blocks := cfg.RingBlocks
@@ -77,12 +78,12 @@ func New(cfg *Config, log zerolog.Logger) (*Switch, error) {
 		s := newShard(i, i%runtime.NumCPU(), cfg, [6]byte(r.HardwareAddr()), newRingLink(r, txBatch), true, cookies, sw.nb, sw.loads, control.DialTCP, clock, log)
 		sw.shards = append(sw.shards, s)
 	}
-	arp, err := newARPResponder(cfg, sw.nb, log)
+	arp, err := neigh.Listen(cfg.Interface, neighConfig(cfg), sw.nb, log)
 	if err != nil {
 		sw.closeRings()
-		return nil, fmt.Errorf("arp: %w", err)
+		return nil, err
 	}
-	sw.arp = arp
+	sw.arp.Store(arp)
 	return sw, nil
 }
 
@@ -103,7 +104,7 @@ func (sw *Switch) closeRings() {
 	}
 }
 
-// Run runs the shards and the ARP responder until ctx ends. It logs every
+// Run runs the shards and the neighbour resolver until ctx ends. It logs every
 // shard's counters every statsInterval, whenever dump receives, and at the
 // end (with "final": true).
 func (sw *Switch) Run(ctx context.Context, dump <-chan os.Signal) error {
@@ -119,7 +120,7 @@ func (sw *Switch) Run(ctx context.Context, dump <-chan os.Signal) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		sw.arp.run(ctx)
+		sw.resolve(ctx)
 	}()
 	sw.log.Info().Int("shards", len(sw.shards)).Str("interface", sw.cfg.Interface).
 		Str("vip", fmt.Sprintf("%d.%d.%d.%d", sw.cfg.VIP[0], sw.cfg.VIP[1], sw.cfg.VIP[2], sw.cfg.VIP[3])).

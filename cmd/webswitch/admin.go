@@ -23,6 +23,7 @@ import (
 // dataPath is what the admin API reads from the switch (a *shard.Switch;
 // a fake in tests).
 type dataPath interface {
+	Health() []string
 	Snapshots() []shard.Snapshot
 	Config() *shard.Config
 	Flows(ctx context.Context, f shard.FlowFilter, offset, limit int) ([]shard.FlowInfo, int, error)
@@ -46,6 +47,10 @@ func adminHandler(dp dataPath, reload func() error) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if problems := dp.Health(); len(problems) > 0 {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unhealthy", "problems": problems})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

@@ -25,10 +25,13 @@ import (
 // fakePath is a data path with fixed figures: two shards, be1 usable on
 // both, be2 on shard 0 only, and be3 removed.
 type fakePath struct {
-	frames [][]byte // what Capture hands over
-	flows  []shard.FlowInfo
-	filter shard.FlowFilter // the last Flows filter
+	frames   [][]byte // what Capture hands over
+	flows    []shard.FlowInfo
+	filter   shard.FlowFilter // the last Flows filter
+	problems []string         // what Health says
 }
+
+func (f *fakePath) Health() []string { return f.problems }
 
 func (f *fakePath) Config() *shard.Config {
 	return &shard.Config{
@@ -115,10 +118,16 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestHealthAndBackends(t *testing.T) {
-	h := adminHandler(&fakePath{}, nil)
+	dp := &fakePath{}
+	h := adminHandler(dp, nil)
 	if code, _ := get(t, h, "GET", "/healthz"); code != 200 {
 		t.Errorf("/healthz: %d", code)
 	}
+	dp.problems = []string{"shard 1: no loop round for 3s", "interface eth0 is down (flags broadcast|multicast)"}
+	if code, body := get(t, h, "GET", "/healthz"); code != 503 || !strings.Contains(body, `"shard 1: no loop round for 3s"`) || !strings.Contains(body, "eth0 is down") {
+		t.Errorf("/healthz with problems: %d %s; want 503 naming them", code, body)
+	}
+	dp.problems = nil
 	code, body := get(t, h, "GET", "/readyz")
 	if code != 503 || !strings.Contains(body, `"web"`) || strings.Contains(body, `"static"`) {
 		t.Errorf("/readyz: %d %s; want 503 naming pool web only (be2 is down on shard 1)", code, body)
