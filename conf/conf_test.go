@@ -513,3 +513,37 @@ func TestL7Rules(t *testing.T) {
 		t.Errorf("L7Rules mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestRestartKeys: a change to a key tagged reload:"restart" is named;
+// other changes pass.
+func TestRestartKeys(t *testing.T) {
+	cur, err := LoadSwitch("testdata/switch.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		key  string
+		edit func(s *Switch)
+	}{
+		{"switch.vip", func(s *Switch) { s.Switch.VIP = netip.MustParseAddr("198.18.0.101") }},
+		{"switch.ports", func(s *Switch) { s.Switch.Ports = append(s.Switch.Ports, 8080) }},
+		{"switch.tls_ports", func(s *Switch) { s.Switch.TLSPorts = []uint16{8443} }},
+		{"switch.max_flows", func(s *Switch) { s.Switch.MaxFlows++ }},
+		{"switch.ring_block_timeout", func(s *Switch) { s.Switch.RingBlockTimeout.Duration *= 2 }},
+		{"control.secret_file", func(s *Switch) { s.Control.SecretFile = "/etc/webswitch/other" }},
+		{"admin.listen", func(s *Switch) { s.Admin.Listen = netip.MustParseAddrPort("127.0.0.1:9999") }},
+	} {
+		next, _ := LoadSwitch("testdata/switch.toml")
+		tt.edit(next)
+		want := "next.toml: " + tt.key + ": cannot change while the switch runs; restart it"
+		if err := cur.RestartKeys(next, "next.toml"); err == nil || err.Error() != want {
+			t.Errorf("changing %s: %v, want %q", tt.key, err, want)
+		}
+	}
+	next, _ := LoadSwitch("testdata/switch.toml")
+	next.Switch.RequestTimeout.Duration, next.Switch.IdleTimeout.Duration, next.Health.Fall = time.Minute, time.Hour, 9
+	next.Backends = next.Backends[:1]
+	if err := cur.RestartKeys(next, "next.toml"); err != nil {
+		t.Errorf("changing timeouts, health and back-ends: %v, want it taken", err)
+	}
+}

@@ -62,3 +62,27 @@ func TestConfigurationDoc(t *testing.T) {
 		}
 	}
 }
+
+// restartParagraph is the paragraph of docs/configuration.md that lists the
+// keys needing a restart.
+var restartParagraph = regexp.MustCompile("(?s)So is a file that changes a key the running switch.*?\n\n")
+
+// TestRestartKeysDoc: the keys docs/configuration.md says need a restart
+// are exactly those tagged reload:"restart".
+func TestRestartKeysDoc(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := restartParagraph.Find(doc)
+	if p == nil {
+		t.Fatal("docs/configuration.md: no paragraph listing the keys that need a restart")
+	}
+	var listed []string
+	for _, m := range regexp.MustCompile("`([a-z_]+\\.[a-z_]+)`").FindAllSubmatch(p, -1) {
+		listed = append(listed, string(m[1]))
+	}
+	if want := RestartOnly(); !slices.Equal(listed, want) {
+		t.Errorf("docs list %v as needing a restart; the tags say %v", listed, want)
+	}
+}

@@ -27,24 +27,24 @@ type Switch struct {
 // SwitchSection is the [switch] table: the data path.
 type SwitchSection struct {
 	// Interface is the network interface the switch captures on (required).
-	Interface string `toml:"interface"`
+	Interface string `toml:"interface" reload:"restart"`
 	// VIP is the virtual IPv4 address clients connect to (required).
-	VIP netip.Addr `toml:"vip"`
+	VIP netip.Addr `toml:"vip" reload:"restart"`
 	// Ports are the TCP ports served on the VIP with HTTP; default [80].
-	Ports []uint16 `toml:"ports"`
+	Ports []uint16 `toml:"ports" reload:"restart"`
 	// TLSPorts are the TCP ports served on the VIP whose first bytes are
 	// a TLS ClientHello (HTTPS, not decrypted); default none.
-	TLSPorts []uint16 `toml:"tls_ports"`
+	TLSPorts []uint16 `toml:"tls_ports" reload:"restart"`
 	// Shards is the number of shards; 0, the default, means one per CPU.
-	Shards int `toml:"shards"`
+	Shards int `toml:"shards" reload:"restart"`
 	// MaxFlows bounds the flow table; default 262144.
-	MaxFlows int `toml:"max_flows"`
+	MaxFlows int `toml:"max_flows" reload:"restart"`
 	// MaxRequestHead bounds a request head; a bigger one is answered with
 	// 431. Default 16384.
 	MaxRequestHead int `toml:"max_request_head"`
 	// RequestWindow is the number of client bytes the switch buffers per
 	// flow before the handoff; at least MaxRequestHead. Default 65536.
-	RequestWindow int `toml:"request_window"`
+	RequestWindow int `toml:"request_window" reload:"restart"`
 	// RequestTimeout is the time the whole request head has to arrive in,
 	// else 408. Default 10s.
 	RequestTimeout Duration `toml:"request_timeout"`
@@ -55,24 +55,24 @@ type SwitchSection struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// Linger is how long a flow is kept after the client's FIN or RST.
 	// Default 10s.
-	Linger Duration `toml:"linger"`
+	Linger Duration `toml:"linger" reload:"restart"`
 	// RingVersion is the packet ring: 3 (TPACKET_V3, blocks of frames: the
 	// fewest wake-ups and the least memory, but a frame may wait up to
 	// ring_block_timeout before the switch sees it) or 2 (TPACKET_V2, one
 	// slot per frame: each frame is seen at once, at 128 KiB of kernel
 	// memory per slot). Default 2.
-	RingVersion int `toml:"ring_version"`
+	RingVersion int `toml:"ring_version" reload:"restart"`
 	// RingSlots is the number of frame slots of a version 2 ring. Default
 	// 512 (64 MiB of kernel memory).
-	RingSlots int `toml:"ring_slots"`
+	RingSlots int `toml:"ring_slots" reload:"restart"`
 	// RingBlockSize is the size of an RX ring block: a power of two and a
 	// multiple of 4096. Default 1048576.
-	RingBlockSize int `toml:"ring_block_size"`
+	RingBlockSize int `toml:"ring_block_size" reload:"restart"`
 	// RingBlocks is the number of blocks of an RX ring. Default 16.
-	RingBlocks int `toml:"ring_blocks"`
+	RingBlocks int `toml:"ring_blocks" reload:"restart"`
 	// RingBlockTimeout is the RX block retire timeout, in whole
 	// milliseconds from 1ms to 1s. Default 1ms.
-	RingBlockTimeout Duration `toml:"ring_block_timeout"`
+	RingBlockTimeout Duration `toml:"ring_block_timeout" reload:"restart"`
 	// ARPRefresh is the period of the back-ends' ARP refresh. Default 10s.
 	ARPRefresh Duration `toml:"arp_refresh"`
 }
@@ -81,7 +81,7 @@ type SwitchSection struct {
 type Control struct {
 	// SecretFile is the shared secret's file, read with LoadSecret
 	// (required).
-	SecretFile string `toml:"secret_file"`
+	SecretFile string `toml:"secret_file" reload:"restart"`
 	// ConnectTimeout bounds a connection attempt. Default 1s.
 	ConnectTimeout Duration `toml:"connect_timeout"`
 	// ReconnectMin and ReconnectMax bound the reconnection backoff.
@@ -116,7 +116,7 @@ type Admin struct {
 	// Listen is the HTTP address of /metrics (Prometheus), /healthz,
 	// /readyz, /backends, /flows, /reload and /capture; never the VIP.
 	// Empty (the default): no admin listener.
-	Listen netip.AddrPort `toml:"listen"`
+	Listen netip.AddrPort `toml:"listen" reload:"restart"`
 }
 
 // Backend is a [[backend]] table. All keys are required; names and

@@ -1,7 +1,6 @@
 package shard
 
 import (
-	"fmt"
 	"slices"
 
 	"webswitch/handoff/control"
@@ -12,9 +11,9 @@ import (
 // Reload makes every shard run next (built by FromConf from a newly read
 // file) from its next round on: new rules, pools, back-ends and timeouts
 // apply to new connections; flows already spliced keep going to their
-// back-end's MAC, even one that next no longer lists. It refuses, and the
-// running configuration stays, when next changes a key that needs a
-// restart (the error names it). Call it from one goroutine at a time.
+// back-end's MAC, even one that next no longer lists. next must keep the
+// keys that need a restart (conf.Switch.RestartKeys checks them). Call it
+// from one goroutine at a time.
 //
 // Back-ends keep their index for the life of the process (spliced flows
 // refer to them by index): one next no longer lists, or lists with another
@@ -24,9 +23,6 @@ func (sw *Switch) Reload(next *Config) error {
 	sw.reloadMu.Lock()
 	defer sw.reloadMu.Unlock()
 	cur := sw.cfg
-	if err := sameFixed(cur, next); err != nil {
-		return err
-	}
 	merged := *next
 	merged.Backends, merged.Pools = mergeBackends(cur.Backends, next.Backends, next.Pools)
 	sw.nb.Grow(len(merged.Backends))
@@ -35,37 +31,6 @@ func (sw *Switch) Reload(next *Config) error {
 	sw.arp.Load().SetConfig(neighConfig(&merged))
 	for _, s := range sw.shards {
 		s.pending.Store(&merged)
-	}
-	return nil
-}
-
-// sameFixed checks that next keeps the keys a running switch cannot change:
-// its rings, its table and buffers, its TCP options, its VIP and ports (a
-// frame to a port no longer served would be dropped, spliced or not), and
-// the secret.
-func sameFixed(cur, next *Config) error {
-	for _, k := range []struct {
-		key  string
-		same bool
-	}{
-		{"switch.interface", cur.Interface == next.Interface},
-		{"switch.vip", cur.VIP == next.VIP},
-		{"switch.ports", slices.Equal(cur.Ports, next.Ports)},
-		{"switch.tls_ports", slices.Equal(cur.TLSPorts, next.TLSPorts)},
-		{"switch.shards", cur.Shards == next.Shards},
-		{"switch.max_flows", cur.MaxFlows == next.MaxFlows},
-		{"switch.request_window", cur.FSM.Window == next.FSM.Window},
-		{"switch.ring_version", cur.RingVersion == next.RingVersion},
-		{"switch.ring_slots", cur.RingSlots == next.RingSlots},
-		{"switch.ring_block_size", cur.RingBlockSize == next.RingBlockSize},
-		{"switch.ring_blocks", cur.RingBlocks == next.RingBlocks},
-		{"switch.ring_block_timeout", cur.RingBlockTimeout == next.RingBlockTimeout},
-		{"switch.linger", cur.FSM.Linger == next.FSM.Linger},
-		{"control.secret_file", slices.Equal(cur.Control.Secret, next.Control.Secret)},
-	} {
-		if !k.same {
-			return fmt.Errorf("%s: cannot change while the switch runs; restart it", k.key)
-		}
 	}
 	return nil
 }

@@ -31,9 +31,6 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	next.Router = rt
-	if err := sameFixed(cur, &next); err != nil {
-		t.Fatalf("sameFixed: %v", err)
-	}
 	merged := next
 	merged.Backends, merged.Pools = mergeBackends(cur.Backends, next.Backends, next.Pools)
 	if got := names(merged.Backends); got != "be1 be2(removed) be3" {
@@ -87,31 +84,6 @@ func names(bs []Backend) string {
 		out = append(out, n)
 	}
 	return strings.Join(out, " ")
-}
-
-func TestReloadRefusesFixedKeys(t *testing.T) {
-	cur := testConfig(t)
-	for _, tt := range []struct {
-		key  string
-		edit func(c *Config)
-	}{
-		{"switch.vip", func(c *Config) { c.VIP[3]++ }},
-		{"switch.ports", func(c *Config) { c.Ports = []uint16{80, 8080} }},
-		{"switch.tls_ports", func(c *Config) { c.TLSPorts = nil }},
-		{"switch.max_flows", func(c *Config) { c.MaxFlows++ }},
-		{"control.secret_file", func(c *Config) { c.Control.Secret = []byte("another secret") }},
-	} {
-		next := *cur
-		tt.edit(&next)
-		if err := sameFixed(cur, &next); err == nil || !strings.HasPrefix(err.Error(), tt.key+":") {
-			t.Errorf("changing %s: %v, want an error naming it", tt.key, err)
-		}
-	}
-	next := *cur
-	next.RequestTimeout, next.HandoffTimeout, next.Control.HealthFall = time.Minute, time.Second, 9
-	if err := sameFixed(cur, &next); err != nil {
-		t.Errorf("changing timeouts: %v, want it taken", err)
-	}
 }
 
 // TestReloadTimeouts: a reload's timeouts apply to the flows already in

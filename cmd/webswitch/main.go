@@ -73,7 +73,19 @@ func run() int {
 		return 2
 	}
 
-	c, cfg, err := loadConfig(*configPath)
+	c, err := conf.LoadSwitch(*configPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
+		return 2
+	}
+	// The secret is read at start only (control.secret_file needs a
+	// restart): a reload keeps it.
+	secret, err := conf.LoadSecret(c.Control.SecretFile)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
+		return 2
+	}
+	cfg, err := dataPathConfig(*configPath, c, secret)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
 		return 2
@@ -102,12 +114,15 @@ func run() int {
 	reload := func() error {
 		reloadMu.Lock()
 		defer reloadMu.Unlock()
-		nc, next, err := loadConfig(*configPath)
-		switch {
-		case err != nil:
-		case nc.Admin != c.Admin:
-			err = fmt.Errorf("%s: admin.listen: cannot change while the switch runs; restart it", *configPath)
-		default:
+		nc, err := conf.LoadSwitch(*configPath)
+		var next *shard.Config
+		if err == nil {
+			err = c.RestartKeys(nc, *configPath)
+		}
+		if err == nil {
+			next, err = dataPathConfig(*configPath, nc, secret)
+		}
+		if err == nil {
 			err = sw.Reload(next)
 		}
 		if err != nil {
@@ -151,20 +166,12 @@ func run() int {
 	return 0
 }
 
-// loadConfig reads and checks the configuration file and builds the data
-// path's configuration from it.
-func loadConfig(path string) (*conf.Switch, *shard.Config, error) {
-	c, err := conf.LoadSwitch(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	secret, err := conf.LoadSecret(c.Control.SecretFile)
-	if err != nil {
-		return nil, nil, err
-	}
+// dataPathConfig builds the data path's configuration from the file read
+// at path.
+func dataPathConfig(path string, c *conf.Switch, secret []byte) (*shard.Config, error) {
 	cfg, err := shard.FromConf(c, secret)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return c, cfg, nil
+	return cfg, nil
 }
