@@ -108,10 +108,10 @@ func FromConf(c *conf.Switch, secret []byte) (*Config, error) {
 			MSS:        uint16(min(ifi.MTU-40, 0xFFFF)),
 			WScale:     advertisedWScale,
 			Window:     s.RequestWindow,
-			RTOInitial: int64(rtoInitial),
-			RTOMax:     int64(rtoMax),
+			RTOInitial: rtoInitial,
+			RTOMax:     rtoMax,
 			MaxRetries: maxRetries,
-			Linger:     int64(s.Linger.Duration),
+			Linger:     s.Linger.Duration,
 		},
 	}
 	for _, b := range c.Backends {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"webswitch/internal/mono"
 	"webswitch/tcpfsm"
 	"webswitch/tcpfsm/header"
 	"webswitch/tcpfsm/seqnum"
@@ -18,7 +19,7 @@ func waitingPorts(t *testing.T, h *harness) []uint16 {
 	t.Helper()
 	tab := h.s.tab
 	var ports []uint16
-	prev, last := int32(-1), int64(0)
+	prev, last := int32(-1), mono.Time(0)
 	for i := tab.waitHead; i >= 0; i = tab.flows[i].conn.waitNext {
 		fl := &tab.flows[i]
 		c := fl.conn

@@ -1,6 +1,9 @@
 package shard
 
 import (
+	"time"
+
+	"webswitch/internal/mono"
 	"webswitch/l7"
 	"webswitch/tcpfsm"
 )
@@ -18,10 +21,10 @@ const (
 // this; a flow the switch owns also has a conn.
 type flow struct {
 	key      uint64
-	deadline int64 // when the timer wheel visits it (0: not in the wheel)
-	last     int64 // spliced: time of the last frame (idle timeout)
-	endAt    int64 // spliced: the client's FIN or RST was seen; expire then
-	conn     *conn // nil when spliced
+	deadline mono.Time // when the timer wheel visits it (0: not in the wheel)
+	last     mono.Time // spliced: time of the last frame (idle timeout)
+	endAt    mono.Time // spliced: the client's FIN or RST was seen; expire then
+	conn     *conn     // nil when spliced
 	gen      uint32
 	next     int32 // timer wheel links
 	prev     int32
@@ -40,8 +43,8 @@ type conn struct {
 	clientMAC [6]byte
 	buf       []byte // request buffer, tcpfsm.Config.BufferSize()
 	queue     []byte // frames during the handoff: u16 length + frame (vnet header included)
-	created   int64
-	handoffAt int64
+	created   mono.Time
+	handoffAt mono.Time
 	backend   int
 	pool      int
 	refused   []bool // by back-end: agents that answered ERR to this connection
@@ -195,24 +198,25 @@ func (t *table) oldestWaiting() (int32, bool) {
 // deadline has come are fired, the others stay.
 type wheel struct {
 	slots []int32
-	tick  int64
+	tick  time.Duration
 	done  int64 // ticks processed up to (exclusive)
 }
 
-func newWheel(slots int, tick int64, now int64) *wheel {
-	w := &wheel{slots: make([]int32, slots), tick: tick, done: now / tick}
+func newWheel(slots int, tick time.Duration, now mono.Time) *wheel {
+	w := &wheel{slots: make([]int32, slots), tick: tick}
+	w.done = w.ticks(now)
 	for i := range w.slots {
 		w.slots[i] = -1
 	}
 	return w
 }
 
-func (w *wheel) slotOf(deadline int64) int {
-	t := max(deadline/w.tick, w.done)
+func (w *wheel) slotOf(deadline mono.Time) int {
+	t := max(w.ticks(deadline), w.done)
 	return int(t % int64(len(w.slots)))
 }
 
-func (w *wheel) add(fl []flow, i int32, deadline int64) {
+func (w *wheel) add(fl []flow, i int32, deadline mono.Time) {
 	f := &fl[i]
 	f.deadline = deadline
 	s := w.slotOf(deadline)
@@ -240,8 +244,11 @@ func (w *wheel) remove(fl []flow, i int32) {
 	f.deadline, f.next, f.prev = 0, -1, -1
 }
 
+// ticks returns the number of whole ticks in t.
+func (w *wheel) ticks(t mono.Time) int64 { return int64(t) / int64(w.tick) }
+
 // set moves flow i to deadline (0: stop its timer).
-func (w *wheel) set(fl []flow, i int32, deadline int64) {
+func (w *wheel) set(fl []flow, i int32, deadline mono.Time) {
 	if fl[i].deadline == deadline {
 		return
 	}
@@ -253,8 +260,8 @@ func (w *wheel) set(fl []flow, i int32, deadline int64) {
 
 // advance visits the slots up to now and calls fire for each flow whose
 // deadline has come, after taking it out of the wheel.
-func (w *wheel) advance(fl []flow, now int64, fire func(i int32)) {
-	end := now / w.tick
+func (w *wheel) advance(fl []flow, now mono.Time, fire func(i int32)) {
+	end := w.ticks(now)
 	if end-w.done > int64(len(w.slots)) {
 		w.done = end - int64(len(w.slots))
 	}

@@ -3,35 +3,38 @@ package shard
 import (
 	"slices"
 	"testing"
+	"time"
+
+	"webswitch/internal/mono"
 )
 
-const ms = int64(1e6)
+const ms = time.Millisecond
 
 func TestWheel(t *testing.T) {
 	tab := newTable(16, 64, 64)
 	w := newWheel(8, 10*ms, 0)
-	deadlines := map[int32]int64{}
-	for k, d := range []int64{5 * ms, 25 * ms, 95 * ms, 400 * ms, 25 * ms} {
+	deadlines := map[int32]mono.Time{}
+	for k, d := range []time.Duration{5 * ms, 25 * ms, 95 * ms, 400 * ms, 25 * ms} {
 		i, ok := tab.add(uint64(k))
 		if !ok {
 			t.Fatal("table full")
 		}
-		w.set(tab.flows, i, d)
-		deadlines[i] = d
+		w.set(tab.flows, i, mono.Time(d))
+		deadlines[i] = mono.Time(d)
 	}
 	// Moving a timer and stopping one.
-	w.set(tab.flows, 1, 35*ms)
-	deadlines[1] = 35 * ms
+	w.set(tab.flows, 1, mono.Time(35*ms))
+	deadlines[1] = mono.Time(35 * ms)
 	w.set(tab.flows, 4, 0)
 	delete(deadlines, 4)
 
 	var fired []int32
-	for now := int64(0); now <= 500*ms; now += 7 * ms {
+	for now := mono.Time(0); now <= mono.Time(500*ms); now = now.Add(7 * ms) {
 		w.advance(tab.flows, now, func(i int32) {
 			if deadlines[i] > now {
 				t.Errorf("flow %d fired at %d, deadline %d", i, now, deadlines[i])
 			}
-			if now-deadlines[i] > 10*ms+7*ms {
+			if now.Sub(deadlines[i]) > 10*ms+7*ms {
 				t.Errorf("flow %d fired late: %d for %d", i, now, deadlines[i])
 			}
 			fired = append(fired, i)

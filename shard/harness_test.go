@@ -59,8 +59,8 @@ func testConfig(t testing.TB) *Config {
 		Router:   rt,
 		FSM: tcpfsm.Config{
 			MSS: 1460, WScale: advertisedWScale, Window: 16 << 10,
-			RTOInitial: int64(rtoInitial), RTOMax: int64(rtoMax), MaxRetries: maxRetries,
-			Linger: int64(time.Second),
+			RTOInitial: rtoInitial, RTOMax: rtoMax, MaxRetries: maxRetries,
+			Linger: time.Second,
 		},
 		MaxFlows: 16, MaxRequestHead: 1024,
 		RequestTimeout: 10 * time.Second, HandoffTimeout: 2 * time.Second,
@@ -162,7 +162,7 @@ type harness struct {
 	t      testing.TB
 	s      *Shard
 	tx     *memLink
-	now    int64
+	now    mono.Time
 	agents []*agentEnd // by back-end: the agent end of its latest connection
 	old    []*agentEnd // ends of earlier connections, still pumped
 	frame  []byte      // scratch for client frames: vnet header + Ethernet frame
@@ -172,11 +172,11 @@ type harness struct {
 // newHarness returns a shard whose control connections to both back-ends
 // are up and whose back-end MACs are known.
 func newHarness(t testing.TB) *harness {
-	h := &harness{t: t, tx: &memLink{arena: make([]byte, 64<<10)}, now: int64(100 * time.Second), frame: make([]byte, 16<<10)}
+	h := &harness{t: t, tx: &memLink{arena: make([]byte, 64<<10)}, now: mono.Time(100 * time.Second), frame: make([]byte, 16<<10)}
 	cfg := testConfig(t)
 	nb := neigh.NewTable(len(cfg.Backends))
 	cookies := tcpfsm.NewCookies([16]byte{1, 2, 3})
-	h.s = newShard(0, 0, cfg, testSwitchMAC, h.tx, true, cookies, nb, newLoadTable(len(cfg.Backends)), h.dial, func() int64 { return h.now }, zerolog.Nop())
+	h.s = newShard(0, 0, cfg, testSwitchMAC, h.tx, true, cookies, nb, newLoadTable(len(cfg.Backends)), h.dial, func() mono.Time { return h.now }, zerolog.Nop())
 	for b := range cfg.Backends {
 		nb.Set(b, testBackendMAC(b))
 	}
@@ -223,7 +223,7 @@ func (h *harness) reconnect(b int) {
 func (h *harness) pump() {
 	for moved := true; moved; {
 		moved = false
-		h.s.ctl.Events(nil, mono.Time(h.now))
+		h.s.ctl.Events(nil, h.now)
 		for b, a := range append(h.agents[:len(h.agents):len(h.agents)], h.old...) {
 			if a == nil {
 				continue
@@ -319,10 +319,10 @@ func (h *harness) answer(b int, id uint64, ok bool) {
 // advance moves the clock and runs the timers and the control
 // connections' steps, as one loop round does.
 func (h *harness) advance(d time.Duration) {
-	h.now += int64(d)
+	h.now = h.now.Add(d)
 	h.s.now = h.now
 	h.s.wheel.advance(h.s.tab.flows, h.now, h.s.fire)
-	h.s.ctl.Step(mono.Time(h.now))
+	h.s.ctl.Step(h.now)
 	h.pump()
 }
 

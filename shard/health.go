@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"webswitch/internal/mono"
 	"webswitch/neigh"
 )
 
@@ -29,7 +30,7 @@ func (sw *Switch) Health() []string {
 	var problems []string
 	now := sw.clock()
 	for _, s := range sw.shards {
-		if age := time.Duration(now - s.C.Round.Load()); age > staleRound {
+		if age := now.Sub(mono.Time(s.C.Round.Load())); age > staleRound {
 			problems = append(problems, fmt.Sprintf("shard %d: no loop round for %v", s.id, age.Round(time.Millisecond)))
 		}
 	}

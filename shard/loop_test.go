@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"webswitch/handoff"
+	"webswitch/internal/mono"
 	"webswitch/tcpfsm/header"
 )
 
@@ -46,7 +47,7 @@ func TestRound(t *testing.T) {
 	if len(out) != 1 || parseFrame(t, out[0]).dstMAC != testBackendMAC(0) {
 		t.Fatalf("round after the OK sent %d frames, want the client's frame forwarded to be1", len(out))
 	}
-	if h.s.C.Round.Load() != h.now {
+	if mono.Time(h.s.C.Round.Load()) != h.now {
 		t.Errorf("heartbeat %d, want the round's time %d", h.s.C.Round.Load(), h.now)
 	}
 
@@ -55,7 +56,7 @@ func TestRound(t *testing.T) {
 	c.data(header.FlagFIN, "")
 	h.s.round()
 	h.tx.take()
-	h.now += int64(h.s.cfg.Linger + time.Second)
+	h.now = h.now.Add(h.s.cfg.Linger + time.Second)
 	h.s.round()
 	if n := h.s.C.ActiveFlows.Load(); n != 0 {
 		t.Errorf("%d flows after the FIN and the linger, want 0", n)

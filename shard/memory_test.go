@@ -3,7 +3,10 @@ package shard
 import (
 	"runtime"
 	"testing"
+	"time"
 	"unsafe"
+
+	"webswitch/internal/mono"
 )
 
 // fillSpliced puts n spliced flows in a new table, each with a timer, as
@@ -16,7 +19,7 @@ func fillSpliced(n int) (*table, *wheel) {
 		fl := &tab.flows[i]
 		fl.state = flowSpliced
 		tab.release(fl)
-		w.set(tab.flows, i, int64(k%300_000)*int64(1e6)+1)
+		w.set(tab.flows, i, mono.Time(k%300_000)*mono.Time(time.Millisecond)+1)
 	}
 	return tab, w
 }

@@ -3,7 +3,6 @@ package shard
 import (
 	"context"
 	"net/netip"
-	"time"
 
 	"webswitch/tcpfsm"
 )
@@ -110,7 +109,7 @@ func (s *Shard) flowInfo(fl *flow) FlowInfo {
 	if backend >= 0 {
 		info.Backend = s.cfg.Backends[backend].Name
 	}
-	info.Idle = time.Duration(s.now - since).Seconds()
+	info.Idle = s.now.Sub(since).Seconds()
 	return info
 }
 

@@ -4,7 +4,6 @@ import (
 	"slices"
 
 	"webswitch/handoff/control"
-	"webswitch/internal/mono"
 	"webswitch/l7"
 )
 
@@ -77,7 +76,7 @@ func (s *Shard) apply(cfg *Config) {
 	s.published.Store(cfg)
 	s.C.growBackends(len(cfg.Backends))
 	s.bc = s.C.Backends()
-	s.ctl.Reconfigure(&cfg.Control, targets(cfg), mono.Time(s.now))
+	s.ctl.Reconfigure(&cfg.Control, targets(cfg), s.now)
 	s.pickers = newPickers(cfg)
 	for i := range s.tab.flows {
 		if s.tab.flows[i].state != flowInvalid {

@@ -21,7 +21,7 @@ import (
 
 const (
 	pollTick   = 10 * time.Millisecond // the loop wakes at least this often for timers
-	wheelTick  = int64(10 * time.Millisecond)
+	wheelTick  = 10 * time.Millisecond
 	wheelSlots = 4096
 	txBatch    = 64
 	// frameOverhead bounds the header bytes of the frames queued during a
@@ -53,7 +53,7 @@ type Shard struct {
 	queries   chan *flowQuery         // Switch.Flows, answered between rounds
 	capture   atomic.Pointer[capture] // Switch.Capture, while it runs
 
-	nextCensus int64
+	nextCensus mono.Time
 	nb         *neigh.Table
 	pickers    []l7.Picker // per pool
 	loads      *loadTable  // live flows per back-end, all shards
@@ -64,15 +64,15 @@ type Shard struct {
 	fire       func(i int32)
 	out        tcpfsm.Out
 	pollfds    []sys.PollFd
-	clock      func() int64
-	now        int64
+	clock      func() mono.Time
+	now        mono.Time
 	ipID       uint16
 	vnetLen    int // bytes of vnet header before each frame on the ring and the TX path
 
 	C Counters
 }
 
-func newShard(id, cpu int, cfg *Config, mac [6]byte, link Link, vnet bool, cookies *tcpfsm.Cookies, nb *neigh.Table, loads *loadTable, dial control.Dialer, clock func() int64, log zerolog.Logger) *Shard {
+func newShard(id, cpu int, cfg *Config, mac [6]byte, link Link, vnet bool, cookies *tcpfsm.Cookies, nb *neigh.Table, loads *loadTable, dial control.Dialer, clock func() mono.Time, log zerolog.Logger) *Shard {
 	s := &Shard{
 		id: id, cpu: cpu, cfg: cfg, log: log, flowLog: sampled(log), mac: mac, link: link,
 		cookies: cookies, nb: nb, loads: loads, clock: clock,
@@ -84,7 +84,7 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, link Link, vnet bool, cooki
 	}
 	s.now = clock()
 	s.wheel = newWheel(wheelSlots, wheelTick, s.now)
-	s.ctl = control.NewSet(&cfg.Control, targets(cfg), dial, s, log.With().Int("shard", id).Logger(), mono.Time(s.now))
+	s.ctl = control.NewSet(&cfg.Control, targets(cfg), dial, s, log.With().Int("shard", id).Logger(), s.now)
 	s.C.growBackends(len(cfg.Backends))
 	s.bc = s.C.Backends()
 	s.published.Store(cfg)
@@ -160,19 +160,19 @@ func (s *Shard) round() {
 	}
 	s.now = s.clock()
 	s.link.Receive(s)
-	s.ctl.Events(s.pollfds[ctlFds:], mono.Time(s.now))
+	s.ctl.Events(s.pollfds[ctlFds:], s.now)
 	s.wheel.advance(s.tab.flows, s.now, s.fire)
-	s.ctl.Step(mono.Time(s.now))
+	s.ctl.Step(s.now)
 	for b, bc := range s.bc {
 		bc.Usable.Store(s.ctl.Usable(b))
 	}
 	if s.now >= s.nextCensus {
 		s.census()
-		s.nextCensus = s.now + int64(censusPeriod)
+		s.nextCensus = s.now.Add(censusPeriod)
 	}
 	s.link.Flush()
 	s.C.publishTx(s.link.Stats())
-	s.C.Round.Store(s.now)
+	s.C.Round.Store(int64(s.now))
 }
 
 // endBlock is called by the link after the frames of one block, before the
@@ -523,7 +523,7 @@ func (s *Shard) Answered(backend int, id uint64, ok bool) {
 	if fl.gen != uint32(id>>32) || fl.state != flowOwned || fl.conn.tcp.State() != tcpfsm.HandingOff || fl.conn.backend != backend {
 		return // an answer for a flow that already timed out
 	}
-	s.C.HandoffLatency.observe(time.Duration(s.now - fl.conn.handoffAt))
+	s.C.HandoffLatency.observe(s.now.Sub(fl.conn.handoffAt))
 	if !ok {
 		// The agent refused and made no socket: another back-end of the
 		// pool may take the connection. (After a timeout or a broken
@@ -650,7 +650,7 @@ func (s *Shard) respond(i int32, status int) {
 func (s *Shard) timer(i int32) {
 	fl := &s.tab.flows[i]
 	if fl.state == flowSpliced {
-		if fl.endAt != 0 && s.now >= fl.endAt || s.now >= fl.last+int64(s.cfg.IdleTimeout) {
+		if fl.endAt != 0 && s.now >= fl.endAt || s.now >= fl.last.Add(s.cfg.IdleTimeout) {
 			s.free(i)
 			return
 		}
@@ -660,12 +660,12 @@ func (s *Shard) timer(i int32) {
 	c := fl.conn
 	switch c.tcp.State() {
 	case tcpfsm.RequestWait:
-		if s.now >= c.created+int64(s.cfg.RequestTimeout) {
+		if s.now >= c.created.Add(s.cfg.RequestTimeout) {
 			s.respond(i, 408)
 			return
 		}
 	case tcpfsm.HandingOff:
-		if s.now >= c.handoffAt+int64(s.cfg.HandoffTimeout) {
+		if s.now >= c.handoffAt.Add(s.cfg.HandoffTimeout) {
 			s.C.HandoffsTimeout.Add(1)
 			s.bc[c.backend].HandoffsFailed.Add(1)
 			s.respond(i, 504)
@@ -686,9 +686,9 @@ func (s *Shard) timer(i int32) {
 // schedule puts a flow in the timer wheel at its next deadline.
 func (s *Shard) schedule(i int32) {
 	fl := &s.tab.flows[i]
-	var d int64
+	var d mono.Time
 	if fl.state == flowSpliced {
-		d = fl.last + int64(s.cfg.IdleTimeout)
+		d = fl.last.Add(s.cfg.IdleTimeout)
 		if fl.endAt != 0 {
 			d = min(d, fl.endAt)
 		}
@@ -696,9 +696,9 @@ func (s *Shard) schedule(i int32) {
 		c := fl.conn
 		switch c.tcp.State() {
 		case tcpfsm.RequestWait:
-			d = c.created + int64(s.cfg.RequestTimeout)
+			d = c.created.Add(s.cfg.RequestTimeout)
 		case tcpfsm.HandingOff:
-			d = c.handoffAt + int64(s.cfg.HandoffTimeout)
+			d = c.handoffAt.Add(s.cfg.HandoffTimeout)
 		default:
 			d = c.tcp.Deadline()
 		}
@@ -715,7 +715,7 @@ func (s *Shard) ending(fl *flow) {
 	if fl.endAt != 0 {
 		return
 	}
-	fl.endAt = s.now + int64(s.cfg.Linger)
+	fl.endAt = s.now.Add(s.cfg.Linger)
 	s.loads.add(int(fl.backend), -1)
 }
 

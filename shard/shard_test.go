@@ -159,13 +159,13 @@ func TestSwitchAnswers(t *testing.T) {
 		{name: "handoff timeout", req: "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n", status: 504,
 			after: func(h *harness, t *testing.T) bool {
 				h.handoff(0)
-				h.advance(h.s.cfg.HandoffTimeout + wheelTickDuration)
+				h.advance(h.s.cfg.HandoffTimeout + wheelTick)
 				return true
 			}},
 		{name: "request timeout", req: "GET /static/ HTTP/1.1\r\n", status: 408,
 			after: func(h *harness, t *testing.T) bool {
 				h.tx.take() // the ACK of the partial head
-				h.advance(h.s.cfg.RequestTimeout + wheelTickDuration)
+				h.advance(h.s.cfg.RequestTimeout + wheelTick)
 				return true
 			}},
 	}
@@ -200,8 +200,6 @@ func TestSwitchAnswers(t *testing.T) {
 		})
 	}
 }
-
-const wheelTickDuration = time.Duration(wheelTick)
 
 // TestDrops: frames the shard refuses, each counted by kind; those of a
 // connection that does not exist get a RST.
@@ -321,7 +319,7 @@ func TestNoAllocs(t *testing.T) {
 		c.data(0, "")
 		c.data(header.FlagFIN, "")
 		h.tx.take()
-		h.advance(h.s.cfg.Linger + wheelTickDuration)
+		h.advance(h.s.cfg.Linger + wheelTick)
 	}
 	if n := testing.AllocsPerRun(200, connection); n != 0 {
 		t.Errorf("whole connection: %v allocations", n)

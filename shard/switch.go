@@ -33,7 +33,7 @@ type Switch struct {
 	nb        *neigh.Table
 	loads     *loadTable
 	arp       atomic.Pointer[neigh.Resolver] // replaced when it fails (see resolve)
-	clock     func() int64
+	clock     func() mono.Time
 	linkUp    func(ifname string) error // nil when the interface can carry frames
 }
 
@@ -50,8 +50,7 @@ func New(cfg *Config, log zerolog.Logger) (*Switch, error) {
 		return nil, err
 	}
 	cookies := tcpfsm.NewCookies(key)
-	mc := mono.Clock()
-	clock := func() int64 { return int64(mc()) }
+	clock := mono.Clock()
 	sw := &Switch{cfg: cfg, log: log, nb: neigh.NewTable(len(cfg.Backends)), loads: newLoadTable(len(cfg.Backends)), clock: clock, linkUp: linkUp}
 	group := uint16(os.Getpid()&0x7fff) + 1
 	for i := range cfg.Shards {

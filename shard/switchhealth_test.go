@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"webswitch/internal/mono"
 	"webswitch/neigh"
 )
 
@@ -33,14 +34,14 @@ func TestSwitchHealth(t *testing.T) {
 	cfg.Interface = "eth-test"
 	var linkErr error
 	sw := &Switch{cfg: cfg, log: zerolog.Nop(), shards: []*Shard{h.s}, nb: h.s.nb,
-		clock: func() int64 { return h.now }, linkUp: func(string) error { return linkErr }}
+		clock: func() mono.Time { return h.now }, linkUp: func(string) error { return linkErr }}
 	sw.arp.Store(neigh.New(deadConn{}, neigh.Link{}, neighConfig(cfg), h.s.nb, zerolog.Nop()))
 
 	h.s.round()
 	if p := sw.Health(); len(p) != 0 {
 		t.Fatalf("healthy switch: %q", p)
 	}
-	h.now += int64(2 * time.Second) // the loop does not run
+	h.now = h.now.Add(2 * time.Second) // the loop does not run
 	if p := sw.Health(); len(p) != 1 || !strings.HasPrefix(p[0], "shard 0: no loop round for 2s") {
 		t.Errorf("stuck shard: %q", p)
 	}

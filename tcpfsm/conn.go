@@ -1,19 +1,22 @@
 package tcpfsm
 
 import (
+	"time"
+
+	"webswitch/internal/mono"
 	"webswitch/tcpfsm/header"
 	"webswitch/tcpfsm/seqnum"
 )
 
 // Config holds the parameters shared by all connections of a shard.
 type Config struct {
-	MSS        uint16 // MSS the switch advertises in its SYN-ACK
-	WScale     uint8  // window scale the switch advertises (and the back-end inherits)
-	Window     int    // bytes the switch buffers per connection before the handoff
-	RTOInitial int64  // first retransmission timeout of the switch's own data, ns
-	RTOMax     int64  // retransmission timeout ceiling, ns
-	MaxRetries int    // retransmissions before the connection is dropped
-	Linger     int64  // how long to wait for the client's FIN after ours is acknowledged, ns
+	MSS        uint16        // MSS the switch advertises in its SYN-ACK
+	WScale     uint8         // window scale the switch advertises (and the back-end inherits)
+	Window     int           // bytes the switch buffers per connection before the handoff
+	RTOInitial time.Duration // first retransmission timeout of the switch's own data
+	RTOMax     time.Duration // retransmission timeout ceiling
+	MaxRetries int           // retransmissions before the connection is dropped
+	Linger     time.Duration // how long to wait for the client's FIN after ours is acknowledged
 }
 
 // BufferSize is the capacity of the request buffer a Conn needs: the window
@@ -87,14 +90,15 @@ type Conn struct {
 	sndWl1, sndWl2 seqnum.Value
 	resp           []byte
 	finSent        bool
-	rto, rtxAt     int64
+	rto            time.Duration
+	rtxAt          mono.Time
 	retries        int
-	lingerAt       int64
+	lingerAt       mono.Time
 }
 
 // SynAck fills s with the stateless SYN-ACK answering a SYN of t with
 // sequence number isn and options o.
-func (cfg *Config) SynAck(now int64, k *Cookies, t *Tuple, isn seqnum.Value, o *header.SynOptions, s *Seg) {
+func (cfg *Config) SynAck(now mono.Time, k *Cookies, t *Tuple, isn seqnum.Value, o *header.SynOptions, s *Seg) {
 	*s = Seg{
 		Seq:    k.Make(now, t, isn, o),
 		Ack:    isn.Add(1),
@@ -110,7 +114,7 @@ func (cfg *Config) SynAck(now int64, k *Cookies, t *Tuple, isn seqnum.Value, o *
 // the switch has no state for. If it is valid, it initialises c from it (buf
 // is the request buffer, of capacity cfg.BufferSize()) and processes the
 // segment as Input does; ok is false otherwise, and c is untouched.
-func (c *Conn) Accept(now int64, cfg *Config, k *Cookies, t *Tuple, seg *Segment, buf []byte, out *Out) bool {
+func (c *Conn) Accept(now mono.Time, cfg *Config, k *Cookies, t *Tuple, seg *Segment, buf []byte, out *Out) bool {
 	if seg.Flags&(header.FlagACK|header.FlagSYN|header.FlagRST) != header.FlagACK {
 		return false
 	}
@@ -155,7 +159,7 @@ func (c *Conn) State() State { return c.state }
 func (c *Conn) Request() []byte { return c.buf }
 
 // Input processes a segment from the client.
-func (c *Conn) Input(now int64, seg *Segment, out *Out) {
+func (c *Conn) Input(now mono.Time, seg *Segment, out *Out) {
 	switch c.state {
 	case RequestWait, Responding, FinWait:
 	default:
@@ -189,7 +193,7 @@ func (c *Conn) Input(now int64, seg *Segment, out *Out) {
 	}
 }
 
-func (c *Conn) processAck(now int64, seg *Segment, out *Out) {
+func (c *Conn) processAck(now mono.Time, seg *Segment, out *Out) {
 	if c.sndWl1.LessThan(seg.Seq) || c.sndWl1 == seg.Seq && c.sndWl2.LessThanEq(seg.Ack) {
 		c.sndWnd = c.scaled(seg.Window, &c.opts)
 		c.sndWl1, c.sndWl2 = seg.Seq, seg.Ack
@@ -202,7 +206,7 @@ func (c *Conn) processAck(now int64, seg *Segment, out *Out) {
 	c.rto = c.cfg.RTOInitial
 	c.rtxAt = 0
 	if c.sndUna != c.sndNxt {
-		c.rtxAt = now + c.rto
+		c.rtxAt = now.Add(c.rto)
 		return
 	}
 	if c.finSent {
@@ -211,7 +215,7 @@ func (c *Conn) processAck(now int64, seg *Segment, out *Out) {
 			return
 		}
 		c.state = FinWait
-		c.lingerAt = now + c.cfg.Linger
+		c.lingerAt = now.Add(c.cfg.Linger)
 	}
 }
 
@@ -368,7 +372,7 @@ func (c *Conn) StartHandoff() { c.state = HandingOff }
 // Respond makes the switch answer the client itself with resp (an HTTP error;
 // nil for none) followed by FIN, retransmitted until acknowledged. It is used
 // in RequestWait, or in HandingOff when the handoff failed.
-func (c *Conn) Respond(now int64, resp []byte, out *Out) {
+func (c *Conn) Respond(now mono.Time, resp []byte, out *Out) {
 	if c.state != RequestWait && c.state != HandingOff {
 		return
 	}
@@ -378,7 +382,7 @@ func (c *Conn) Respond(now int64, resp []byte, out *Out) {
 }
 
 // output sends what the client's window allows of the response and FIN.
-func (c *Conn) output(now int64, out *Out) {
+func (c *Conn) output(now mono.Time, out *Out) {
 	if c.state != Responding {
 		return
 	}
@@ -410,12 +414,12 @@ func (c *Conn) output(now int64, out *Out) {
 		}
 	}
 	if c.rtxAt == 0 {
-		c.rtxAt = now + c.rto
+		c.rtxAt = now.Add(c.rto)
 	}
 }
 
 // Deadline returns when Tick must next be called (0: no timer running).
-func (c *Conn) Deadline() int64 {
+func (c *Conn) Deadline() mono.Time {
 	switch c.state {
 	case Responding:
 		return c.rtxAt
@@ -428,7 +432,7 @@ func (c *Conn) Deadline() int64 {
 // Tick runs the connection's timers: retransmission of the switch's own
 // response (from the first unacknowledged byte, with exponential backoff;
 // a zero window gets a probe the same way) and the FinWait limit.
-func (c *Conn) Tick(now int64, out *Out) {
+func (c *Conn) Tick(now mono.Time, out *Out) {
 	switch c.state {
 	case FinWait:
 		if now >= c.lingerAt {

@@ -3,12 +3,14 @@ package tcpfsm
 import (
 	"bytes"
 	"testing"
+	"time"
 
+	"webswitch/internal/mono"
 	"webswitch/tcpfsm/header"
 	"webswitch/tcpfsm/seqnum"
 )
 
-const ms = int64(1e6)
+const ms = time.Millisecond
 
 var testCfg = Config{
 	MSS: 1460, WScale: 7, Window: 4096,
@@ -30,11 +32,11 @@ type peer struct {
 	iss  seqnum.Value // switch ISN from the SYN-ACK
 	opts header.SynOptions
 	out  Out
-	now  int64
+	now  mono.Time
 }
 
 func newPeer(t *testing.T, opts header.SynOptions) *peer {
-	p := &peer{t: t, k: testCookies(), isn: 0xFFFFFF00, opts: opts, now: 5 * CookiePeriod}
+	p := &peer{t: t, k: testCookies(), isn: 0xFFFFFF00, opts: opts, now: mono.Time(5 * CookiePeriod)}
 	var s Seg
 	testCfg.SynAck(p.now, p.k, &testTuple, p.isn, &opts, &s)
 	if s.Flags != header.FlagSYN|header.FlagACK || s.Ack != p.isn+1 {
@@ -72,7 +74,7 @@ func (p *peer) wantAcks(acks ...int) {
 
 func TestCookies(t *testing.T) {
 	k := testCookies()
-	now := 10 * CookiePeriod
+	now := mono.Time(10 * CookiePeriod)
 	tests := []struct {
 		name string
 		in   header.SynOptions
@@ -94,10 +96,10 @@ func TestCookies(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("options = %+v, want %+v", got, tt.want)
 			}
-			if !k.Check(now+CookiePeriod, &testTuple, 1234, c, &got) {
+			if !k.Check(now.Add(CookiePeriod), &testTuple, 1234, c, &got) {
 				t.Error("cookie rejected in the next epoch")
 			}
-			if k.Check(now+2*CookiePeriod, &testTuple, 1234, c, &got) {
+			if k.Check(now.Add(2*CookiePeriod), &testTuple, 1234, c, &got) {
 				t.Error("cookie accepted two epochs later")
 			}
 			if k.Check(now, &testTuple, 1235, c, &got) {
@@ -304,7 +306,7 @@ func TestRetransmission(t *testing.T) {
 	p.c.Respond(p.now, resp, &p.out)
 	first := p.out.Segs[0]
 	deadline := p.c.Deadline()
-	if deadline != p.now+testCfg.RTOInitial {
+	if deadline != p.now.Add(testCfg.RTOInitial) {
 		t.Fatalf("deadline %d, want now+RTO", deadline)
 	}
 	p.out.Reset()
@@ -321,8 +323,8 @@ func TestRetransmission(t *testing.T) {
 			t.Fatalf("retransmission %d: %+v", i, p.out.Segs[:p.out.N])
 		}
 		rto = min(2*rto, testCfg.RTOMax)
-		if got := p.c.Deadline() - now; got != rto {
-			t.Errorf("retransmission %d: next timeout %d, want %d", i, got, rto)
+		if got := p.c.Deadline().Sub(now); got != rto {
+			t.Errorf("retransmission %d: next timeout %v, want %v", i, got, rto)
 		}
 	}
 	p.out.Reset()
@@ -372,16 +374,16 @@ func TestZeroWindowProbe(t *testing.T) {
 func TestZeroWindowForever(t *testing.T) {
 	p := zeroWindowPeer(t, []byte("HTTP/1.1 400 x\r\n\r\n"))
 	probes := 0
-	var last int64
+	var last time.Duration
 	for !p.out.Free {
 		if probes > testCfg.MaxRetries+1 {
 			t.Fatalf("%d probes and still not given up", probes)
 		}
 		next := p.c.Deadline()
-		if gap := next - p.now; probes > 1 && gap < last {
-			t.Errorf("probe %d after %d ns, less than the previous gap %d", probes, gap, last)
+		if gap := next.Sub(p.now); probes > 1 && gap < last {
+			t.Errorf("probe %d after %v, less than the previous gap %v", probes, gap, last)
 		}
-		last = next - p.now
+		last = next.Sub(p.now)
 		p.now = next
 		p.out.Reset()
 		p.c.Tick(p.now, &p.out)

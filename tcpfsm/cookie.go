@@ -2,7 +2,9 @@ package tcpfsm
 
 import (
 	"encoding/binary"
+	"time"
 
+	"webswitch/internal/mono"
 	"webswitch/tcpfsm/header"
 	"webswitch/tcpfsm/seqnum"
 )
@@ -17,7 +19,7 @@ type Tuple struct {
 
 // CookiePeriod is the life of one cookie epoch in nanoseconds; a cookie is
 // accepted in its own epoch and the next, so it lives 64 to 128 seconds.
-const CookiePeriod = int64(64e9)
+const CookiePeriod = 64 * time.Second
 
 // cookieMSS are the MSS values a cookie can carry (3 bits): the largest one
 // not above the client's MSS is kept.
@@ -53,8 +55,8 @@ func (c *Cookies) hash(t *Tuple, isn seqnum.Value, epoch int64) uint64 {
 }
 
 // Make returns the cookie for a SYN of t with initial sequence number isn and options o.
-func (c *Cookies) Make(now int64, t *Tuple, isn seqnum.Value, o *header.SynOptions) seqnum.Value {
-	h := c.hash(t, isn, now/CookiePeriod)
+func (c *Cookies) Make(now mono.Time, t *Tuple, isn seqnum.Value, o *header.SynOptions) seqnum.Value {
+	h := c.hash(t, isn, epochOf(now))
 	d := encodeCookieData(o)
 	return seqnum.Value(cookieMAC(h, d)<<cookieDataBits | uint32(d^uint8(h)))
 }
@@ -63,8 +65,8 @@ func (c *Cookies) Make(now int64, t *Tuple, isn seqnum.Value, o *header.SynOptio
 // initial sequence number isn, in the current or the previous epoch, and if
 // so fills o with the options the cookie carries (MSS rounded down to the
 // table above).
-func (c *Cookies) Check(now int64, t *Tuple, isn, cookie seqnum.Value, o *header.SynOptions) bool {
-	epoch := now / CookiePeriod
+func (c *Cookies) Check(now mono.Time, t *Tuple, isn, cookie seqnum.Value, o *header.SynOptions) bool {
+	epoch := epochOf(now)
 	for _, e := range [2]int64{epoch, epoch - 1} {
 		h := c.hash(t, isn, e)
 		d := uint8(cookie) ^ uint8(h)
@@ -112,3 +114,6 @@ func decodeCookieData(d uint8, o *header.SynOptions) bool {
 	}
 	return true
 }
+
+// epochOf returns the cookie epoch of now: its number of CookiePeriods.
+func epochOf(now mono.Time) int64 { return int64(now) / int64(CookiePeriod) }

@@ -3,7 +3,9 @@ package tcpfsm
 import (
 	"encoding/binary"
 	"testing"
+	"time"
 
+	"webswitch/internal/mono"
 	"webswitch/tcpfsm/header"
 	"webswitch/tcpfsm/seqnum"
 )
@@ -29,7 +31,7 @@ func FuzzConn(f *testing.F) {
 		if !c.Accept(0, &testCfg, k, &testTuple, &first, make([]byte, 0, testCfg.BufferSize()), &out) {
 			t.Fatal("rejected")
 		}
-		now := int64(0)
+		now := mono.Time(0)
 		resp := []byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
 		for len(in) >= 7 {
 			off := binary.BigEndian.Uint16(in[0:2])
@@ -40,7 +42,7 @@ func FuzzConn(f *testing.F) {
 			out.Reset()
 			switch {
 			case flags == 0xFF:
-				now += int64(off) * ms
+				now = now.Add(time.Duration(off) * ms)
 				c.Tick(now, &out)
 			case flags == 0xFE:
 				c.Respond(now, resp, &out)
