@@ -2,6 +2,7 @@ package control
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
@@ -221,5 +222,36 @@ func TestAnswersAndLoss(t *testing.T) {
 	f.run(100 * time.Millisecond)
 	if len(f.agents) != 2 || f.set.Conn(0).State() != StateReady {
 		t.Errorf("%d dials, state %v; want a new ready connection after ReconnectMin", len(f.agents), f.set.Conn(0).State())
+	}
+}
+
+// TestReadBufferByDirection: the switch's read buffer holds the largest
+// message an agent sends, not a HANDOFF (which only the switch sends), and
+// a message announcing a body over that size, or of a type the switch
+// never receives, breaks the connection from its header alone.
+func TestReadBufferByDirection(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		typ  handoff.MsgType
+		size uint32
+	}{
+		{"oversized LOAD", handoff.MsgLoad, handoff.MaxBodyToSwitch + 1},
+		{"HANDOFF to the switch", handoff.MsgHandoff, 64},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.run(0)
+			if n := len(f.set.Conn(0).rbuf); n != handoff.MaxFrameToSwitch {
+				t.Fatalf("read buffer %d bytes, want MaxFrameToSwitch = %d", n, handoff.MaxFrameToSwitch)
+			}
+			var hdr [handoff.HeaderLen]byte
+			hdr[0], hdr[1] = handoff.Version, byte(tt.typ)
+			binary.BigEndian.PutUint32(hdr[4:], tt.size)
+			f.last().sock.Write(hdr[:]) // the header only: no body follows
+			f.run(0)
+			if st := f.set.Conn(0).State(); st != StateIdle || len(f.own.lost) != 1 {
+				t.Errorf("after the header: %v, lost %v; want the connection closed at once", st, f.own.lost)
+			}
+		})
 	}
 }
