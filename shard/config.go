@@ -1,7 +1,10 @@
-// Package shard is the switch's data path: one loop per CPU, each owning a
-// ring socket of a fanout group, a flow table, a timer wheel, counters and
-// its own control connections to every agent. It ties ring, tcpfsm, l7 and
-// handoff together; see DESIGN.md section 3 for the packet walk.
+// Package shard is the switch's data path: one loop per CPU (Shard.round),
+// each owning a Link (a ring socket of a fanout group and its TX path), a
+// flow table, a timer wheel, counters and a control.Set of connections to
+// every agent, and splicing the flows handed off. It ties ring, tcpfsm, l7,
+// neigh and handoff/control together; see DESIGN.md section 3 for the
+// packet walk. The Switch around the shards runs the neighbour resolver
+// and answers reloads, flow queries, captures and health.
 package shard
 
 import (
