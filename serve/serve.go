@@ -19,12 +19,16 @@ import (
 	"time"
 )
 
-// Timeouts of the built-in servers.
+// Timeouts of the HTTP servers on handed-off connections: the built-in
+// static server's, and those a Go server behind the agent should use
+// (cmd/httpagent does).
 const (
-	staticHeaderTimeout = 10 * time.Second  // to read a request head
-	staticIdleTimeout   = 120 * time.Second // between keep-alive requests
-	upstreamDialTimeout = 5 * time.Second   // to connect to the local server
+	HeaderTimeout = 10 * time.Second  // to read a request head
+	IdleTimeout   = 120 * time.Second // between keep-alive requests
 )
+
+// upstreamDialTimeout bounds the connection to the local server.
+const upstreamDialTimeout = 5 * time.Second
 
 // Server serves connections, handed-off or direct, and drains them on
 // Shutdown. Check tells whether what serves them works, for the agent's
@@ -54,8 +58,8 @@ func NewStatic(root string) (*Static, error) {
 	}
 	s.srv = http.Server{
 		Handler:           http.FileServer(http.Dir(root)),
-		ReadHeaderTimeout: staticHeaderTimeout,
-		IdleTimeout:       staticIdleTimeout,
+		ReadHeaderTimeout: HeaderTimeout,
+		IdleTimeout:       IdleTimeout,
 	}
 	return s, nil
 }

@@ -125,21 +125,21 @@ func fixChecksums(frame []byte) {
 func (h *harness) answerAll(ok bool) {
 	h.pump()
 	for _, a := range append(h.agents[:len(h.agents):len(h.agents)], h.old...) {
-		for _, m := range a.msgs {
+		for _, m := range a.Msgs {
 			if m.Type != handoff.MsgHandoff {
 				continue
 			}
 			var err error
 			if ok {
-				err = a.sess.Send(handoff.MsgOK, m.ID, nil)
+				err = a.Sess.Send(handoff.MsgOK, m.ID, nil)
 			} else {
-				err = a.sess.SendErr(m.ID, handoff.ErrCodeRecreate, "fuzz")
+				err = a.Sess.SendErr(m.ID, handoff.ErrCodeRecreate, "fuzz")
 			}
 			if err != nil {
 				h.t.Fatal(err)
 			}
 		}
-		a.msgs, a.bodies = a.msgs[:0], a.bodies[:0]
+		a.Reset()
 	}
 	h.pump()
 	h.tx.take()

@@ -1,7 +1,6 @@
 package shard
 
 import (
-	"crypto/rand"
 	"errors"
 	"net/netip"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"webswitch/handoff/control"
 	"webswitch/handoff/control/controltest"
 	"webswitch/internal/mono"
-	"webswitch/internal/sys"
 	"webswitch/l7"
 	"webswitch/neigh"
 	"webswitch/ring"
@@ -146,27 +144,15 @@ func (r *memLink) take() [][]byte {
 	return f
 }
 
-// agentEnd is the agent side of one control connection.
-type agentEnd struct {
-	sock   *controltest.End
-	sess   *handoff.Session
-	buf    []byte
-	n      int
-	msgs   []handoff.Msg // received since the last handoff call, PINGs aside
-	bodies []byte        // their bodies
-	silent bool          // leaves PINGs unanswered (a wedged agent); else answers them
-	pings  int           // PINGs received
-}
-
 type harness struct {
 	t      testing.TB
 	s      *Shard
 	tx     *memLink
 	now    mono.Time
-	agents []*agentEnd // by back-end: the agent end of its latest connection
-	old    []*agentEnd // ends of earlier connections, still pumped
-	frame  []byte      // scratch for client frames: vnet header + Ethernet frame
-	script *[]byte     // when set, client frames are recorded as FuzzShard ops
+	agents []*controltest.Agent // by back-end: the agent end of its latest connection
+	old    []*controltest.Agent // ends of earlier connections, still pumped
+	frame  []byte               // scratch for client frames: vnet header + Ethernet frame
+	script *[]byte              // when set, client frames are recorded as FuzzShard ops
 }
 
 // newHarness returns a shard whose control connections to both back-ends
@@ -194,7 +180,7 @@ func newHarness(t testing.TB) *harness {
 func (h *harness) dial(agent netip.AddrPort) (control.Socket, error) {
 	b := int(agent.Addr().As4()[3]) - 21
 	sw, ag := controltest.Pipe()
-	a := &agentEnd{sock: ag, sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, handoff.MaxFrameToAgent)}
+	a := controltest.NewAgent(ag, testSecret)
 	for len(h.agents) <= b {
 		h.agents = append(h.agents, nil)
 	}
@@ -225,62 +211,13 @@ func (h *harness) pump() {
 		moved = false
 		h.s.ctl.Events(nil, h.now)
 		for b, a := range append(h.agents[:len(h.agents):len(h.agents)], h.old...) {
-			if a == nil {
-				continue
+			m, err := a.Pump()
+			if err != nil {
+				h.t.Fatalf("agent %d: %v", b, err)
 			}
-			if h.agentRead(a) {
-				moved = true
-			}
-			if p := a.sess.Pending(); len(p) > 0 {
-				n, err := a.sock.Write(p)
-				if errors.Is(err, sys.ErrClosed) {
-					continue // the switch closed this connection
-				}
-				if err != nil {
-					h.t.Fatalf("agent %d write: %v", b, err)
-				}
-				a.sess.Written(n)
-				moved = moved || n > 0
-			}
+			moved = moved || m
 		}
 	}
-}
-
-// agentRead reads what the switch sent and collects its messages.
-func (h *harness) agentRead(a *agentEnd) bool {
-	n, err := a.sock.Read(a.buf[a.n:])
-	if err != nil || n == 0 {
-		return false
-	}
-	a.n += n
-	off := 0
-	for {
-		used, m, ok, err := a.sess.Receive(a.buf[off:a.n])
-		if err != nil {
-			h.t.Fatalf("agent receive: %v", err)
-		}
-		if used == 0 {
-			break
-		}
-		off += used
-		if ok && m.Type == handoff.MsgPing {
-			a.pings++
-			if !a.silent {
-				if err := a.sess.Send(handoff.MsgPong, m.ID, nil); err != nil {
-					h.t.Fatal(err)
-				}
-			}
-			continue
-		}
-		if ok {
-			start := len(a.bodies)
-			a.bodies = append(a.bodies, m.Body...)
-			m.Body = a.bodies[start:]
-			a.msgs = append(a.msgs, m)
-		}
-	}
-	a.n = copy(a.buf, a.buf[off:a.n])
-	return true
 }
 
 // handoff returns the one HANDOFF back-end b's agent received since the
@@ -289,11 +226,11 @@ func (h *harness) handoff(b int) (id uint64, st handoff.ConnState, request []byt
 	h.t.Helper()
 	h.pump()
 	a := h.agents[b]
-	if len(a.msgs) != 1 || a.msgs[0].Type != handoff.MsgHandoff {
-		h.t.Fatalf("agent %d received %d messages, want one HANDOFF: %+v", b, len(a.msgs), a.msgs)
+	if len(a.Msgs) != 1 || a.Msgs[0].Type != handoff.MsgHandoff {
+		h.t.Fatalf("agent %d received %d messages, want one HANDOFF: %+v", b, len(a.Msgs), a.Msgs)
 	}
-	m := a.msgs[0]
-	a.msgs, a.bodies = a.msgs[:0], a.bodies[:0]
+	m := a.Msgs[0]
+	a.Reset()
 	request, err := handoff.DecodeHandoffBody(m.Body, &st)
 	if err != nil {
 		h.t.Fatalf("HANDOFF body: %v", err)
@@ -306,9 +243,9 @@ func (h *harness) answer(b int, id uint64, ok bool) {
 	h.t.Helper()
 	var err error
 	if ok {
-		err = h.agents[b].sess.Send(handoff.MsgOK, id, nil)
+		err = h.agents[b].Sess.Send(handoff.MsgOK, id, nil)
 	} else {
-		err = h.agents[b].sess.SendErr(id, 1, "test")
+		err = h.agents[b].Sess.SendErr(id, 1, "test")
 	}
 	if err != nil {
 		h.t.Fatal(err)

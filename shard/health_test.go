@@ -26,7 +26,7 @@ func (h *harness) targets(port uint16, n int) (perBackend [2]int, unavailable in
 		h.pump()
 		handed := false
 		for b, a := range h.agents {
-			if len(a.msgs) > 0 {
+			if len(a.Msgs) > 0 {
 				id, _, _ := h.handoff(b)
 				h.answer(b, id, true)
 				perBackend[b]++
@@ -50,7 +50,7 @@ func (h *harness) targets(port uint16, n int) (perBackend [2]int, unavailable in
 func TestHealthChecks(t *testing.T) {
 	h := newHarness(t)
 	cfg := &h.s.cfg.Control
-	h.agents[1].silent = true
+	h.agents[1].Silent = true
 	h.advance(0) // the first PINGs go out as soon as the connections are ready
 	if got, _ := h.targets(41000, 4); got != [2]int{2, 2} {
 		t.Fatalf("before any check failed: %v connections per back-end, want 2 each", got)
@@ -68,7 +68,7 @@ func TestHealthChecks(t *testing.T) {
 	if c := h.s.ctl.Conn(1); c.Usable() || c.State() != control.StateIdle || !c.Down() {
 		t.Fatalf("be2 after %d missed PINGs: state %v, down %v; want idle and down", cfg.HealthFall, c.State(), c.Down())
 	}
-	if n := h.agents[1].pings; n != cfg.HealthFall {
+	if n := h.agents[1].Pings; n != cfg.HealthFall {
 		t.Errorf("be2 got %d PINGs, want %d", n, cfg.HealthFall)
 	}
 	if got, _ := h.targets(41010, 4); got != [2]int{4, 0} {
@@ -92,8 +92,8 @@ func TestHealthChecks(t *testing.T) {
 	if b := snap.Backends; b[0].Downs != 0 || b[1].Downs != 1 || b[1].HandoffsOK != 4 {
 		t.Errorf("back-end counters %+v, want be2 down once and 4 handoffs OK", b)
 	}
-	if h.agents[0].pings < 3 || !h.s.ctl.Conn(0).Usable() {
-		t.Errorf("be1: %d PINGs, usable %v; want checks all along and up", h.agents[0].pings, h.s.ctl.Conn(0).Usable())
+	if h.agents[0].Pings < 3 || !h.s.ctl.Conn(0).Usable() {
+		t.Errorf("be1: %d PINGs, usable %v; want checks all along and up", h.agents[0].Pings, h.s.ctl.Conn(0).Usable())
 	}
 }
 
@@ -103,7 +103,7 @@ func TestAgentHealth(t *testing.T) {
 	h := newHarness(t)
 	report := func(hl handoff.Health) {
 		t.Helper()
-		if err := h.agents[1].sess.Send(handoff.MsgLoad, 0, handoff.AppendLoadBody(nil, 0, hl)); err != nil {
+		if err := h.agents[1].Sess.Send(handoff.MsgLoad, 0, handoff.AppendLoadBody(nil, 0, hl)); err != nil {
 			t.Fatal(err)
 		}
 		h.pump()
@@ -143,7 +143,7 @@ func TestGoAway(t *testing.T) {
 	}
 	c := open(43000)
 	h.pump()
-	if err := old.sess.Send(handoff.MsgGoAway, 0, nil); err != nil {
+	if err := old.Sess.Send(handoff.MsgGoAway, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	id, _, _ := h.handoff(1) // the old agent has it
@@ -161,7 +161,7 @@ func TestGoAway(t *testing.T) {
 	}
 	h.answer(1, idNew, true)
 	for _, id := range []uint64{id, idBetween} { // the old agent answers last
-		if err := old.sess.Send(handoff.MsgOK, id, nil); err != nil {
+		if err := old.Sess.Send(handoff.MsgOK, id, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -182,7 +182,7 @@ func TestGoAway(t *testing.T) {
 		t.Errorf("%d 503s during the upgrade, want none", n)
 	}
 	h.advance(h.s.cfg.HandoffTimeout)
-	if len(h.s.ctl.Retired()) != 0 || !old.sock.PeerClosed() {
+	if len(h.s.ctl.Retired()) != 0 || !old.Sock.PeerClosed() {
 		t.Errorf("retired connection still open after the handoff timeout")
 	}
 	if n := h.s.snapshot().Backends[1].Downs; n != 0 {
@@ -236,7 +236,7 @@ func TestBoundedLoadCountsLiveFlows(t *testing.T) {
 		h.pump()
 		got := -1
 		for b, a := range h.agents {
-			if len(a.msgs) > 0 {
+			if len(a.Msgs) > 0 {
 				id, _, _ := h.handoff(b)
 				h.answer(b, id, true)
 				got = b

@@ -37,7 +37,7 @@ func TestRound(t *testing.T) {
 	if string(request) != req || st.Client.Port() != 45000 {
 		t.Fatalf("HANDOFF of %q from port %d, want the request from 45000", request, st.Client.Port())
 	}
-	if err := h.agents[0].sess.Send(handoff.MsgOK, id, nil); err != nil {
+	if err := h.agents[0].Sess.Send(handoff.MsgOK, id, nil); err != nil {
 		t.Fatal(err)
 	}
 	h.pump() // the agent's OK into the switch's end of the pipe

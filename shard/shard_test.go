@@ -458,8 +458,8 @@ func TestHandoffRetry(t *testing.T) {
 			t.Errorf("answer %q (FIN %v), want a 503", body, fin)
 		}
 		for b, a := range h.agents {
-			if h.pump(); len(a.msgs) != 0 {
-				t.Errorf("agent %d got %d more messages", b, len(a.msgs))
+			if h.pump(); len(a.Msgs) != 0 {
+				t.Errorf("agent %d got %d more messages", b, len(a.Msgs))
 			}
 		}
 	})

@@ -35,7 +35,7 @@ func TestTLS(t *testing.T) {
 	c.handshake()
 	c.data(header.FlagPSH, string(hello[:40]))
 	h.pump()
-	if len(h.agents[1].msgs) != 0 {
+	if len(h.agents[1].Msgs) != 0 {
 		t.Fatal("handed off before the ClientHello was complete")
 	}
 	h.tx.take() // the switch's ACK of the first part
@@ -126,7 +126,7 @@ func TestSessionAffinity(t *testing.T) {
 		c.data(header.FlagPSH, string(hello))
 		h.pump()
 		for b, a := range h.agents {
-			if len(a.msgs) > 0 {
+			if len(a.Msgs) > 0 {
 				id, _, _ := h.handoff(b)
 				h.answer(b, id, true)
 				h.tx.take()

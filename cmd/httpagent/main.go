@@ -41,18 +41,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/rs/zerolog"
 
 	"webswitch/conf"
 	"webswitch/handoff/agent"
-)
-
-// Server timeouts.
-const (
-	headerTimeout = 10 * time.Second  // to read a request head
-	idleTimeout   = 120 * time.Second // between keep-alive requests
+	"webswitch/serve"
 )
 
 func main() {
@@ -82,7 +76,7 @@ func run() int {
 	ag, conns := agent.New(secret, cfg.Agent.VIP, log)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", hello)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: headerTimeout, IdleTimeout: idleTimeout}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: serve.HeaderTimeout, IdleTimeout: serve.IdleTimeout}
 
 	errc := make(chan error, 2)
 	go func() { errc <- fmt.Errorf("control: %w", ag.Serve(ctl)) }()

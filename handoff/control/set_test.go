@@ -1,7 +1,6 @@
 package control
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -43,15 +42,6 @@ func (o *owner) Answered(b int, id uint64, ok bool) { o.answers = append(o.answe
 func (o *owner) Lost(b int)                         { o.lost = append(o.lost, b) }
 func (o *owner) Down(b int)                         { o.downs = append(o.downs, b) }
 
-// agent is the far end of one connection, run by the test.
-type agent struct {
-	sock *controltest.End
-	sess *handoff.Session
-	buf  []byte
-	n    int
-	msgs []handoff.Msg
-}
-
 // fixture is a Set of one back-end whose dialer hands out in-memory pipes
 // (or fails, while refuse is set), with a clock the test moves.
 type fixture struct {
@@ -59,10 +49,11 @@ type fixture struct {
 	set    *Set
 	own    *owner
 	now    mono.Time
-	agents []*agent // one per dial
+	agents []*controltest.Agent // one per dial
 	dials  []mono.Time
 	refuse bool
-	mute   bool // new agents send nothing (no HELLO)
+	mute   bool               // new agents send nothing (no HELLO)
+	muted  []*controltest.End // their ends
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -78,11 +69,11 @@ func (f *fixture) dial(netip.AddrPort) (Socket, error) {
 		return nil, errors.New("connection refused")
 	}
 	sw, ag := controltest.Pipe()
-	a := &agent{sock: ag, sess: handoff.NewAgentSession(testSecret, rand.Reader), buf: make([]byte, handoff.MaxFrameToAgent)}
 	if f.mute {
-		a.sess = nil
+		f.muted = append(f.muted, ag)
+	} else {
+		f.agents = append(f.agents, controltest.NewAgent(ag, testSecret))
 	}
-	f.agents = append(f.agents, a)
 	return sw, nil
 }
 
@@ -95,42 +86,16 @@ func (f *fixture) run(d time.Duration) {
 		moved = false
 		f.set.Events(nil, f.now)
 		for _, a := range f.agents {
-			if a.sess == nil {
-				continue
+			m, err := a.Pump()
+			if err != nil {
+				f.t.Fatalf("agent: %v", err)
 			}
-			if n, err := a.sock.Read(a.buf[a.n:]); err == nil && n > 0 {
-				moved = true
-				a.n += n
-				off := 0
-				for {
-					used, m, ok, err := a.sess.Receive(a.buf[off:a.n])
-					if err != nil {
-						f.t.Fatalf("agent: %v", err)
-					}
-					if used == 0 {
-						break
-					}
-					off += used
-					if ok && m.Type == handoff.MsgPing {
-						a.sess.Send(handoff.MsgPong, m.ID, nil)
-					} else if ok {
-						m.Body = append([]byte(nil), m.Body...)
-						a.msgs = append(a.msgs, m)
-					}
-				}
-				a.n = copy(a.buf, a.buf[off:a.n])
-			}
-			if p := a.sess.Pending(); len(p) > 0 {
-				if n, err := a.sock.Write(p); err == nil {
-					a.sess.Written(n)
-					moved = true
-				}
-			}
+			moved = moved || m
 		}
 	}
 }
 
-func (f *fixture) last() *agent { return f.agents[len(f.agents)-1] }
+func (f *fixture) last() *controltest.Agent { return f.agents[len(f.agents)-1] }
 
 // TestReconnectBackoff: failed connection attempts are retried after
 // ReconnectMin, doubling up to ReconnectMax; the back-end goes down once;
@@ -178,8 +143,8 @@ func TestConnectTimeout(t *testing.T) {
 		t.Fatalf("before the timeout: %v, want auth", st)
 	}
 	f.run(time.Millisecond)
-	if st := f.set.Conn(0).State(); st != StateIdle || !f.last().sock.PeerClosed() || len(f.own.downs) != 1 {
-		t.Errorf("at the timeout: %v, closed %v, downs %v; want idle, closed, down", st, f.last().sock.PeerClosed(), f.own.downs)
+	if st := f.set.Conn(0).State(); st != StateIdle || !f.muted[0].PeerClosed() || len(f.own.downs) != 1 {
+		t.Errorf("at the timeout: %v, closed %v, downs %v; want idle, closed, down", st, f.muted[0].PeerClosed(), f.own.downs)
 	}
 }
 
@@ -205,16 +170,16 @@ func TestAnswersAndLoss(t *testing.T) {
 	}
 	f.run(0)
 	a := f.last()
-	if len(a.msgs) != 2 || a.msgs[0].Type != handoff.MsgHandoff {
-		t.Fatalf("agent got %+v, want two HANDOFFs", a.msgs)
+	if len(a.Msgs) != 2 || a.Msgs[0].Type != handoff.MsgHandoff {
+		t.Fatalf("agent got %+v, want two HANDOFFs", a.Msgs)
 	}
-	a.sess.Send(handoff.MsgOK, 1, nil)
-	a.sess.SendErr(2, handoff.ErrCodeRecreate, "test")
+	a.Sess.Send(handoff.MsgOK, 1, nil)
+	a.Sess.SendErr(2, handoff.ErrCodeRecreate, "test")
 	f.run(0)
 	if want := []answer{{0, 1, true}, {0, 2, false}}; len(f.own.answers) != 2 || f.own.answers[0] != want[0] || f.own.answers[1] != want[1] {
 		t.Fatalf("answers %+v, want %+v", f.own.answers, want)
 	}
-	a.sock.Close()
+	a.Sock.Close()
 	f.run(0)
 	if len(f.own.lost) != 1 || len(f.own.downs) != 1 || f.set.Usable(0) {
 		t.Fatalf("after the agent closed: lost %v, downs %v, usable %v", f.own.lost, f.own.downs, f.set.Usable(0))
@@ -247,7 +212,7 @@ func TestReadBufferByDirection(t *testing.T) {
 			var hdr [handoff.HeaderLen]byte
 			hdr[0], hdr[1] = handoff.Version, byte(tt.typ)
 			binary.BigEndian.PutUint32(hdr[4:], tt.size)
-			f.last().sock.Write(hdr[:]) // the header only: no body follows
+			f.last().Sock.Write(hdr[:]) // the header only: no body follows
 			f.run(0)
 			if st := f.set.Conn(0).State(); st != StateIdle || len(f.own.lost) != 1 {
 				t.Errorf("after the header: %v, lost %v; want the connection closed at once", st, f.own.lost)
