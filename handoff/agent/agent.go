@@ -224,12 +224,7 @@ func (a *Agent) Serve(l net.Listener) error {
 func (a *Agent) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
 	a.goingAway = true
-	var err error
-	for l := range a.listeners {
-		if cerr := l.Close(); cerr != nil && err == nil && !errors.Is(cerr, net.ErrClosed) {
-			err = cerr
-		}
-	}
+	err := a.closeListenersLocked()
 	conns := make([]*agentConn, 0, len(a.conns))
 	for cc := range a.conns {
 		conns = append(conns, cc)
@@ -253,6 +248,18 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// closeListenersLocked closes every listener Serve was given and returns
+// the first error, a listener already closed aside. a.mu is held.
+func (a *Agent) closeListenersLocked() error {
+	var err error
+	for l := range a.listeners {
+		if cerr := l.Close(); cerr != nil && err == nil && !errors.Is(cerr, net.ErrClosed) {
+			err = cerr
+		}
+	}
+	return err
+}
+
 func (a *Agent) isGoingAway() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -265,12 +272,7 @@ func (a *Agent) isGoingAway() bool {
 func (a *Agent) Close() error {
 	a.mu.Lock()
 	a.closed = true
-	var err error
-	for l := range a.listeners {
-		if cerr := l.Close(); cerr != nil && err == nil && !errors.Is(cerr, net.ErrClosed) {
-			err = cerr
-		}
-	}
+	err := a.closeListenersLocked()
 	for cc := range a.conns {
 		cc.c.Close()
 	}
