@@ -144,6 +144,7 @@ type Stats struct {
 type SenderStats struct {
 	Sent    uint64 // frames the kernel accepted
 	Calls   uint64 // sendmmsg(2) calls
+	Retries uint64 // sendmmsg(2) calls made again after a wait for room (EAGAIN, ENOBUFS)
 	Again   uint64 // frames dropped on EAGAIN/EWOULDBLOCK (socket buffer full)
 	NoBufs  uint64 // frames dropped on ENOBUFS (device queue full)
 	MsgSize uint64 // frames refused with EMSGSIZE (too large for the device)

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -25,7 +26,15 @@ type Sender struct {
 	arena []byte // memory for Buffer
 	used  int    // arena bytes handed out since the last Flush
 	stats SenderStats
+	pfd   [1]unix.PollFd // Flush's wait for room
 }
+
+// What Flush does when the kernel's queues are full: wait for room at
+// most fullWait, fullRetries times in a row, before dropping the rest.
+const (
+	fullRetries = 4
+	fullWait    = time.Millisecond
+)
 
 // NewSender returns a Sender that sends batch frames per system call
 // (clamped to 1..1024).
@@ -84,10 +93,15 @@ func (s *Sender) Buffer(n int) []byte {
 
 // Flush sends the queued frames and returns how many the kernel accepted and
 // the last error seen. A frame refused with EMSGSIZE (or another per-frame
-// error) is skipped and the rest are sent; on EAGAIN or ENOBUFS (queues full)
-// the remaining frames are dropped rather than retried. Every outcome is
-// counted in Stats. In steady state it does not allocate.
+// error) is skipped and the rest are sent. On EAGAIN or ENOBUFS (a queue
+// full) it waits for the socket to poll writable, at most fullWait, and
+// tries again, up to fullRetries times in a row; then the remaining frames
+// are dropped. A forwarded frame dropped here costs the client a
+// retransmission, so a short wait is the better deal: on veth the
+// receiver's backlog drains between two calls. Every outcome is counted
+// in Stats. In steady state it does not allocate.
 func (s *Sender) Flush() (sent int, err error) {
+	retries := 0
 	for i := 0; i < s.n; {
 		msgs := s.msgs[i:s.n]
 		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.fd),
@@ -96,9 +110,17 @@ func (s *Sender) Flush() (sent int, err error) {
 		if errno == 0 && r > 0 {
 			sent += int(r)
 			i += int(r)
+			retries = 0
 			continue
 		}
 		rest := uint64(len(msgs))
+		if (errno == unix.EAGAIN || errno == unix.ENOBUFS) && retries < fullRetries {
+			retries++
+			s.stats.Retries++
+			s.pfd[0] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLOUT}
+			unix.Poll(s.pfd[:], int(fullWait/time.Millisecond))
+			continue
+		}
 		switch errno {
 		case unix.EINTR:
 			continue

@@ -161,9 +161,12 @@ func TestBackendFailure(t *testing.T) {
 	}
 	// Every error status is the switch's 503 for a handoff be2 had, or
 	// might have had, when it died: the switch cannot hand it to be1,
-	// since be2's kernel may have re-created the socket before dying.
-	if r.Errors[load.ErrStatus] != answered || answered != lost {
-		t.Errorf("%d error statuses, %d answered by the switch, %d handoffs lost with be2: want all equal", r.Errors[load.ErrStatus], answered, lost)
+	// since be2's kernel may have re-created the socket before dying. Where
+	// it had, the dying agent's kernel reset that socket: the client reads
+	// the reset, not the 503 the switch sends after it.
+	status, read := r.Errors[load.ErrStatus], r.Errors[load.ErrRead]
+	if answered != lost || status > answered || status+read < answered {
+		t.Errorf("%d error statuses and %d read errors, %d answered by the switch, %d handoffs lost with be2: want answered = lost, and every answer seen as a status or a reset", status, read, answered, lost)
 	}
 	// Each shard can lose what it had sent to be2 before it saw the death:
 	// at most one request per client.
