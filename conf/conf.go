@@ -1,6 +1,10 @@
 // Package conf loads and validates the TOML configuration files of the
 // switch (LoadSwitch) and of the back-end agent (LoadAgent), and the shared
-// secret they authenticate each other with (LoadSecret).
+// secret they authenticate each other with (LoadSecret). It is the one
+// place for each configuration fact: the domain values it builds come from
+// the domain packages' own parsers and checks (Switch.L7Pools and L7Rules
+// with l7's), and a reload:"restart" tag marks each key a running switch
+// cannot change (Switch.RestartKeys).
 //
 // Decoding is strict: a key the schema does not know is an error, and so is
 // a value of the wrong TOML type. Every error is an *Error that names the

@@ -1,6 +1,7 @@
-// Package controltest provides an in-memory control.Socket, so that the
+// Package controltest provides an in-memory control.Socket (Pipe) and the
+// agent's end of a control connection run by a test (Agent), so that the
 // switch's control connections, and the shard loop that drives them, are
-// tested without a kernel socket.
+// tested without a kernel socket or an agent process.
 package controltest
 
 import (
