@@ -274,7 +274,7 @@ func (s *SwitchSection) validate(v *validator) {
 	v.ports("switch.tls_ports", s.TLSPorts, s.Ports)
 	v.intRange("switch.shards", s.Shards, 0, 256)
 	v.intRange("switch.max_flows", s.MaxFlows, 1, 1<<24)
-	v.intRange("switch.max_request_head", s.MaxRequestHead, 1024, 1<<20)
+	v.intRange("switch.max_request_head", s.MaxRequestHead, 1024, l7.MaxHeadLimit)
 	if s.RequestWindow < s.MaxRequestHead {
 		v.fail("switch.request_window", "%d is smaller than max_request_head (%d)", s.RequestWindow, s.MaxRequestHead)
 	}
