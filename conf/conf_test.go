@@ -174,6 +174,7 @@ func defaultSwitchSection() SwitchSection {
 		RequestTimeout:   Duration{10 * time.Second},
 		HandoffTimeout:   Duration{2 * time.Second},
 		IdleTimeout:      Duration{300 * time.Second},
+		DrainTimeout:     Duration{60 * time.Second},
 		Linger:           Duration{10 * time.Second},
 		RingVersion:      2,
 		RingSlots:        512,

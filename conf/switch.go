@@ -53,6 +53,10 @@ type SwitchSection struct {
 	HandoffTimeout Duration `toml:"handoff_timeout"`
 	// IdleTimeout expires an idle spliced flow. Default 300s.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// DrainTimeout bounds a graceful stop (SIGTERM): the switch refuses
+	// new connections and forwards the flows it has until they end or
+	// this passes. Default 60s.
+	DrainTimeout Duration `toml:"drain_timeout"`
 	// Linger is how long a flow is kept after the client's FIN or RST.
 	// Default 10s.
 	Linger Duration `toml:"linger" reload:"restart"`
@@ -231,6 +235,7 @@ func (s *Switch) setDefaults() {
 		RequestTimeout:   Duration{10 * time.Second},
 		HandoffTimeout:   Duration{2 * time.Second},
 		IdleTimeout:      Duration{300 * time.Second},
+		DrainTimeout:     Duration{60 * time.Second},
 		Linger:           Duration{10 * time.Second},
 		RingVersion:      ring.DefaultVersion,
 		RingSlots:        512,
@@ -282,6 +287,7 @@ func (s *SwitchSection) validate(v *validator) {
 	v.positive("switch.request_timeout", s.RequestTimeout)
 	v.positive("switch.handoff_timeout", s.HandoffTimeout)
 	v.positive("switch.idle_timeout", s.IdleTimeout)
+	v.positive("switch.drain_timeout", s.DrainTimeout)
 	if s.Linger.Duration < 0 {
 		v.fail("switch.linger", "%v is negative", s.Linger)
 	}

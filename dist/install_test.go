@@ -125,8 +125,9 @@ func TestMakeInstall(t *testing.T) {
 	checkFile(t, filepath.Join(unitDir, "webswitch.service"), 0o644, nil)
 	checkFile(t, filepath.Join(unitDir, "handoffd.service"), 0o644, nil)
 	checkFile(t, filepath.Join(dest, "usr/lib/sysusers.d/webswitch.conf"), 0o644, readFile(t, "sysusers.d/webswitch.conf"))
-	if _, err := conf.LoadSwitch(filepath.Join(confDir, "switch.toml")); err != nil {
-		t.Errorf("installed switch.toml: %v", err)
+	sw, err := conf.LoadSwitch(filepath.Join(confDir, "switch.toml"))
+	if err != nil {
+		t.Fatalf("installed switch.toml: %v", err)
 	}
 	agent, err := conf.LoadAgent(filepath.Join(confDir, "agent.toml"))
 	if err != nil {
@@ -174,12 +175,17 @@ func TestMakeInstall(t *testing.T) {
 		if got := hd.one(t, "ExecStartPre"); got != "+/usr/local/bin/handoffd setup-vip -config /etc/webswitch/agent.toml" {
 			t.Errorf("ExecStartPre=%s", got)
 		}
-		stop, err := time.ParseDuration(hd.one(t, "TimeoutStopSec"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if drain := agent.Serve.DrainTimeout.Duration; stop <= drain+10*time.Second {
-			t.Errorf("TimeoutStopSec=%v is not well above the example's drain_timeout %v", stop, drain)
+		for _, c := range []struct {
+			u     unit
+			drain time.Duration
+		}{{ws, sw.Switch.DrainTimeout.Duration}, {hd, agent.Serve.DrainTimeout.Duration}} {
+			stop, err := time.ParseDuration(c.u.one(t, "TimeoutStopSec"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if stop <= c.drain+10*time.Second {
+				t.Errorf("TimeoutStopSec=%v is not well above the example's drain_timeout %v", stop, c.drain)
+			}
 		}
 	})
 

@@ -47,6 +47,7 @@ type Config struct {
 	RequestTimeout time.Duration
 	HandoffTimeout time.Duration
 	IdleTimeout    time.Duration
+	DrainTimeout   time.Duration // of a graceful stop (the daemon's)
 	Linger         time.Duration
 
 	RingVersion      int
@@ -89,6 +90,7 @@ func FromConf(c *conf.Switch, secret []byte) (*Config, error) {
 		RequestTimeout:   s.RequestTimeout.Duration,
 		HandoffTimeout:   s.HandoffTimeout.Duration,
 		IdleTimeout:      s.IdleTimeout.Duration,
+		DrainTimeout:     s.DrainTimeout.Duration,
 		Linger:           s.Linger.Duration,
 		RingVersion:      s.RingVersion,
 		RingSlots:        s.RingSlots,

@@ -26,13 +26,14 @@ const (
 	DropTableFull  // no room for a new flow
 	DropQueueFull  // frame arrived during a handoff and the flow's queue was full
 	DropNoNeighbor // spliced frame, back-end MAC unknown
+	DropDraining   // a SYN while the switch drains: answered with a RST
 	numDrops
 )
 
 var dropNames = [numDrops]string{
 	"truncated", "not_ipv4", "ip_header", "fragment", "ip_checksum", "not_tcp",
 	"tcp_header", "tcp_checksum", "tcp_options", "port", "no_flow", "table_full",
-	"queue_full", "no_neighbor",
+	"queue_full", "no_neighbor", "draining",
 }
 
 func (d Drop) String() string { return dropNames[d] }

@@ -78,8 +78,17 @@ func (s *Shard) reset(t *tcpfsm.Tuple, dstMAC [6]byte, tcp header.TCP) {
 	if tcp.Flags()&header.FlagACK != 0 {
 		seg.Seq = seqnum.Value(tcp.Ack())
 	} else {
+		// SEG.SEQ + SEG.LEN, where SYN and FIN count one each: a SYN's
+		// sender accepts the reset only if it acknowledges the SYN.
+		n := uint32(len(tcp.Payload()))
+		if tcp.Flags()&header.FlagSYN != 0 {
+			n++
+		}
+		if tcp.Flags()&header.FlagFIN != 0 {
+			n++
+		}
 		seg.Flags |= header.FlagACK
-		seg.Ack = seqnum.Value(tcp.Seq() + uint32(len(tcp.Payload())))
+		seg.Ack = seqnum.Value(tcp.Seq() + n)
 	}
 	s.send(t, dstMAC, &seg)
 }

@@ -60,7 +60,8 @@ type Shard struct {
 	load       func(backend int) int64
 	keyBuf     [4]byte // a client address as a hash key
 	up         func(backend int) bool
-	refused    []bool // during handOff: the back-ends that refused the connection
+	refused    []bool      // during handOff: the back-ends that refused the connection
+	draining   atomic.Bool // set by Switch.Drain: new connections are refused
 	fire       func(i int32)
 	out        tcpfsm.Out
 	pollfds    []sys.PollFd
@@ -329,6 +330,12 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP) {
 	flags := tcp.Flags()
 	clientMAC := [6]byte(header.Ethernet(f.Data).Src())
 	switch {
+	case flags&(header.FlagSYN|header.FlagACK|header.FlagRST|header.FlagFIN) == header.FlagSYN && s.draining.Load():
+		// Draining: no new connection. A RST tells the client at once
+		// (and, behind several switches, makes it try again, perhaps
+		// elsewhere). Handshakes already begun still complete.
+		s.drop(DropDraining)
+		s.reset(t, clientMAC, tcp)
 	case flags&(header.FlagSYN|header.FlagACK|header.FlagRST|header.FlagFIN) == header.FlagSYN:
 		var o header.SynOptions
 		if err := header.ParseSynOptions(tcp.Options(), &o); err != nil {

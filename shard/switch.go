@@ -2,7 +2,8 @@ package shard
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"runtime"
@@ -45,11 +46,7 @@ func New(cfg *Config, log zerolog.Logger) (*Switch, error) {
 	if err := checkForwarding(); err != nil {
 		return nil, err
 	}
-	var key [16]byte
-	if _, err := rand.Read(key[:]); err != nil {
-		return nil, err
-	}
-	cookies := tcpfsm.NewCookies(key)
+	cookies := tcpfsm.NewCookies(cookieKey(cfg.Control.Secret))
 	clock := mono.Clock()
 	sw := &Switch{cfg: cfg, log: log, nb: neigh.NewTable(len(cfg.Backends)), loads: newLoadTable(len(cfg.Backends)), clock: clock, linkUp: linkUp}
 	group := uint16(os.Getpid()&0x7fff) + 1
@@ -171,4 +168,36 @@ func (sw *Switch) Snapshots() []Snapshot {
 		out = append(out, snap)
 	}
 	return out
+}
+
+// Drain stops the switch taking new connections: from their next frame
+// on, the shards answer SYNs with a RST (counted as draining drops). Flows
+// already in the table go on: handshakes begun complete, requests are
+// handed off, spliced flows are forwarded until they end. Any goroutine
+// may call it.
+func (sw *Switch) Drain() {
+	for _, s := range sw.shards {
+		s.draining.Store(true)
+	}
+}
+
+// ActiveFlows returns the flows in every shard's table: what a drain waits
+// for.
+func (sw *Switch) ActiveFlows() int64 {
+	var n int64
+	for _, s := range sw.shards {
+		n += s.C.ActiveFlows.Load()
+	}
+	return n
+}
+
+// cookieKey derives the SYN cookies' key from the shared secret, so that a
+// handshake begun before a restart completes after it, and switches that
+// share the secret file accept each other's cookies (an ACK that a router
+// sends to another switch than its SYN). The label keeps the key apart
+// from the control connections' keys, derived from the same secret.
+func cookieKey(secret []byte) [16]byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("webswitch-syn-cookies-v1"))
+	return [16]byte(m.Sum(nil))
 }

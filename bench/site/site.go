@@ -217,8 +217,14 @@ func (s *Site) Down() error { return s.TB.Down() }
 // be1 and the rest to be2, or, balanced, everything to a pool of both;
 // extra holds more keys of the [switch] table, and may go on with whole
 // tables ([health], say); rules are [[rule]] tables tried before the
-// site's own.
+// site's own. The switch drains for testDrainTimeout when it is stopped,
+// unless extra sets drain_timeout: the test network's flows (idle
+// keep-alive connections, lingering ones) would otherwise keep every
+// teardown waiting.
 func SwitchConfig(secret string, shards int, balanced bool, extra, rules string) string {
+	if !strings.Contains(extra, "drain_timeout") {
+		extra = fmt.Sprintf("drain_timeout = %q\n%s", testDrainTimeout, extra)
+	}
 	pools, own := `[[pool]]
 name = "static"
 backends = ["be1"]
@@ -258,6 +264,10 @@ agent = "%s:7070"
 %s%s%s`, testbed.VIP, shards, extra, secret,
 		testbed.BackendIP(1), testbed.BackendIP(1), testbed.BackendIP(2), testbed.BackendIP(2), pools, rules, own)
 }
+
+// testDrainTimeout is the test network switch's drain_timeout: well within
+// the testbed's grace before SIGKILL.
+const testDrainTimeout = 500 * time.Millisecond
 
 func agentConfig(secret string, i int, serve string, directPort int) string {
 	if directPort != 0 {

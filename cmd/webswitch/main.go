@@ -132,8 +132,11 @@ func run() int {
 		log.Info().Str("config", *configPath).Msg("configuration reloaded")
 		return nil
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	term := make(chan os.Signal, 2)
+	signal.Notify(term, syscall.SIGINT, syscall.SIGTERM)
+	go drain(sw, term, stop, log)
 	if a := c.Admin.Listen; a.IsValid() {
 		l, err := net.Listen("tcp", a.String())
 		if err != nil {
@@ -174,4 +177,46 @@ func dataPathConfig(path string, c *conf.Switch, secret []byte) (*shard.Config, 
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// drainProgress is how often a drain logs the flows it waits for.
+const drainProgress = time.Second
+
+// drain waits for a stop signal, then drains the switch: new connections
+// are refused while the flows in the table go on, until none is left, the
+// drain timeout (the running configuration's, when the signal comes)
+// passes, or a second signal comes; then it calls stop.
+func drain(sw *shard.Switch, term <-chan os.Signal, stop func(), log zerolog.Logger) {
+	sig := <-term
+	timeout := sw.Config().DrainTimeout
+	log.Info().Stringer("signal", sig).Int64("flows", sw.ActiveFlows()).Dur("drain_timeout", timeout).
+		Msg("draining: new connections refused, the flows in the table go on")
+	sw.Drain()
+	deadline := time.After(timeout)
+	poll := time.NewTicker(100 * time.Millisecond)
+	defer poll.Stop()
+	next := time.Now().Add(drainProgress)
+	for {
+		select {
+		case sig := <-term:
+			log.Warn().Stringer("signal", sig).Int64("flows", sw.ActiveFlows()).Msg("second signal: stopping now")
+			stop()
+			return
+		case <-deadline:
+			log.Warn().Int64("flows", sw.ActiveFlows()).Msg("drain timeout: stopping with the flows left")
+			stop()
+			return
+		case now := <-poll.C:
+			n := sw.ActiveFlows()
+			if n == 0 {
+				log.Info().Msg("drained: no flow left")
+				stop()
+				return
+			}
+			if now.After(next) {
+				log.Info().Int64("flows", n).Msg("draining")
+				next = now.Add(drainProgress)
+			}
+		}
+	}
 }
