@@ -509,6 +509,8 @@ func (s *Shard) handOff(i int32) {
 	st.Client, st.VIP = s.addrs(fl.key)
 	if err := s.ctl.SendHandoff(b, uint64(fl.gen)<<32|uint64(i), &st, c.tcp.Request()); err != nil {
 		s.flowLog.Warn().Err(err).Int("shard", s.id).Msg("handoff send")
+		s.C.HandoffsErr.Add(1)
+		s.bc[b].HandoffsFailed.Add(1)
 		s.respond(i, 503)
 		return
 	}

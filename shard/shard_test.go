@@ -477,3 +477,25 @@ func TestFlowLogSampled(t *testing.T) {
 		t.Errorf("%d lines logged for 10000 events, want %d", n, flowLogBurst)
 	}
 }
+
+// TestHandoffWriteFails: when writing a HANDOFF finds the agent's
+// connection broken, the connection is failed and the client is answered
+// 503 at once, counted as a failed handoff; it does not wait for the
+// handoff timeout (504).
+func TestHandoffWriteFails(t *testing.T) {
+	h := newHarness(t)
+	h.agents[0].Sock.Close() // be1's agent dies; the switch has not read it yet
+	c := h.client(46100)
+	c.handshake()
+	c.data(header.FlagPSH, "GET /static/x HTTP/1.1\r\nHost: x\r\n\r\n")
+	body, _ := c.response(h.tx.take())
+	if !strings.Contains(string(body), "HTTP/1.1 503 ") {
+		t.Fatalf("request to a back-end whose connection broke: answered %q, want 503 at once", body)
+	}
+	if failed, errs := h.s.bc[0].HandoffsFailed.Load(), h.s.C.HandoffsErr.Load(); failed != 1 || errs != 1 {
+		t.Errorf("be1 handoffs failed %d, handoff errors %d; want 1 and 1", failed, errs)
+	}
+	if h.s.ctl.Usable(0) {
+		t.Error("be1 still usable after its connection broke")
+	}
+}

@@ -332,13 +332,19 @@ func (s *Set) sender(b int) *Conn {
 }
 
 // SendHandoff sends a HANDOFF to back-end b (which must be Usable) and
-// writes it out.
+// writes it out. An error means the HANDOFF did not leave: the caller
+// still owns the connection. A write that finds the connection broken
+// fails it (the owner hears Down and Lost for the handoffs sent before)
+// and returns the error.
 func (s *Set) SendHandoff(b int, id uint64, st *handoff.ConnState, request []byte) error {
 	c := s.sender(b)
 	if err := c.sess.SendHandoff(id, st, request); err != nil {
 		return err
 	}
-	s.flush(c)
+	if err := c.flush(); err != nil {
+		s.fail(c, err)
+		return err
+	}
 	return nil
 }
 
