@@ -36,6 +36,7 @@ type Switch struct {
 	arp       atomic.Pointer[neigh.Resolver] // replaced when it fails (see resolve)
 	clock     func() mono.Time
 	linkUp    func(ifname string) error // nil when the interface can carry frames
+	draining  atomic.Bool
 }
 
 // New opens one ring per shard in one fanout group and the neighbour
@@ -176,10 +177,14 @@ func (sw *Switch) Snapshots() []Snapshot {
 // handed off, spliced flows are forwarded until they end. Any goroutine
 // may call it.
 func (sw *Switch) Drain() {
+	sw.draining.Store(true)
 	for _, s := range sw.shards {
 		s.draining.Store(true)
 	}
 }
+
+// Draining reports whether Drain was called.
+func (sw *Switch) Draining() bool { return sw.draining.Load() }
 
 // ActiveFlows returns the flows in every shard's table: what a drain waits
 // for.

@@ -24,6 +24,7 @@ import (
 // a fake in tests).
 type dataPath interface {
 	Health() []string
+	Draining() bool
 	Snapshots() []shard.Snapshot
 	Config() *shard.Config
 	Flows(ctx context.Context, f shard.FlowFilter, offset, limit int) ([]shard.FlowInfo, int, error)
@@ -54,6 +55,10 @@ func adminHandler(dp dataPath, reload func() error) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if dp.Draining() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "draining", "flows": activeFlows(dp.Snapshots())})
+			return
+		}
 		missing := poolsWithoutBackend(dp.Config(), dp.Snapshots())
 		if len(missing) > 0 {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "pools_without_backend": missing})
@@ -245,4 +250,13 @@ func writePacket(pw *pcapgo.Writer, flusher http.Flusher, f shard.CapturedFrame)
 		flusher.Flush()
 	}
 	return err
+}
+
+// activeFlows returns the flows in every shard's table.
+func activeFlows(snaps []shard.Snapshot) int64 {
+	var n int64
+	for _, s := range snaps {
+		n += s.ActiveFlows
+	}
+	return n
 }

@@ -29,9 +29,11 @@ type fakePath struct {
 	flows    []shard.FlowInfo
 	filter   shard.FlowFilter // the last Flows filter
 	problems []string         // what Health says
+	draining bool
 }
 
 func (f *fakePath) Health() []string { return f.problems }
+func (f *fakePath) Draining() bool   { return f.draining }
 
 func (f *fakePath) Config() *shard.Config {
 	return &shard.Config{
@@ -88,7 +90,7 @@ func get(t *testing.T, h http.Handler, method, target string) (int, string) {
 }
 
 func TestMetrics(t *testing.T) {
-	h := adminHandler(&fakePath{}, nil)
+	h := adminHandler(&fakePath{draining: true}, nil)
 	code, body := get(t, h, "GET", "/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)
@@ -109,6 +111,7 @@ func TestMetrics(t *testing.T) {
 		`webswitch_handoff_latency_seconds_sum{shard="0"} 3.5`,
 		`webswitch_tls_refused_total{shard="1",status="404"} 2`,
 		`webswitch_protocol_mismatch_total{shard="0"} 3`,
+		"webswitch_draining 1",
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {
@@ -132,6 +135,11 @@ func TestHealthAndBackends(t *testing.T) {
 	if code != 503 || !strings.Contains(body, `"web"`) || strings.Contains(body, `"static"`) {
 		t.Errorf("/readyz: %d %s; want 503 naming pool web only (be2 is down on shard 1)", code, body)
 	}
+	dp.draining = true
+	if code, body := get(t, h, "GET", "/readyz"); code != 503 || !strings.Contains(body, `"status": "draining"`) {
+		t.Errorf("/readyz while draining: %d %s; want 503, draining", code, body)
+	}
+	dp.draining = false
 	code, body = get(t, h, "GET", "/backends")
 	var bs []BackendStatus
 	if code != 200 || json.Unmarshal([]byte(body), &bs) != nil || len(bs) != 3 {

@@ -45,7 +45,12 @@ var metrics = []metric{
 	{"backend_downs_total", "Times the shard took the back-end down (checks failed, connection lost).", []string{"shard", "backend"}},
 }
 
-const handoffLatency = "handoff_latency_seconds"
+// Metrics outside the table above: the histogram, and the switch-wide
+// draining gauge.
+const (
+	handoffLatency = "handoff_latency_seconds"
+	draining       = "draining"
+)
 
 func newCollector(dp dataPath) *collector {
 	c := &collector{dp: dp, descs: map[string]*prometheus.Desc{}}
@@ -54,6 +59,8 @@ func newCollector(dp dataPath) *collector {
 	}
 	c.descs[handoffLatency] = prometheus.NewDesc("webswitch_"+handoffLatency,
 		"Time from a HANDOFF sent to the agent's answer.", []string{"shard"}, nil)
+	c.descs[draining] = prometheus.NewDesc("webswitch_"+draining,
+		"1 while the switch drains (SIGTERM): new connections are refused, the flows in the table go on.", nil, nil)
 	return c
 }
 
@@ -66,6 +73,11 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	d := 0.0
+	if c.dp.Draining() {
+		d = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.descs[draining], prometheus.GaugeValue, d)
 	for _, s := range c.dp.Snapshots() {
 		sh := strconv.Itoa(s.Shard)
 		counter := func(name string, v uint64, labels ...string) {
