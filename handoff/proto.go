@@ -11,8 +11,9 @@ import (
 // Version is the wire protocol version this package speaks. Version 2
 // dropped the handshake RTT from the HANDOFF body (TCP_REPAIR cannot set an
 // RTT; the agent measures it with its probe byte), so the body layout
-// changed: a version-1 peer is refused with ErrVersion.
-const Version = 2
+// changed. Version 3 added LOOKUP and OWNERS (flow recovery). A peer of
+// another version is refused with ErrVersion.
+const Version = 3
 
 // Frame sizes. Every message is a 16-byte header, the body and a 16-byte MAC;
 // all integers are big-endian:
@@ -79,6 +80,14 @@ const (
 	// switch sends no more, closes the connection once they are answered,
 	// and reconnects (to the agent's successor, after an upgrade).
 	MsgGoAway MsgType = 10
+	// MsgLookup (switch→agent): which of these connections does the
+	// agent's host hold? (see AppendLookupEntry). A switch asks when a
+	// segment comes for a connection it has no entry for: after a
+	// restart, or when a router moved the flow to it.
+	MsgLookup MsgType = 11
+	// MsgOwners (agent→switch): the answer to the LOOKUP with the same
+	// id, one entry per connection asked, in order (see AppendOwner).
+	MsgOwners MsgType = 12
 )
 
 var msgTypeNames = [...]string{
@@ -92,10 +101,12 @@ var msgTypeNames = [...]string{
 	MsgPing:    "PING",
 	MsgPong:    "PONG",
 	MsgGoAway:  "GOAWAY",
+	MsgLookup:  "LOOKUP",
+	MsgOwners:  "OWNERS",
 }
 
 // Valid reports whether t is a message type of this protocol version.
-func (t MsgType) Valid() bool { return t >= MsgHello && t <= MsgGoAway }
+func (t MsgType) Valid() bool { return t >= MsgHello && t <= MsgOwners }
 
 // String returns the protocol name of t, or "MsgType(n)" for an unknown type.
 func (t MsgType) String() string {

@@ -233,7 +233,9 @@ func TestMsgTypeString(t *testing.T) {
 		MsgHandoff: "HANDOFF",
 		MsgPong:    "PONG",
 		MsgGoAway:  "GOAWAY",
-		11:         "MsgType(11)",
+		MsgLookup:  "LOOKUP",
+		MsgOwners:  "OWNERS",
+		13:         "MsgType(13)",
 	} {
 		if got := typ.String(); got != want {
 			t.Errorf("MsgType(%d).String() = %q, want %q", uint8(typ), got, want)

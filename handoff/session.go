@@ -265,9 +265,9 @@ func (s *Session) receives(t MsgType) bool {
 	switch t {
 	case MsgPing, MsgPong:
 		return true
-	case MsgAuth, MsgHandoff:
+	case MsgAuth, MsgHandoff, MsgLookup:
 		return s.agent
-	case MsgHello, MsgAuthOK, MsgOK, MsgErr, MsgLoad, MsgGoAway:
+	case MsgHello, MsgAuthOK, MsgOK, MsgErr, MsgLoad, MsgGoAway, MsgOwners:
 		return !s.agent
 	}
 	return false
@@ -278,9 +278,9 @@ func (s *Session) sends(t MsgType) bool {
 	switch t {
 	case MsgPing, MsgPong:
 		return true
-	case MsgHandoff:
+	case MsgHandoff, MsgLookup:
 		return !s.agent
-	case MsgOK, MsgErr, MsgLoad, MsgGoAway:
+	case MsgOK, MsgErr, MsgLoad, MsgGoAway, MsgOwners:
 		return s.agent
 	}
 	return false
