@@ -175,6 +175,8 @@ func defaultSwitchSection() SwitchSection {
 		HandoffTimeout:   Duration{2 * time.Second},
 		IdleTimeout:      Duration{300 * time.Second},
 		DrainTimeout:     Duration{60 * time.Second},
+		RecoveryRate:     50000,
+		RecoveryTimeout:  Duration{500 * time.Millisecond},
 		Linger:           Duration{10 * time.Second},
 		RingVersion:      2,
 		RingSlots:        512,

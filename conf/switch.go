@@ -57,6 +57,14 @@ type SwitchSection struct {
 	// new connections and forwards the flows it has until they end or
 	// this passes. Default 60s.
 	DrainTimeout Duration `toml:"drain_timeout"`
+	// RecoveryRate bounds the connections a switch asks the agents about
+	// (LOOKUP) per second, all shards together: segments of connections
+	// it has no entry for beyond it are dropped. Default 50000.
+	RecoveryRate int `toml:"recovery_rate"`
+	// RecoveryTimeout is how long the switch waits for every agent's
+	// answer to a LOOKUP before deciding with the answers it has.
+	// Default 500ms.
+	RecoveryTimeout Duration `toml:"recovery_timeout"`
 	// Linger is how long a flow is kept after the client's FIN or RST.
 	// Default 10s.
 	Linger Duration `toml:"linger" reload:"restart"`
@@ -236,6 +244,8 @@ func (s *Switch) setDefaults() {
 		HandoffTimeout:   Duration{2 * time.Second},
 		IdleTimeout:      Duration{300 * time.Second},
 		DrainTimeout:     Duration{60 * time.Second},
+		RecoveryRate:     50000,
+		RecoveryTimeout:  Duration{500 * time.Millisecond},
 		Linger:           Duration{10 * time.Second},
 		RingVersion:      ring.DefaultVersion,
 		RingSlots:        512,
@@ -288,6 +298,8 @@ func (s *SwitchSection) validate(v *validator) {
 	v.positive("switch.handoff_timeout", s.HandoffTimeout)
 	v.positive("switch.idle_timeout", s.IdleTimeout)
 	v.positive("switch.drain_timeout", s.DrainTimeout)
+	v.intRange("switch.recovery_rate", s.RecoveryRate, 1, 10000000)
+	v.durationRange("switch.recovery_timeout", s.RecoveryTimeout, time.Millisecond, time.Minute)
 	if s.Linger.Duration < 0 {
 		v.fail("switch.linger", "%v is negative", s.Linger)
 	}

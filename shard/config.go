@@ -42,13 +42,15 @@ type Config struct {
 	Router    *l7.Router
 	FSM       tcpfsm.Config
 
-	MaxFlows       int // per shard
-	MaxRequestHead int
-	RequestTimeout time.Duration
-	HandoffTimeout time.Duration
-	IdleTimeout    time.Duration
-	DrainTimeout   time.Duration // of a graceful stop (the daemon's)
-	Linger         time.Duration
+	MaxFlows        int // per shard
+	MaxRequestHead  int
+	RequestTimeout  time.Duration
+	HandoffTimeout  time.Duration
+	IdleTimeout     time.Duration
+	DrainTimeout    time.Duration // of a graceful stop (the daemon's)
+	RecoveryRate    int           // connections asked about per second, all shards
+	RecoveryTimeout time.Duration // for the agents' answers to a LOOKUP
+	Linger          time.Duration
 
 	RingVersion      int
 	RingSlots        int
@@ -91,6 +93,8 @@ func FromConf(c *conf.Switch, secret []byte) (*Config, error) {
 		HandoffTimeout:   s.HandoffTimeout.Duration,
 		IdleTimeout:      s.IdleTimeout.Duration,
 		DrainTimeout:     s.DrainTimeout.Duration,
+		RecoveryRate:     s.RecoveryRate,
+		RecoveryTimeout:  s.RecoveryTimeout.Duration,
 		Linger:           s.Linger.Duration,
 		RingVersion:      s.RingVersion,
 		RingSlots:        s.RingSlots,

@@ -22,18 +22,23 @@ const (
 	DropTCPChecksum
 	DropBadOptions
 	DropPort
-	DropNoFlow     // not a SYN, no flow, cookie invalid
-	DropTableFull  // no room for a new flow
-	DropQueueFull  // frame arrived during a handoff and the flow's queue was full
-	DropNoNeighbor // spliced frame, back-end MAC unknown
-	DropDraining   // a SYN while the switch drains: answered with a RST
+	DropNoFlow       // not a SYN, no flow, cookie invalid
+	DropTableFull    // no room for a new flow
+	DropQueueFull    // frame arrived during a handoff and the flow's queue was full
+	DropNoNeighbor   // spliced frame, back-end MAC unknown
+	DropDraining     // a SYN while the switch drains: answered with a RST
+	DropNoOwner      // no agent holds the connection (or one did not answer)
+	DropNoAgent      // a connection to recover, and no agent to ask
+	DropRecoveryFull // a connection to recover, and maxRecovering being asked about
+	DropRecoveryRate // a connection to recover beyond recovery_rate
 	numDrops
 )
 
 var dropNames = [numDrops]string{
 	"truncated", "not_ipv4", "ip_header", "fragment", "ip_checksum", "not_tcp",
 	"tcp_header", "tcp_checksum", "tcp_options", "port", "no_flow", "table_full",
-	"queue_full", "no_neighbor", "draining",
+	"queue_full", "no_neighbor", "draining", "no_owner", "no_agent", "recovery_full",
+	"recovery_rate",
 }
 
 func (d Drop) String() string { return dropNames[d] }
@@ -72,6 +77,15 @@ type Counters struct {
 	FlowsResponding atomic.Int64 // the switch answers and closes them itself
 
 	HandoffLatency Histogram // from HANDOFF sent to the agent's answer (OK or ERR)
+
+	// Flow recovery (recover.go).
+	Recovered          [numRecovered]atomic.Uint64 // flows recovered, by how
+	RecoveryAsked      atomic.Uint64               // connections asked about
+	RecoveryQueries    atomic.Uint64               // LOOKUPs sent (one per agent per batch)
+	RecoveryUnanswered atomic.Uint64               // LOOKUPs an agent did not answer (ERR, malformed, lost, timed out)
+	RecoveryConflicts  atomic.Uint64               // connections two agents claimed
+	RecoveryLatency    Histogram                   // from a connection's first segment to its decision
+	Recovering         atomic.Int64                // connections being asked about now
 
 	// Round is the shard's clock at the end of its last loop round: a
 	// heartbeat, so that a stuck or dead loop is seen (Switch.Health).
@@ -136,6 +150,15 @@ func (h *Histogram) observe(d time.Duration) {
 	h.Sum.Add(int64(d))
 }
 
+// snapshot returns the counts per bucket and the sum in seconds.
+func (h *Histogram) snapshot() ([]uint64, float64) {
+	counts := make([]uint64, len(h.Buckets))
+	for i := range h.Buckets {
+		counts[i] = h.Buckets[i].Load()
+	}
+	return counts, time.Duration(h.Sum.Load()).Seconds()
+}
+
 // publishTx copies the shard's TX statistics (owned by its goroutine) into
 // the shared counters; the loop calls it once per round, not per frame.
 func (c *Counters) publishTx(st ring.SenderStats) {
@@ -179,6 +202,17 @@ type Snapshot struct {
 	HandoffLatency    []uint64          `json:"handoff_latency"`
 	HandoffLatencySum float64           `json:"handoff_latency_sum"`
 	Backends          []BackendSnapshot `json:"backends"`
+
+	Recovered          map[string]uint64 `json:"recovered,omitempty"` // by how (RecoveredName)
+	RecoveryAsked      uint64            `json:"recovery_asked"`
+	RecoveryQueries    uint64            `json:"recovery_queries"`
+	RecoveryUnanswered uint64            `json:"recovery_unanswered"`
+	RecoveryConflicts  uint64            `json:"recovery_conflicts"`
+	Recovering         int64             `json:"recovering"`
+	// RecoveryLatency: as HandoffLatency, from a connection's first
+	// segment to its decision.
+	RecoveryLatency    []uint64 `json:"recovery_latency"`
+	RecoveryLatencySum float64  `json:"recovery_latency_sum"`
 }
 
 // BackendSnapshot is a plain copy of BackendCounters.
@@ -230,10 +264,17 @@ func (sh *Shard) snapshot() Snapshot {
 		}
 	}
 	s.FlowsRequest, s.FlowsHandingOff, s.FlowsResponding = c.FlowsRequest.Load(), c.FlowsHandingOff.Load(), c.FlowsResponding.Load()
-	for i := range c.HandoffLatency.Buckets {
-		s.HandoffLatency = append(s.HandoffLatency, c.HandoffLatency.Buckets[i].Load())
+	s.HandoffLatency, s.HandoffLatencySum = c.HandoffLatency.snapshot()
+	s.RecoveryLatency, s.RecoveryLatencySum = c.RecoveryLatency.snapshot()
+	s.Recovered = map[string]uint64{}
+	for how := range c.Recovered {
+		if v := c.Recovered[how].Load(); v != 0 {
+			s.Recovered[RecoveredName(how)] = v
+		}
 	}
-	s.HandoffLatencySum = time.Duration(c.HandoffLatency.Sum.Load()).Seconds()
+	s.RecoveryAsked, s.RecoveryQueries = c.RecoveryAsked.Load(), c.RecoveryQueries.Load()
+	s.RecoveryUnanswered, s.RecoveryConflicts = c.RecoveryUnanswered.Load(), c.RecoveryConflicts.Load()
+	s.Recovering = c.Recovering.Load()
 	cfg := sh.config()
 	for i, b := range c.Backends() {
 		if i >= len(cfg.Backends) {

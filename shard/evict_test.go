@@ -108,6 +108,7 @@ func TestFullTableEvictsOldestWaiting(t *testing.T) {
 	// The first evicted client, had it missed the RST, sends its next byte:
 	// it has no valid cookie, so it is refused and evicts no one.
 	slow[0].data(0, "E")
+	h.noOwners()
 	if full, e := h.s.C.Drops[DropTableFull].Load(), h.s.C.FlowsEvicted.Load(); full != 1 || e != 2 {
 		t.Errorf("evicted client's data: table_full drops %d, evicted %d; want 1 and 2", full, e)
 	}

@@ -63,6 +63,7 @@ func testConfig(t testing.TB) *Config {
 		MaxFlows: 16, MaxRequestHead: 1024,
 		RequestTimeout: 10 * time.Second, HandoffTimeout: 2 * time.Second,
 		IdleTimeout: 300 * time.Second, Linger: time.Second,
+		RecoveryRate: 1000, RecoveryTimeout: 500 * time.Millisecond,
 		Control: control.Config{
 			Secret: testSecret, ConnectTimeout: time.Second,
 			ReconnectMin: 100 * time.Millisecond, ReconnectMax: 5 * time.Second,
@@ -260,7 +261,55 @@ func (h *harness) advance(d time.Duration) {
 	h.s.now = h.now
 	h.s.wheel.advance(h.s.tab.flows, h.now, h.s.fire)
 	h.s.ctl.Step(h.now)
+	h.s.recoveryStep()
 	h.pump()
+}
+
+// lookups returns the LOOKUPs back-end b's agent received since the last
+// call (ends the round first, which sends them).
+func (h *harness) lookups(b int) []handoff.Msg {
+	h.t.Helper()
+	h.advance(0)
+	a := h.agents[b]
+	var ls []handoff.Msg
+	for _, m := range a.Msgs {
+		if m.Type != handoff.MsgLookup {
+			h.t.Fatalf("agent %d received %v, want LOOKUPs only", b, m.Type)
+		}
+		ls = append(ls, m)
+	}
+	a.Reset()
+	return ls
+}
+
+// owners makes back-end b's agent answer LOOKUP m: owner(id) for each
+// connection asked.
+func (h *harness) owners(b int, m handoff.Msg, owner func(handoff.FlowID) handoff.Owner) {
+	h.t.Helper()
+	ids, err := handoff.DecodeLookupBody(m.Body, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var body []byte
+	for _, id := range ids {
+		body = handoff.AppendOwner(body, owner(id))
+	}
+	if err := h.agents[b].Sess.Send(handoff.MsgOwners, m.ID, body); err != nil {
+		h.t.Fatal(err)
+	}
+	h.pump()
+}
+
+// noOwners makes every agent answer every LOOKUP it has with no owner,
+// and ends the round, which decides them.
+func (h *harness) noOwners() {
+	h.t.Helper()
+	for b := range h.agents {
+		for _, m := range h.lookups(b) {
+			h.owners(b, m, func(handoff.FlowID) handoff.Owner { return handoff.Owner{} })
+		}
+	}
+	h.advance(0)
 }
 
 // client is one scripted client connection.

@@ -43,6 +43,7 @@ type Shard struct {
 	tab     *table
 	wheel   *wheel
 	ctl     *control.Set       // the control connections to the agents
+	rec     *recovery          // the connections asked about
 	bc      []*BackendCounters // by back-end: C.Backends(), owned here
 
 	// published is the configuration the shard runs, for readers outside
@@ -85,6 +86,7 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, link Link, vnet bool, cooki
 	}
 	s.now = clock()
 	s.wheel = newWheel(wheelSlots, wheelTick, s.now)
+	s.rec = newRecovery()
 	s.ctl = control.NewSet(&cfg.Control, targets(cfg), dial, s, log.With().Int("shard", id).Logger(), s.now)
 	s.C.growBackends(len(cfg.Backends))
 	s.bc = s.C.Backends()
@@ -164,6 +166,7 @@ func (s *Shard) round() {
 	s.ctl.Events(s.pollfds[ctlFds:], s.now)
 	s.wheel.advance(s.tab.flows, s.now, s.fire)
 	s.ctl.Step(s.now)
+	s.recoveryStep()
 	for b, bc := range s.bc {
 		bc.Usable.Store(s.ctl.Usable(b))
 	}
@@ -261,7 +264,7 @@ func (s *Shard) frame(f *ring.Frame) {
 		s.drop(DropPort)
 		return
 	}
-	t := tcpfsm.Tuple{ClientIP: ip.Src(), VIP: s.cfg.VIP, ClientPort: tcp.SrcPort(), VIPPort: tcp.DstPort()}
+	t := s.tupleOf(ip, tcp)
 	key := flowKey(&t)
 	if i, ok := s.tab.lookup(key); ok {
 		fl := &s.tab.flows[i]
@@ -280,7 +283,12 @@ func (s *Shard) frame(f *ring.Frame) {
 	} else if !s.valid(f, ip, tcp) {
 		return
 	}
-	s.newFlow(&t, f, tcp)
+	s.newFlow(&t, f, tcp, false)
+}
+
+// tupleOf returns the connection of a frame to the VIP.
+func (s *Shard) tupleOf(ip header.IPv4, tcp header.TCP) tcpfsm.Tuple {
+	return tcpfsm.Tuple{ClientIP: ip.Src(), VIP: s.cfg.VIP, ClientPort: tcp.SrcPort(), VIPPort: tcp.DstPort()}
 }
 
 // owned handles a frame of a flow the switch owns.
@@ -294,6 +302,16 @@ func (s *Shard) owned(i int32, f *ring.Frame, ip header.IPv4, tcp header.TCP) {
 		return
 	}
 	seg := segment(tcp)
+	if c.tcp.State() == tcpfsm.RequestWait && len(c.tcp.Request()) == 0 && seg.Flags&header.FlagACK != 0 && seg.Ack != c.tcp.Params().ISS+1 {
+		// The switch has sent this client nothing, yet it acknowledges
+		// data: the connection is a back-end's, and the "handshake" a
+		// recovering switch took it for was the client's answer to the
+		// re-created socket's window probe. Forget it and ask the agents.
+		key := s.tab.flows[i].key
+		s.free(i)
+		s.recover(key, f)
+		return
+	}
 	s.out.Reset()
 	c.tcp.Input(s.now, &seg, &s.out)
 	s.after(i)
@@ -325,9 +343,14 @@ func segment(tcp header.TCP) tcpfsm.Segment {
 }
 
 // newFlow handles a frame of a connection the shard has no state for: a SYN
-// gets a stateless SYN-ACK; an ACK with a valid cookie creates the flow.
-func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP) {
+// gets a stateless SYN-ACK; a bare ACK with a valid cookie creates the
+// flow; any other ACK or a RST is first asked about (recover), unless
+// asked is set: the agents were asked and none holds the connection. Then
+// a segment with a valid cookie creates the flow, and a bare ACK without
+// one gets a RST.
+func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP, asked bool) {
 	flags := tcp.Flags()
+	data := len(tcp.Payload()) > 0 || flags&header.FlagFIN != 0
 	clientMAC := [6]byte(header.Ethernet(f.Data).Src())
 	switch {
 	case flags&(header.FlagSYN|header.FlagACK|header.FlagRST|header.FlagFIN) == header.FlagSYN && s.draining.Load():
@@ -346,6 +369,9 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP) {
 		s.cfg.FSM.SynAck(s.now, s.cookies, t, seqnum.Value(tcp.Seq()), &o, &seg)
 		s.send(t, clientMAC, &seg)
 		s.C.SynAcks.Add(1)
+	case flags&(header.FlagSYN|header.FlagRST|header.FlagACK) == header.FlagACK && data && !asked,
+		flags&(header.FlagSYN|header.FlagRST) == header.FlagRST && !asked:
+		s.recover(flowKey(t), f)
 	case flags&(header.FlagSYN|header.FlagRST|header.FlagACK) == header.FlagACK:
 		if s.tab.full() {
 			s.makeRoom(t, tcp)
@@ -361,6 +387,10 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP) {
 		s.out.Reset()
 		if !c.tcp.Accept(s.now, &s.cfg.FSM, s.cookies, t, &seg, c.buf, &s.out) {
 			s.tab.remove(i)
+			if !asked {
+				s.recover(flowKey(t), f)
+				return
+			}
 			s.drop(DropNoFlow)
 			if len(seg.Payload) == 0 {
 				// A bare ACK with a bad cookie: tell the client there is no
@@ -379,6 +409,9 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP) {
 		clear(c.refused)
 		s.C.Flows.Add(1)
 		s.C.ActiveFlows.Add(1)
+		if asked && data {
+			s.C.Recovered[RecoveredCookie].Add(1)
+		}
 		s.after(i)
 	default:
 		s.drop(DropNoFlow)
@@ -507,7 +540,7 @@ func (s *Shard) handOff(i int32) {
 		WScaleOK: p.Opts.WScaleOK, SACKOK: p.Opts.SACKOK,
 	}
 	st.Client, st.VIP = s.addrs(fl.key)
-	if err := s.ctl.SendHandoff(b, uint64(fl.gen)<<32|uint64(i), &st, c.tcp.Request()); err != nil {
+	if err := s.ctl.SendHandoff(b, handoffID(fl, i), &st, c.tcp.Request()); err != nil {
 		s.flowLog.Warn().Err(err).Int("shard", s.id).Msg("handoff send")
 		s.C.HandoffsErr.Add(1)
 		s.bc[b].HandoffsFailed.Add(1)
@@ -522,6 +555,10 @@ func (s *Shard) handOff(i int32) {
 	s.schedule(i)
 }
 
+// handoffID is the id of flow i's HANDOFF: its slot and generation, bit 63
+// clear (control's rule).
+func handoffID(fl *flow, i int32) uint64 { return uint64(fl.gen&0x7FFFFFFF)<<32 | uint64(uint32(i)) }
+
 // Answered takes an agent's answer to a handoff (control.Owner).
 func (s *Shard) Answered(backend int, id uint64, ok bool) {
 	i := int32(uint32(id))
@@ -529,7 +566,7 @@ func (s *Shard) Answered(backend int, id uint64, ok bool) {
 		return
 	}
 	fl := &s.tab.flows[i]
-	if fl.gen != uint32(id>>32) || fl.state != flowOwned || fl.conn.tcp.State() != tcpfsm.HandingOff || fl.conn.backend != backend {
+	if handoffID(fl, i) != id || fl.state != flowOwned || fl.conn.tcp.State() != tcpfsm.HandingOff || fl.conn.backend != backend {
 		return // an answer for a flow that already timed out
 	}
 	s.C.HandoffLatency.observe(s.now.Sub(fl.conn.handoffAt))
@@ -580,8 +617,10 @@ func (s *Shard) Answered(backend int, id uint64, ok bool) {
 func (s *Shard) Down(backend int) { s.bc[backend].Downs.Add(1) }
 
 // Lost answers 503 to the flows waiting for a back-end whose control
-// connection broke (control.Owner).
+// connection broke, and gives up on its answers to LOOKUPs
+// (control.Owner).
 func (s *Shard) Lost(backend int) {
+	s.lostLookups(backend)
 	for i := range s.tab.flows {
 		fl := &s.tab.flows[i]
 		if fl.state == flowOwned && fl.conn.tcp.State() == tcpfsm.HandingOff && fl.conn.backend == backend {

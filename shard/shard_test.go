@@ -202,7 +202,7 @@ func TestSwitchAnswers(t *testing.T) {
 }
 
 // TestDrops: frames the shard refuses, each counted by kind; those of a
-// connection that does not exist get a RST.
+// connection that does not exist (no agent holds it) get a RST.
 func TestDrops(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -232,6 +232,7 @@ func TestDrops(t *testing.T) {
 			h := newHarness(t)
 			c := h.client(40003)
 			tt.send(c)
+			h.noOwners() // segments of unknown connections are asked about first
 			if n := h.s.C.Drops[tt.drop].Load(); n != 1 {
 				t.Errorf("drops[%v] = %d, want 1", tt.drop, n)
 			}

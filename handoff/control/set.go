@@ -36,7 +36,15 @@ type Owner interface {
 	// Down says that the switch took back-end b down: its checks failed
 	// or its connection was lost.
 	Down(b int)
+	// Owners is back-end b's answer to LOOKUP id: an OWNERS body (not
+	// yet checked against the LOOKUP), or ok=false when the agent
+	// answered ERR. The body is only valid during the call.
+	Owners(b int, id uint64, body []byte, ok bool)
 }
+
+// lookupBit marks the ids of LOOKUPs on the wire, so that an ERR is routed
+// to Owners or Answered by its id alone. HANDOFF ids must leave it clear.
+const lookupBit = 1 << 63
 
 // Set is one shard's control connections, one per back-end, plus those
 // retired after a GOAWAY until their answers are in. It belongs to the
@@ -216,7 +224,15 @@ func (s *Set) message(c *Conn, m *handoff.Msg) {
 	case handoff.MsgOK:
 		s.owner.Answered(c.Backend, m.ID, true)
 	case handoff.MsgErr:
-		s.owner.Answered(c.Backend, m.ID, false)
+		if m.ID&lookupBit != 0 {
+			s.owner.Owners(c.Backend, m.ID&^lookupBit, nil, false)
+		} else {
+			s.owner.Answered(c.Backend, m.ID, false)
+		}
+	case handoff.MsgOwners:
+		if m.ID&lookupBit != 0 {
+			s.owner.Owners(c.Backend, m.ID&^lookupBit, m.Body, true)
+		}
 	case handoff.MsgLoad:
 		if active, h, err := handoff.DecodeLoadBody(m.Body); err == nil {
 			if h != c.health {
@@ -332,13 +348,33 @@ func (s *Set) sender(b int) *Conn {
 }
 
 // SendHandoff sends a HANDOFF to back-end b (which must be Usable) and
-// writes it out. An error means the HANDOFF did not leave: the caller
+// writes it out. id must leave bit 63 clear. An error means the HANDOFF did not leave: the caller
 // still owns the connection. A write that finds the connection broken
 // fails it (the owner hears Down and Lost for the handoffs sent before)
 // and returns the error.
 func (s *Set) SendHandoff(b int, id uint64, st *handoff.ConnState, request []byte) error {
 	c := s.sender(b)
 	if err := c.sess.SendHandoff(id, st, request); err != nil {
+		return err
+	}
+	if err := c.flush(); err != nil {
+		s.fail(c, err)
+		return err
+	}
+	return nil
+}
+
+// Ready reports whether back-end b's current connection is ready: its
+// agent can answer a LOOKUP, whether or not it takes new connections.
+func (s *Set) Ready(b int) bool { return s.conns[b].state == StateReady }
+
+// SendLookup sends a LOOKUP with id (which must fit in 63 bits) and body
+// (see handoff.AppendLookupBody) to back-end b's agent, which must be
+// Ready, and writes it out. An error means it did not leave; a write that
+// finds the connection broken fails it, as SendHandoff does.
+func (s *Set) SendLookup(b int, id uint64, body []byte) error {
+	c := s.conns[b]
+	if err := c.sess.Send(handoff.MsgLookup, id|lookupBit, body); err != nil {
 		return err
 	}
 	if err := c.flush(); err != nil {

@@ -28,8 +28,16 @@ func testConfig() *Config {
 // owner records what the Set tells it.
 type owner struct {
 	answers []answer
+	owners  []owners
 	lost    []int
 	downs   []int
+}
+
+type owners struct {
+	b    int
+	id   uint64
+	body string
+	ok   bool
 }
 
 type answer struct {
@@ -41,6 +49,9 @@ type answer struct {
 func (o *owner) Answered(b int, id uint64, ok bool) { o.answers = append(o.answers, answer{b, id, ok}) }
 func (o *owner) Lost(b int)                         { o.lost = append(o.lost, b) }
 func (o *owner) Down(b int)                         { o.downs = append(o.downs, b) }
+func (o *owner) Owners(b int, id uint64, body []byte, ok bool) {
+	o.owners = append(o.owners, owners{b, id, string(body), ok})
+}
 
 // fixture is a Set of one back-end whose dialer hands out in-memory pipes
 // (or fails, while refuse is set), with a clock the test moves.
@@ -187,6 +198,47 @@ func TestAnswersAndLoss(t *testing.T) {
 	f.run(100 * time.Millisecond)
 	if len(f.agents) != 2 || f.set.Conn(0).State() != StateReady {
 		t.Errorf("%d dials, state %v; want a new ready connection after ReconnectMin", len(f.agents), f.set.Conn(0).State())
+	}
+}
+
+// TestLookup: a LOOKUP leaves with its id marked, and the agent's OWNERS
+// or ERR for it reach Owners, not Answered, with the id the shard gave;
+// an ERR for a HANDOFF still reaches Answered.
+func TestLookup(t *testing.T) {
+	f := newFixture(t)
+	if f.set.Ready(0) {
+		t.Fatal("ready before connecting")
+	}
+	f.run(0)
+	if !f.set.Ready(0) {
+		t.Fatal("not ready after the handshake")
+	}
+	ids := []handoff.FlowID{{Client: netip.MustParseAddrPort("198.18.0.10:40000"), VIP: netip.MustParseAddrPort("198.18.0.100:80")}}
+	body, err := handoff.AppendLookupBody(nil, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := uint64(1); id <= 2; id++ {
+		if err := f.set.SendLookup(0, id, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.run(0)
+	a := f.last()
+	if len(a.Msgs) != 2 || a.Msgs[0].Type != handoff.MsgLookup || string(a.Msgs[0].Body) != string(body) {
+		t.Fatalf("agent got %+v, want two LOOKUPs", a.Msgs)
+	}
+	owned := handoff.AppendOwner(nil, handoff.Owner{State: handoff.SockEstablished, IdleMS: 3})
+	a.Sess.Send(handoff.MsgOwners, a.Msgs[0].ID, owned)
+	a.Sess.SendErr(a.Msgs[1].ID, handoff.ErrCodeBusy, "test")
+	a.Sess.SendErr(7, handoff.ErrCodeRecreate, "a HANDOFF's")
+	f.run(0)
+	want := []owners{{0, 1, string(owned), true}, {0, 2, "", false}}
+	if len(f.own.owners) != 2 || f.own.owners[0] != want[0] || f.own.owners[1] != want[1] {
+		t.Errorf("Owners heard %+v, want %+v", f.own.owners, want)
+	}
+	if len(f.own.answers) != 1 || f.own.answers[0] != (answer{0, 7, false}) {
+		t.Errorf("Answered heard %+v, want the HANDOFF's ERR only", f.own.answers)
 	}
 }
 

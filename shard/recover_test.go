@@ -1,0 +1,291 @@
+package shard
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"webswitch/handoff"
+	"webswitch/tcpfsm/header"
+	"webswitch/tcpfsm/seqnum"
+)
+
+// owns answers a LOOKUP: state for the client port given, no socket for
+// the others.
+func owns(port uint16, o handoff.Owner) func(handoff.FlowID) handoff.Owner {
+	return func(id handoff.FlowID) handoff.Owner {
+		if id.Client.Port() == port {
+			return o
+		}
+		return handoff.Owner{}
+	}
+}
+
+var established = handoff.Owner{State: handoff.SockEstablished, IdleMS: 200}
+
+// spliceElsewhere makes c a client whose connection a back-end holds but
+// this shard never saw (its switch restarted): an ACK number far past the
+// handshake, as after a response.
+func spliceElsewhere(c *client) {
+	c.iss = 777000
+	c.off = 40
+}
+
+// oneLookup checks that back-end b's agent got exactly one LOOKUP, for the
+// given client ports in order, and returns it.
+func oneLookup(t *testing.T, h *harness, b int, ports ...uint16) handoff.Msg {
+	t.Helper()
+	ls := h.lookups(b)
+	if len(ls) != 1 {
+		t.Fatalf("agent %d got %d LOOKUPs, want 1", b, len(ls))
+	}
+	ids, err := handoff.DecodeLookupBody(ls[0].Body, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != len(ports) {
+		t.Fatalf("LOOKUP asks for %d connections, want %d", len(ids), len(ports))
+	}
+	for i, id := range ids {
+		if id.Client.Port() != ports[i] || id.VIP.Port() != 80 || id.Client.Addr().As4() != testClientIP || id.VIP.Addr().As4() != testVIP {
+			t.Fatalf("LOOKUP entry %d: %v", i, id)
+		}
+	}
+	return ls[0]
+}
+
+// TestRecoverFromOwner: a segment of a connection the shard does not know
+// is held and asked about; when the agent that holds it says so, the flow
+// is spliced to that back-end, the held segment forwarded, and later
+// segments go straight through.
+func TestRecoverFromOwner(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41000)
+	spliceElsewhere(c)
+	c.data(header.FlagPSH, "GET /next HTTP/1.1\r\n\r\n")
+	if out := h.tx.take(); len(out) != 0 {
+		t.Fatalf("sent %d frames before the agents answered, want 0 (held)", len(out))
+	}
+	m0, m1 := oneLookup(t, h, 0, 41000), oneLookup(t, h, 1, 41000)
+	h.owners(0, m0, owns(0, handoff.Owner{}))
+	h.owners(1, m1, owns(41000, established))
+	h.advance(0)
+	out := h.tx.take()
+	if len(out) != 1 || parseFrame(t, out[0]).dstMAC != testBackendMAC(1) || parseFrame(t, out[0]).dport != 80 {
+		t.Fatalf("after the answers: %d frames, want the held segment to back-end 1", len(out))
+	}
+	c.data(0, "")
+	if out := h.tx.take(); len(out) != 1 || parseFrame(t, out[0]).dstMAC != testBackendMAC(1) {
+		t.Fatalf("next segment: %d frames, want 1 to back-end 1", len(out))
+	}
+	if ls := h.lookups(0); len(ls) != 0 {
+		t.Errorf("next segment asked about again: %d LOOKUPs", len(ls))
+	}
+	snap := h.s.snapshot()
+	if snap.Recovered["lookup"] != 1 || snap.SplicedFlows != 1 || snap.RecoveryAsked != 1 || snap.RecoveryQueries != 2 || snap.RecoveryConflicts != 0 {
+		t.Errorf("counters: %+v", snap)
+	}
+	if n := h.s.loads.get(1); n != 1 {
+		t.Errorf("back-end 1 load %d, want 1", n)
+	}
+}
+
+// TestRecoverTwoOwners: when two agents claim a connection, the socket
+// that still sends wins over one in TIME_WAIT, and the conflict is
+// counted.
+func TestRecoverTwoOwners(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41001)
+	spliceElsewhere(c)
+	c.data(0, "")
+	m0, m1 := oneLookup(t, h, 0, 41001), oneLookup(t, h, 1, 41001)
+	h.owners(0, m0, owns(41001, established))
+	h.owners(1, m1, owns(41001, handoff.Owner{State: handoff.SockTimeWait, IdleMS: handoff.NoIdle}))
+	h.advance(0)
+	if out := h.tx.take(); len(out) != 1 || parseFrame(t, out[0]).dstMAC != testBackendMAC(0) {
+		t.Fatalf("%d frames, want the held segment to back-end 0 (ESTABLISHED)", len(out))
+	}
+	if n := h.s.C.RecoveryConflicts.Load(); n != 1 {
+		t.Errorf("conflicts %d, want 1", n)
+	}
+}
+
+// TestRecoverNoOwner: when every agent says no, a bare ACK gets a RST (as
+// a connection that does not exist), the connection is remembered as
+// unowned for negativeTTL (its next segments are dropped without a
+// LOOKUP), and asked about again after it.
+func TestRecoverNoOwner(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41002)
+	spliceElsewhere(c)
+	c.data(0, "")
+	h.noOwners()
+	if rst := resets(t, h.tx.take()); len(rst) != 1 || rst[0].seq != c.iss+1 {
+		t.Fatalf("resets %+v, want one with the ACK's number", rst)
+	}
+	c.data(0, "")
+	if ls := h.lookups(0); len(ls) != 0 || h.s.C.Drops[DropNoOwner].Load() != 1 {
+		t.Fatalf("within negativeTTL: %d LOOKUPs, no_owner drops %d; want 0 and 1", len(ls), h.s.C.Drops[DropNoOwner].Load())
+	}
+	h.advance(negativeTTL)
+	c.data(0, "")
+	oneLookup(t, h, 0, 41002)
+}
+
+// TestRecoverSilentAgent: an agent that does not answer may own the
+// connection: after recovery_timeout the held segment is dropped without a
+// RST, and the next segment asks again.
+func TestRecoverSilentAgent(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41003)
+	spliceElsewhere(c)
+	c.data(0, "")
+	m0 := oneLookup(t, h, 0, 41003)
+	oneLookup(t, h, 1, 41003) // never answered
+	h.owners(0, m0, owns(0, handoff.Owner{}))
+	h.advance(h.s.cfg.RecoveryTimeout - time.Millisecond)
+	if n := len(h.s.rec.index); n != 1 {
+		t.Fatalf("before the timeout: %d connections being asked about, want 1", n)
+	}
+	h.advance(time.Millisecond)
+	if out := h.tx.take(); len(out) != 0 {
+		t.Fatalf("after the timeout: %d frames sent, want none", len(out))
+	}
+	if d, u := h.s.C.Drops[DropNoOwner].Load(), h.s.C.RecoveryUnanswered.Load(); d != 1 || u != 1 {
+		t.Errorf("no_owner drops %d, unanswered %d; want 1 and 1", d, u)
+	}
+	c.data(0, "")
+	oneLookup(t, h, 0, 41003)
+}
+
+// TestRecoverAgentErrAndLoss: an ERR for a LOOKUP, or the loss of the
+// control connection it went on, counts as no answer from that agent.
+func TestRecoverAgentErrAndLoss(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41004)
+	spliceElsewhere(c)
+	c.data(0, "")
+	m0 := oneLookup(t, h, 0, 41004)
+	oneLookup(t, h, 1, 41004)
+	if err := h.agents[0].Sess.SendErr(m0.ID, handoff.ErrCodeBusy, "test"); err != nil {
+		t.Fatal(err)
+	}
+	h.pump()
+	h.s.ctl.Fail(1, errors.New("test: cut"))
+	h.advance(0)
+	if n := len(h.s.rec.index); n != 0 || h.s.C.RecoveryUnanswered.Load() != 2 || h.s.C.Drops[DropNoOwner].Load() != 1 {
+		t.Errorf("left %d, unanswered %d, no_owner %d; want 0, 2, 1", n, h.s.C.RecoveryUnanswered.Load(), h.s.C.Drops[DropNoOwner].Load())
+	}
+	if rst := resets(t, h.tx.take()); len(rst) != 0 {
+		t.Errorf("sent %d RSTs, want none: an agent may own it", len(rst))
+	}
+}
+
+// TestRecoverPendingHandoff: the switch never acknowledges a complete
+// request head itself (the re-created socket does), so a request it had
+// not handed off when it died is retransmitted by the client; a new switch
+// with the same cookie key asks the agents, none holds it, and the request
+// is handed off again.
+func TestRecoverPendingHandoff(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41005)
+	c.handshake()
+	req := "GET /static/x HTTP/1.1\r\nHost: x\r\n\r\n"
+	c.data(header.FlagPSH, req)
+	if out := h.tx.take(); len(out) != 0 {
+		t.Fatalf("the complete head was answered with %d frames, want none (no ACK)", len(out))
+	}
+	h.handoff(0) // sent, never answered: the switch dies
+
+	h2 := newHarness(t) // same cookie key and clock
+	c.h = h2
+	c.send(c.isn+1, c.iss+1, header.FlagPSH|header.FlagACK, req) // the client's retransmission
+	h2.noOwners()
+	if _, _, got := h2.handoff(0); string(got) != req {
+		t.Fatalf("handed off %q, want %q", got, req)
+	}
+	if n := h2.s.C.Recovered[RecoveredCookie].Load(); n != 1 {
+		t.Errorf("recovered by cookie %d, want 1", n)
+	}
+}
+
+// TestRecoverMistakenHandshake: after a restart, a client's bare ACK of
+// the re-created socket's window probe (ACK = ISS+1) looks like the end
+// of a handshake; its next segment, acknowledging data the switch never
+// sent, shows it is a back-end's: the shard forgets it and asks.
+func TestRecoverMistakenHandshake(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41006)
+	c.handshake()
+	if n := h.s.C.Flows.Load(); n != 1 {
+		t.Fatalf("flows %d, want 1", n)
+	}
+	c.send(c.isn+1, c.iss.Add(1+5000), header.FlagACK, "")
+	m := oneLookup(t, h, 1, 41006)
+	h.owners(1, m, owns(41006, established))
+	oneLookup(t, h, 0, 41006) // unanswered yet: decided at the timeout
+	h.advance(h.s.cfg.RecoveryTimeout)
+	if out := h.tx.take(); len(out) != 1 || parseFrame(t, out[0]).dstMAC != testBackendMAC(1) {
+		t.Fatalf("%d frames, want the segment to back-end 1", len(out))
+	}
+	if n := h.s.C.ActiveFlows.Load(); n != 1 {
+		t.Errorf("active flows %d, want 1", n)
+	}
+}
+
+// TestRecoverBounds: distinct unknown connections beyond the token
+// bucket's burst are dropped and counted; those asked go 64 to a LOOKUP.
+func TestRecoverBounds(t *testing.T) {
+	h := newHarness(t)
+	burst := int(max(float64(h.s.cfg.RecoveryRate)/10, handoff.MaxLookup))
+	for p := range uint16(3 * burst) {
+		c := h.client(20000 + p)
+		spliceElsewhere(c)
+		c.data(0, "")
+	}
+	ls := h.lookups(0)
+	asked := 0
+	for _, m := range ls {
+		ids, err := handoff.DecodeLookupBody(m.Body, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asked += len(ids)
+	}
+	if want := (burst + handoff.MaxLookup - 1) / handoff.MaxLookup; len(ls) != want || asked != burst {
+		t.Errorf("%d LOOKUPs for %d connections, want %d for %d", len(ls), asked, want, burst)
+	}
+	if n := h.s.C.Drops[DropRecoveryRate].Load(); n != uint64(2*burst) {
+		t.Errorf("recovery_rate drops %d, want %d", n, 2*burst)
+	}
+	if n := h.s.C.Recovering.Load(); n != int64(burst) {
+		t.Errorf("recovering gauge %d, want %d", n, burst)
+	}
+	// A second later the bucket is full again.
+	h.advance(time.Second)
+	c := h.client(30000)
+	spliceElsewhere(c)
+	c.data(0, "")
+	if n := h.s.C.RecoveryAsked.Load(); n != uint64(burst+1) {
+		t.Errorf("asked %d after a second, want %d", n, burst+1)
+	}
+}
+
+// TestRecoverSegmentsHeld: while a connection is asked about, its later
+// segments replace the held one (the latest is forwarded), and no second
+// LOOKUP goes out.
+func TestRecoverSegmentsHeld(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41007)
+	spliceElsewhere(c)
+	c.data(0, "")
+	c.send(c.isn.Add(1+seqnum.Size(c.off)), c.iss.Add(9), header.FlagACK, "")
+	m0, m1 := oneLookup(t, h, 0, 41007), oneLookup(t, h, 1, 41007)
+	h.owners(0, m0, owns(41007, established))
+	h.owners(1, m1, owns(0, handoff.Owner{}))
+	h.advance(0)
+	out := h.tx.take()
+	if len(out) != 1 || parseFrame(t, out[0]).ack != c.iss.Add(9) {
+		t.Fatalf("%d frames, want the latest segment (ACK %v)", len(out), c.iss.Add(9))
+	}
+}
