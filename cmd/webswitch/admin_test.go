@@ -54,6 +54,10 @@ func (f *fakePath) Snapshots() []shard.Snapshot {
 			TLSRefused: map[int]uint64{404: 2}, ProtocolMismatch: 3,
 			Drops:          map[string]uint64{"tcp_checksum": 7},
 			HandoffLatency: []uint64{5, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, HandoffLatencySum: 3.5,
+			ActiveFlows: 5,
+			Recovered:   map[string]uint64{"lookup": 9, "cookie": 1}, RecoveryAsked: 12, RecoveryQueries: 4,
+			RecoveryUnanswered: 1, RecoveryConflicts: 2, Recovering: 3,
+			RecoveryLatency: []uint64{0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, RecoveryLatencySum: 0.002,
 			Backends: []shard.BackendSnapshot{
 				{Name: "be1", HandoffsOK: 6, Usable: true, Active: 2},
 				{Name: "be2", HandoffsOK: 4, HandoffsFailed: 1, Usable: be2, Active: 1, Downs: 1},
@@ -112,6 +116,15 @@ func TestMetrics(t *testing.T) {
 		`webswitch_tls_refused_total{shard="1",status="404"} 2`,
 		`webswitch_protocol_mismatch_total{shard="0"} 3`,
 		"webswitch_draining 1",
+		"webswitch_drain_flows 10",
+		`webswitch_recovered_flows_total{how="lookup",shard="0"} 9`,
+		`webswitch_recovered_flows_total{how="cookie",shard="1"} 1`,
+		`webswitch_recovery_asked_total{shard="0"} 12`,
+		`webswitch_recovery_queries_total{shard="0"} 4`,
+		`webswitch_recovery_unanswered_total{shard="0"} 1`,
+		`webswitch_recovery_conflicts_total{shard="0"} 2`,
+		`webswitch_recovering{shard="1"} 3`,
+		`webswitch_recovery_latency_seconds_bucket{shard="0",le="0.00025"} 8`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(body, want) {

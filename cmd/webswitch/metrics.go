@@ -43,13 +43,21 @@ var metrics = []metric{
 	{"backend_active_flows", "Flows spliced to the back-end.", []string{"shard", "backend"}},
 	{"backend_handoffs_total", "Handoffs to the back-end, by result: ok or failed.", []string{"shard", "backend", "result"}},
 	{"backend_downs_total", "Times the shard took the back-end down (checks failed, connection lost).", []string{"shard", "backend"}},
+	{"recovered_flows_total", "Connections the switch had no entry for, recovered: lookup (an agent holds it: spliced) or cookie (none does: its request came again with a valid SYN cookie).", []string{"shard", "how"}},
+	{"recovery_asked_total", "Connections the switch had no entry for and asked the agents about.", []string{"shard"}},
+	{"recovery_queries_total", "LOOKUP messages sent (one per agent per batch of up to 64 connections).", []string{"shard"}},
+	{"recovery_unanswered_total", "LOOKUPs an agent did not answer: ERR, connection lost, or recovery_timeout.", []string{"shard"}},
+	{"recovery_conflicts_total", "Connections two agents claimed (the one still sending won).", []string{"shard"}},
+	{"recovering", "Connections being asked about now.", []string{"shard"}},
 }
 
-// Metrics outside the table above: the histogram, and the switch-wide
-// draining gauge.
+// Metrics outside the table above: the histograms, and the switch-wide
+// drain gauges.
 const (
-	handoffLatency = "handoff_latency_seconds"
-	draining       = "draining"
+	handoffLatency  = "handoff_latency_seconds"
+	recoveryLatency = "recovery_latency_seconds"
+	draining        = "draining"
+	drainFlows      = "drain_flows"
 )
 
 func newCollector(dp dataPath) *collector {
@@ -59,8 +67,12 @@ func newCollector(dp dataPath) *collector {
 	}
 	c.descs[handoffLatency] = prometheus.NewDesc("webswitch_"+handoffLatency,
 		"Time from a HANDOFF sent to the agent's answer.", []string{"shard"}, nil)
+	c.descs[recoveryLatency] = prometheus.NewDesc("webswitch_"+recoveryLatency,
+		"Time from the first segment of a connection the switch had no entry for to the decision (agents' answers or recovery_timeout).", []string{"shard"}, nil)
 	c.descs[draining] = prometheus.NewDesc("webswitch_"+draining,
 		"1 while the switch drains (SIGTERM): new connections are refused, the flows in the table go on.", nil, nil)
+	c.descs[drainFlows] = prometheus.NewDesc("webswitch_"+drainFlows,
+		"While the switch drains, the flows it still forwards (the drain ends at 0 or drain_timeout); 0 otherwise.", nil, nil)
 	return c
 }
 
@@ -73,12 +85,17 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	d := 0.0
+	snaps := c.dp.Snapshots()
+	d, left := 0.0, 0.0
 	if c.dp.Draining() {
 		d = 1
+		for _, s := range snaps {
+			left += float64(s.ActiveFlows)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.descs[draining], prometheus.GaugeValue, d)
-	for _, s := range c.dp.Snapshots() {
+	ch <- prometheus.MustNewConstMetric(c.descs[drainFlows], prometheus.GaugeValue, left)
+	for _, s := range snaps {
 		sh := strconv.Itoa(s.Shard)
 		counter := func(name string, v uint64, labels ...string) {
 			ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, float64(v), append([]string{sh}, labels...)...)
@@ -127,14 +144,29 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter("backend_handoffs_total", b.HandoffsFailed, b.Name, "failed")
 			counter("backend_downs_total", b.Downs, b.Name)
 		}
-		buckets := map[float64]uint64{}
-		var cum uint64
-		for i, n := range s.HandoffLatency {
-			cum += n
-			if i < len(shard.HistogramBounds) {
-				buckets[shard.HistogramBounds[i].Seconds()] = cum
-			}
+		for how, n := range s.Recovered {
+			counter("recovered_flows_total", n, how)
 		}
-		ch <- prometheus.MustNewConstHistogram(c.descs[handoffLatency], cum, s.HandoffLatencySum, buckets, sh)
+		counter("recovery_asked_total", s.RecoveryAsked)
+		counter("recovery_queries_total", s.RecoveryQueries)
+		counter("recovery_unanswered_total", s.RecoveryUnanswered)
+		counter("recovery_conflicts_total", s.RecoveryConflicts)
+		gauge("recovering", float64(s.Recovering))
+		ch <- histogram(c.descs[handoffLatency], s.HandoffLatency, s.HandoffLatencySum, sh)
+		ch <- histogram(c.descs[recoveryLatency], s.RecoveryLatency, s.RecoveryLatencySum, sh)
 	}
+}
+
+// histogram makes a Prometheus histogram of a shard.Histogram's counts
+// (per bucket of shard.HistogramBounds, not cumulative) and sum.
+func histogram(d *prometheus.Desc, counts []uint64, sum float64, labels ...string) prometheus.Metric {
+	buckets := map[float64]uint64{}
+	var cum uint64
+	for i, n := range counts {
+		cum += n
+		if i < len(shard.HistogramBounds) {
+			buckets[shard.HistogramBounds[i].Seconds()] = cum
+		}
+	}
+	return prometheus.MustNewConstHistogram(d, cum, sum, buckets, labels...)
 }
