@@ -356,6 +356,9 @@ func (s *Shard) decide(e *recovering, complete bool) {
 // adopt makes a recovered connection a spliced flow of its owner and
 // forwards its held segment.
 func (s *Shard) adopt(e *recovering) {
+	if _, ok := s.tab.lookup(e.key); ok {
+		return // the client started over (a new handshake on the port) meanwhile
+	}
 	if s.tab.full() {
 		s.drop(DropTableFull)
 		return

@@ -289,3 +289,93 @@ func TestRecoverSegmentsHeld(t *testing.T) {
 		t.Fatalf("%d frames, want the latest segment (ACK %v)", len(out), c.iss.Add(9))
 	}
 }
+
+// TestRecoverNoAllocs: recovering a connection (its segment held, the
+// LOOKUP, the answers, the flow spliced and the segment forwarded) and
+// its end allocate nothing once warm.
+func TestRecoverNoAllocs(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41100)
+	spliceElsewhere(c)
+	body := make([]byte, 0, handoff.OwnerLen)
+	cycle := func() {
+		c.port++
+		c.data(0, "")
+		h.advance(0) // the LOOKUPs leave
+		for b, a := range h.agents {
+			for _, m := range a.Msgs {
+				o := handoff.Owner{}
+				if b == 1 {
+					o = established
+				}
+				body = handoff.AppendOwner(body[:0], o)
+				if err := a.Sess.Send(handoff.MsgOwners, m.ID, body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a.Reset()
+		}
+		h.pump()
+		h.advance(0) // decided: spliced, the segment forwarded
+		c.data(header.FlagFIN, "")
+		h.tx.take()
+		h.advance(h.s.cfg.Linger + wheelTick)
+	}
+	if n := testing.AllocsPerRun(200, cycle); n != 0 {
+		t.Errorf("recovered connection: %v allocations", n)
+	}
+	if got := h.s.C.Recovered[RecoveredLookup].Load(); got != 201 {
+		t.Errorf("recovered %d, want 201", got)
+	}
+	if n := h.s.C.ActiveFlows.Load(); n != 0 {
+		t.Errorf("%d flows left", n)
+	}
+}
+
+// BenchmarkRecover: the switch's side of recovering connections, 64 to a
+// LOOKUP (one full batch per iteration), with two agents answering at
+// once over in-memory pipes: hold, LOOKUP, answers, splice, forward.
+func BenchmarkRecover(b *testing.B) {
+	h := newHarness(b)
+	h.s.cfg.RecoveryRate = 1 << 30
+	h.s.cfg.MaxFlows = 1 << 20
+	h.s.tab = newTable(h.s.cfg.MaxFlows, h.s.cfg.FSM.BufferSize(), h.s.cfg.FSM.BufferSize()+frameOverhead)
+	c := h.client(1)
+	spliceElsewhere(c)
+	body := make([]byte, 0, handoff.MaxLookup*handoff.OwnerLen)
+	b.ReportAllocs()
+	for b.Loop() {
+		if c.port > 0xFFFF-handoff.MaxLookup {
+			// Ports run out: forget the flows (rarely: amortized).
+			for i := range h.s.tab.flows {
+				if h.s.tab.flows[i].state != flowInvalid {
+					h.s.free(int32(i))
+				}
+			}
+			c.port = 1
+		}
+		for range handoff.MaxLookup {
+			c.port++
+			c.data(0, "")
+		}
+		h.advance(0)
+		for be, a := range h.agents {
+			for _, m := range a.Msgs {
+				body = body[:0]
+				for k := range handoff.MaxLookup {
+					o := handoff.Owner{}
+					if k%2 == be {
+						o = established
+					}
+					body = handoff.AppendOwner(body, o)
+				}
+				a.Sess.Send(handoff.MsgOwners, m.ID, body)
+			}
+			a.Reset()
+		}
+		h.pump()
+		h.advance(0)
+		h.tx.take()
+	}
+	b.ReportMetric(float64(b.N*handoff.MaxLookup)/b.Elapsed().Seconds(), "conns/s")
+}
