@@ -17,7 +17,7 @@ const (
 	opFrame      = 0 // the frame as it is
 	opFrameFixed = 1 // the frame with its IPv4 header and TCP checksums made right, if it has them
 	opAdvance    = 2 // the clock moves by op>>2 times 100 ms, and the timers run
-	opAnswer     = 3 // every agent answers the handoffs it has: OK if op&4, else ERR
+	opAnswer     = 3 // every agent answers the handoffs and LOOKUPs it has: OK if op&4, else ERR; OWNERS claiming every connection if op&8 (be1 ESTABLISHED, be2 TIME_WAIT), else none
 )
 
 func appendFrameOp(script []byte, op byte, frame []byte) []byte {
@@ -62,6 +62,21 @@ func FuzzShard(f *testing.F) {
 		d.data(header.FlagPSH, "GET / HTTP/1.1\r\nHost\r\n\r\n")
 		record(opAdvance | 5<<2)
 	}))
+	f.Add(seedScript(f, func(h *harness, record func(byte)) { // recovered after a restart, then unknown to all
+		c := h.client(40003)
+		spliceElsewhere(c)
+		c.data(0, "")
+		record(opAdvance)
+		record(opAnswer | 4 | 8)
+		record(opAdvance)
+		c.data(header.FlagFIN, "")
+		d := h.client(40004)
+		spliceElsewhere(d)
+		d.data(header.FlagPSH, req)
+		record(opAdvance)
+		record(opAnswer | 4)
+		record(opAdvance | 5<<2)
+	}))
 	f.Fuzz(func(t *testing.T, script []byte) {
 		h := newHarness(t)
 		raw := make([]byte, ring.VnetHdrLen+0xFFFF)
@@ -86,7 +101,7 @@ func FuzzShard(f *testing.F) {
 			case opAdvance:
 				h.advance(time.Duration(op>>2) * 100 * time.Millisecond)
 			case opAnswer:
-				h.answerAll(op&4 != 0)
+				h.answerAll(op&4 != 0, op&8 != 0)
 			}
 			h.checkFlows()
 		}
@@ -121,19 +136,30 @@ func fixChecksums(frame []byte) {
 	header.TCP(ip[hl:total]).SetChecksum(ip.Src(), ip.Dst())
 }
 
-// answerAll makes every agent answer the HANDOFFs it received.
-func (h *harness) answerAll(ok bool) {
+// answerAll makes every agent answer the HANDOFFs and LOOKUPs it
+// received: ERR to all unless ok; OWNERS claiming every connection if
+// claim (be1's sockets ESTABLISHED, the others' in TIME_WAIT), else none.
+func (h *harness) answerAll(ok, claim bool) {
 	h.pump()
-	for _, a := range append(h.agents[:len(h.agents):len(h.agents)], h.old...) {
+	for b, a := range append(h.agents[:len(h.agents):len(h.agents)], h.old...) {
 		for _, m := range a.Msgs {
-			if m.Type != handoff.MsgHandoff {
-				continue
-			}
 			var err error
-			if ok {
-				err = a.Sess.Send(handoff.MsgOK, m.ID, nil)
-			} else {
+			switch {
+			case !ok:
 				err = a.Sess.SendErr(m.ID, handoff.ErrCodeRecreate, "fuzz")
+			case m.Type == handoff.MsgHandoff:
+				err = a.Sess.Send(handoff.MsgOK, m.ID, nil)
+			case m.Type == handoff.MsgLookup:
+				o := handoff.Owner{}
+				if claim {
+					o = map[bool]handoff.Owner{true: established, false: {State: handoff.SockTimeWait, IdleMS: handoff.NoIdle}}[b == 0]
+				}
+				var body []byte
+				n := int(m.Body[1])
+				for range n {
+					body = handoff.AppendOwner(body, o)
+				}
+				err = a.Sess.Send(handoff.MsgOwners, m.ID, body)
 			}
 			if err != nil {
 				h.t.Fatal(err)

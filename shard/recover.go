@@ -309,7 +309,7 @@ func (s *Shard) lostLookups(backend int) {
 // answers are all in or whose time is up, and sends the open one.
 func (s *Shard) recoveryStep() {
 	r := s.rec
-	live := r.flight[:0]
+	live, done := r.flight[:0], len(r.spare)
 	for _, b := range r.flight {
 		if b.waiting > 0 && s.now < b.sent.Add(s.cfg.RecoveryTimeout) {
 			live = append(live, b)
@@ -320,14 +320,22 @@ func (s *Shard) recoveryStep() {
 			s.C.RecoveryUnanswered.Add(uint64(b.waiting))
 		}
 		for _, key := range b.keys {
-			j := r.index[key]
-			s.decide(&r.ents[j], !b.incomplete)
-			r.remove(j)
+			s.decide(&r.ents[r.index[key]], !b.incomplete)
 		}
 		r.spare = append(r.spare, b)
 	}
 	clear(r.flight[len(live):])
 	r.flight = live
+	if len(r.spare) > done {
+		// The held segments forwarded are queued by reference: send
+		// them before their slots are free for reuse.
+		s.link.Flush()
+		for _, b := range r.spare[done:] {
+			for _, key := range b.keys {
+				r.remove(r.index[key])
+			}
+		}
+	}
 	if r.open != nil {
 		s.sendLookup()
 	}
@@ -337,6 +345,13 @@ func (s *Shard) recoveryStep() {
 // decide acts on the answers about one connection.
 func (s *Shard) decide(e *recovering, complete bool) {
 	s.C.RecoveryLatency.observe(s.now.Sub(e.since))
+	if _, ok := s.tab.lookup(e.key); ok {
+		// The connection got a flow meanwhile (a handshake completed,
+		// or the segment that completes it came after one that
+		// overtook it): its held segment goes there.
+		s.replay(e.held, false)
+		return
+	}
 	switch {
 	case e.owners > 0:
 		if e.owners > 1 {
@@ -345,9 +360,7 @@ func (s *Shard) decide(e *recovering, complete bool) {
 		s.adopt(e)
 	case complete:
 		s.rec.remember(e.key, s.now)
-		if len(e.held) > 0 {
-			s.noOwner(e.held)
-		}
+		s.replay(e.held, true)
 	default:
 		s.drop(DropNoOwner)
 	}
@@ -356,9 +369,6 @@ func (s *Shard) decide(e *recovering, complete bool) {
 // adopt makes a recovered connection a spliced flow of its owner and
 // forwards its held segment.
 func (s *Shard) adopt(e *recovering) {
-	if _, ok := s.tab.lookup(e.key); ok {
-		return // the client started over (a new handshake on the port) meanwhile
-	}
 	if s.tab.full() {
 		s.drop(DropTableFull)
 		return
@@ -388,9 +398,12 @@ func (s *Shard) adopt(e *recovering) {
 	s.schedule(i)
 }
 
-// noOwner handles the held segment of a connection no agent holds, as the
-// switch handles a segment of a connection it never knew.
-func (s *Shard) noOwner(raw []byte) {
+// replay handles a held segment (none if raw is empty) as if it came now;
+// asked: no agent holds its connection.
+func (s *Shard) replay(raw []byte, asked bool) {
+	if len(raw) == 0 {
+		return
+	}
 	f := ring.Frame{Raw: raw, Data: raw[s.vnetLen:]}
 	if s.vnetLen > 0 {
 		f.Vnet = raw[:s.vnetLen]
@@ -403,6 +416,5 @@ func (s *Shard) noOwner(raw []byte) {
 	if err != nil {
 		return
 	}
-	t := s.tupleOf(ip, tcp)
-	s.newFlow(&t, &f, tcp, true)
+	s.segment(&f, ip, tcp, asked)
 }

@@ -264,6 +264,12 @@ func (s *Shard) frame(f *ring.Frame) {
 		s.drop(DropPort)
 		return
 	}
+	s.segment(f, ip, tcp, false)
+}
+
+// segment handles a TCP segment to the VIP: to its flow, or to newFlow
+// (asked: the agents said no one holds the connection).
+func (s *Shard) segment(f *ring.Frame, ip header.IPv4, tcp header.TCP, asked bool) {
 	t := s.tupleOf(ip, tcp)
 	key := flowKey(&t)
 	if i, ok := s.tab.lookup(key); ok {
@@ -283,7 +289,7 @@ func (s *Shard) frame(f *ring.Frame) {
 	} else if !s.valid(f, ip, tcp) {
 		return
 	}
-	s.newFlow(&t, f, tcp, false)
+	s.newFlow(&t, f, tcp, asked)
 }
 
 // tupleOf returns the connection of a frame to the VIP.
