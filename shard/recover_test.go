@@ -379,3 +379,32 @@ func BenchmarkRecover(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*handoff.MaxLookup)/b.Elapsed().Seconds(), "conns/s")
 }
+
+// TestLostHandoffRecovered: when the control connection breaks while a
+// HANDOFF waits for its answer, the switch cannot tell whether the agent
+// made the socket: it forgets the flow, sends the client nothing, and the
+// client's retransmitted request is asked about. Here the agent had made
+// none (it is down; the other says no): the request is handed off again,
+// to the other back-end of the pool.
+func TestLostHandoffRecovered(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41200)
+	c.handshake()
+	req := "GET / HTTP/1.1\r\nHost: both.example\r\n\r\n"
+	c.data(header.FlagPSH, req)
+	h.pump()
+	first := 0
+	if len(h.agents[1].Msgs) == 1 {
+		first = 1
+	}
+	h.handoff(first)
+	h.s.ctl.Fail(first, errors.New("test: cut"))
+	if out := h.tx.take(); len(out) != 0 || h.s.C.ActiveFlows.Load() != 0 {
+		t.Fatalf("after the loss: %d frames sent, %d flows; want none: the flow is forgotten", len(out), h.s.C.ActiveFlows.Load())
+	}
+	c.send(c.isn+1, c.iss+1, header.FlagPSH|header.FlagACK, req) // the client's retransmission
+	h.noOwners()
+	if _, _, got := h.handoff(1 - first); string(got) != req {
+		t.Fatalf("handed off again %q, want %q", got, req)
+	}
+}

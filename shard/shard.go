@@ -622,9 +622,14 @@ func (s *Shard) Answered(backend int, id uint64, ok bool) {
 // (control.Owner).
 func (s *Shard) Down(backend int) { s.bc[backend].Downs.Add(1) }
 
-// Lost answers 503 to the flows waiting for a back-end whose control
-// connection broke, and gives up on its answers to LOOKUPs
-// (control.Owner).
+// Lost forgets the flows waiting for a back-end whose control connection
+// broke, and gives up on its answers to LOOKUPs (control.Owner). The
+// agent may have re-created a flow's socket (it delivers it even when it
+// cannot answer) or not: the switch cannot tell, so it does what a
+// restarted switch does. The client's next segment is asked about: the
+// agent's socket, if there is one, gets the flow; if no agent has one, the
+// client retransmits its request (the switch had not acknowledged it) and
+// the connection starts again from its SYN cookie.
 func (s *Shard) Lost(backend int) {
 	s.lostLookups(backend)
 	for i := range s.tab.flows {
@@ -632,7 +637,7 @@ func (s *Shard) Lost(backend int) {
 		if fl.state == flowOwned && fl.conn.tcp.State() == tcpfsm.HandingOff && fl.conn.backend == backend {
 			s.C.HandoffsErr.Add(1)
 			s.bc[backend].HandoffsFailed.Add(1)
-			s.respond(int32(i), 503)
+			s.free(int32(i))
 		}
 	}
 }

@@ -150,12 +150,6 @@ func TestSwitchAnswers(t *testing.T) {
 				h.answer(0, id, false)
 				return true
 			}},
-		{name: "control connection breaks during the handoff", req: "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n", status: 503,
-			after: func(h *harness, t *testing.T) bool {
-				h.handoff(0)
-				h.s.ctl.Fail(0, errors.New("test: cut"))
-				return true
-			}},
 		{name: "handoff timeout", req: "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n", status: 504,
 			after: func(h *harness, t *testing.T) bool {
 				h.handoff(0)
