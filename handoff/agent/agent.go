@@ -41,6 +41,12 @@ var errAgentConfig = errors.New("agent: Agent needs Secret, Recreate and Deliver
 // Health changes. Shutdown sends GOAWAY and lets the switches close their
 // connections.
 //
+// A re-created connection whose OK cannot be written (the switch died or
+// lost its control connection meanwhile) is delivered all the same: its
+// socket exists and holds the client's request, closing it would reset the
+// client, and a switch that gets the client's next segment finds the flow
+// by LOOKUP. The control connection then ends.
+//
 // Messages from one connection are handled in order and each reply is written
 // as soon as it is ready. Recreate is only called for a message whose MAC
 // verified, so a rejected message never creates a socket. A connection that
@@ -55,7 +61,8 @@ type Agent struct {
 	// slow Recreate holds up later messages of that switch.
 	Recreate func(st *handoff.ConnState, request []byte) (net.Conn, error)
 	// Deliver gives a re-created connection to the server, after its OK was
-	// written. It must not block for long, for the same reason.
+	// written (or failed to be). It must not block for long, for the same
+	// reason.
 	Deliver func(c net.Conn)
 	// Lookup appends to owners the owner of each of ids (at most
 	// handoff.MaxLookup), in order: whether this host holds the connection
@@ -88,10 +95,11 @@ type Agent struct {
 
 // Stats are the Agent's counters.
 type Stats struct {
-	Sessions       atomic.Uint64 // control connections that completed the handshake
-	Handoffs       atomic.Uint64 // HANDOFFs re-created, answered OK and passed to Deliver
-	RecreateFailed atomic.Uint64 // HANDOFFs answered ERR(handoff.ErrCodeRecreate)
-	Malformed      atomic.Uint64 // HANDOFFs and LOOKUPs answered ERR(handoff.ErrCodeMalformed): authentic but undecodable
+	Sessions         atomic.Uint64 // control connections that completed the handshake
+	Handoffs         atomic.Uint64 // HANDOFFs re-created, answered OK and passed to Deliver
+	DeliveredUnacked atomic.Uint64 // HANDOFFs re-created and passed to Deliver, their OK not written
+	RecreateFailed   atomic.Uint64 // HANDOFFs answered ERR(handoff.ErrCodeRecreate)
+	Malformed        atomic.Uint64 // HANDOFFs and LOOKUPs answered ERR(handoff.ErrCodeMalformed): authentic but undecodable
 
 	Lookups      atomic.Uint64 // LOOKUPs received
 	LookupConns  atomic.Uint64 // connections asked about, in the LOOKUPs that decoded
@@ -111,27 +119,29 @@ type Stats struct {
 }
 
 // Snapshot returns the counters by name, for logs: "sessions", "handoffs",
-// "recreate_failed", "malformed", "lookups", "lookup_conns",
-// "lookup_owned", "lookup_failed" and "reject_<reason>" for every reason.
+// "recreate_failed", "malformed", "delivered_unacked", "lookups",
+// "lookup_conns", "lookup_owned", "lookup_failed" and "reject_<reason>" for
+// every reason.
 func (s *Stats) Snapshot() map[string]uint64 {
 	return map[string]uint64{
-		"sessions":         s.Sessions.Load(),
-		"handoffs":         s.Handoffs.Load(),
-		"recreate_failed":  s.RecreateFailed.Load(),
-		"malformed":        s.Malformed.Load(),
-		"lookups":          s.Lookups.Load(),
-		"lookup_conns":     s.LookupConns.Load(),
-		"lookup_owned":     s.LookupOwned.Load(),
-		"lookup_failed":    s.LookupFailed.Load(),
-		"reject_auth":      s.RejectAuth.Load(),
-		"reject_mac":       s.RejectMAC.Load(),
-		"reject_version":   s.RejectVersion.Load(),
-		"reject_type":      s.RejectType.Load(),
-		"reject_state":     s.RejectState.Load(),
-		"reject_too_large": s.RejectTooLarge.Load(),
-		"reject_malformed": s.RejectMalformed.Load(),
-		"reject_truncated": s.RejectTruncated.Load(),
-		"reject_timeout":   s.RejectTimeout.Load(),
+		"sessions":          s.Sessions.Load(),
+		"handoffs":          s.Handoffs.Load(),
+		"recreate_failed":   s.RecreateFailed.Load(),
+		"malformed":         s.Malformed.Load(),
+		"delivered_unacked": s.DeliveredUnacked.Load(),
+		"lookups":           s.Lookups.Load(),
+		"lookup_conns":      s.LookupConns.Load(),
+		"lookup_owned":      s.LookupOwned.Load(),
+		"lookup_failed":     s.LookupFailed.Load(),
+		"reject_auth":       s.RejectAuth.Load(),
+		"reject_mac":        s.RejectMAC.Load(),
+		"reject_version":    s.RejectVersion.Load(),
+		"reject_type":       s.RejectType.Load(),
+		"reject_state":      s.RejectState.Load(),
+		"reject_too_large":  s.RejectTooLarge.Load(),
+		"reject_malformed":  s.RejectMalformed.Load(),
+		"reject_truncated":  s.RejectTruncated.Load(),
+		"reject_timeout":    s.RejectTimeout.Load(),
 	}
 }
 
@@ -540,13 +550,15 @@ func (cc *agentConn) recreate(m handoff.Msg) error {
 		cc.log.Debug().Err(err).Stringer("client", st.Client).Msg("handoff agent: re-creation failed")
 		return cc.sendErr(m.ID, handoff.ErrCodeRecreate, err.Error())
 	}
-	if err := cc.send(handoff.MsgOK, m.ID, nil); err != nil {
-		conn.Close()
-		return err
+	err = cc.send(handoff.MsgOK, m.ID, nil)
+	if err != nil {
+		a.Stats.DeliveredUnacked.Add(1)
+		cc.log.Info().Err(err).Stringer("client", st.Client).Msg("handoff agent: OK not written; connection delivered all the same")
+	} else {
+		a.Stats.Handoffs.Add(1)
 	}
-	a.Stats.Handoffs.Add(1)
 	a.Deliver(conn)
-	return nil
+	return err
 }
 
 // errNoLookup answers a LOOKUP when the Agent has no Lookup.

@@ -548,6 +548,49 @@ func TestAgentErrReplies(t *testing.T) {
 	}
 }
 
+// TestAgentDeliversUnacked: a connection re-created for a switch that dies
+// before the OK is written is delivered all the same.
+func TestAgentDeliversUnacked(t *testing.T) {
+	f := newFakeRepair()
+	started, switchGone := make(chan struct{}), make(chan struct{})
+	a, addr := startAgent(t, f, func(a *Agent) {
+		a.LoadInterval = time.Hour // no LOAD write to find the reset first
+		a.Recreate = func(st *handoff.ConnState, request []byte) (net.Conn, error) {
+			close(started)
+			<-switchGone
+			return f.Recreate(st, request)
+		}
+	})
+	ts, err := dialSwitch(t, addr, testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	st := testState(3)
+	if err := ts.s.SendHandoff(1, &st, []byte("GET")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.flush(); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	// The switch dies: its kernel resets the connection (on loopback, the
+	// agent's end has the reset when Close returns), so writing OK fails.
+	if err := ts.c.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	ts.c.Close()
+	close(switchGone)
+	select {
+	case c := <-f.delivered:
+		c.Close()
+	case <-time.After(time.Second):
+		t.Fatal("the re-created connection was not delivered")
+	}
+	if n, m := a.Stats.DeliveredUnacked.Load(), a.Stats.Handoffs.Load(); n != 1 || m != 0 {
+		t.Errorf("Stats.DeliveredUnacked = %d, Handoffs = %d; want 1, 0", n, m)
+	}
+}
+
 // testFlows returns n connections to one VIP from distinct clients.
 func testFlows(n int) []handoff.FlowID {
 	ids := make([]handoff.FlowID, n)
@@ -792,7 +835,7 @@ func TestAgentStatsSnapshot(t *testing.T) {
 		"reject_version": &s.RejectVersion, "reject_type": &s.RejectType, "reject_state": &s.RejectState,
 		"reject_too_large": &s.RejectTooLarge, "reject_malformed": &s.RejectMalformed,
 		"reject_truncated": &s.RejectTruncated, "reject_timeout": &s.RejectTimeout,
-		"lookups": &s.Lookups, "lookup_conns": &s.LookupConns,
+		"delivered_unacked": &s.DeliveredUnacked, "lookups": &s.Lookups, "lookup_conns": &s.LookupConns,
 		"lookup_owned": &s.LookupOwned, "lookup_failed": &s.LookupFailed,
 	}
 	var n uint64
