@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
 	"webswitch/handoff"
@@ -217,6 +218,17 @@ func TestDiagLookupErrors(t *testing.T) {
 	}
 	if o, err := d.Lookup([]handoff.FlowID{id}, nil); !errors.Is(err, net.ErrClosed) || len(o) != 0 {
 		t.Errorf("after Close: %v, %v; want net.ErrClosed", o, err)
+	}
+}
+
+// TestNewLooksUp: the Agent New returns answers LOOKUPs from this host's
+// kernel.
+func TestNewLooksUp(t *testing.T) {
+	_, server := connect(t, listen4(t))
+	a, _ := New([]byte("secret"), netip.MustParseAddr("127.0.0.1"), zerolog.Nop())
+	o, err := a.Lookup([]handoff.FlowID{flowOf(server)}, nil)
+	if err != nil || len(o) != 1 || o[0].State != handoff.SockEstablished {
+		t.Errorf("Lookup = %+v, %v; want one ESTABLISHED owner", o, err)
 	}
 }
 
