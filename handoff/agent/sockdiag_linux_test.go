@@ -156,6 +156,36 @@ func TestDiagLookupListenerIsNoOwner(t *testing.T) {
 	}
 }
 
+// TestDiagLookupDualStack: a server listening on [::], as many do, holds
+// its IPv4 clients' connections in IPv6 sockets; the IPv4 lookup finds
+// them, and its fallback to that listener is no owner either.
+func TestDiagLookupDualStack(t *testing.T) {
+	l, err := net.Listen("tcp", "[::]:0")
+	if err != nil {
+		t.Skipf("no IPv6: %v", err)
+	}
+	defer l.Close()
+	vip := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(l.Addr().(*net.TCPAddr).Port))
+	client, err := net.Dial("tcp4", vip.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	ids := []handoff.FlowID{
+		reverse(flowOf(client)),
+		{Client: netip.MustParseAddrPort("127.0.0.1:9"), VIP: vip},
+	}
+	got, err := newTestDiag(t).Lookup(ids, nil)
+	if err != nil || len(got) != 2 || got[0].State != handoff.SockEstablished || got[1] != (handoff.Owner{}) {
+		t.Errorf("Lookup = %+v, %v; want ESTABLISHED, then no owner", got, err)
+	}
+}
+
 // TestDiagLookupBatch: a full batch of connections held and not held, in
 // mixed order, is answered in order.
 func TestDiagLookupBatch(t *testing.T) {
