@@ -11,9 +11,9 @@ import (
 	"sync"
 	"unsafe"
 
-	"webswitch/handoff"
-
 	"golang.org/x/sys/unix"
+
+	"webswitch/handoff"
 )
 
 // The sock_diag wire (linux/sock_diag.h, linux/inet_diag.h): a request about
@@ -216,7 +216,10 @@ func openDiag() (int, error) {
 }
 
 // exchange writes the requests of a batch and reads their answers into
-// owners; the sequence number of a request is its index in owners.
+// owners; the sequence number of a request is its index in owners. A
+// message left from an earlier batch (there is none: a batch reads every
+// answer, and one that fails drops the socket) would make one request
+// answered twice: an error, never a wrong owner.
 func (d *Diag) exchange(req []byte, owners []handoff.Owner) error {
 	if _, err := unix.Write(d.fd, req); err != nil {
 		return fmt.Errorf("sock_diag lookup: write: %w", err)
