@@ -71,7 +71,7 @@ const (
 	MsgAuthOK  MsgType = 3 // agent→switch: the agent's proof
 	MsgHandoff MsgType = 4 // switch→agent: a connection to re-create (see AppendHandoffBody)
 	MsgOK      MsgType = 5 // agent→switch: the handoff with this id succeeded (empty body)
-	MsgErr     MsgType = 6 // agent→switch: the handoff with this id failed (see DecodeErrBody)
+	MsgErr     MsgType = 6 // agent→switch: the HANDOFF or LOOKUP with this id failed (see DecodeErrBody)
 	MsgLoad    MsgType = 7 // agent→switch: load and health report (see AppendLoadBody)
 	MsgPing    MsgType = 8 // either way: liveness probe (empty body)
 	MsgPong    MsgType = 9 // either way: answer to a PING with the same id (empty body)
@@ -119,9 +119,9 @@ func (t MsgType) String() string {
 // ERR codes carried in the body of a MsgErr.
 const (
 	ErrCodeRecreate  uint16 = 1 // the agent could not re-create the socket
-	ErrCodeBusy      uint16 = 2 // the agent is overloaded
+	ErrCodeBusy      uint16 = 2 // the agent is overloaded, or cannot look up its connections (LOOKUP)
 	ErrCodeDraining  uint16 = 3 // the agent is draining and takes no new connections
-	ErrCodeMalformed uint16 = 4 // the HANDOFF body did not decode
+	ErrCodeMalformed uint16 = 4 // the HANDOFF or LOOKUP body did not decode
 )
 
 // Errors returned by the codec and Session. Every one of them is fatal for

@@ -1,7 +1,9 @@
 // Command handoffd is the back-end agent of webswitch: it accepts the
 // switch's control connections, re-creates each handed-off client connection
 // in this host's kernel with TCP_REPAIR, and serves it, either with the
-// built-in static file server or by splicing it to a local server.
+// built-in static file server or by splicing it to a local server. It tells
+// a switch that lost its flows which connections this host holds (LOOKUP,
+// answered from the kernel with sock_diag).
 //
 // Usage:
 //
@@ -18,7 +20,8 @@
 //
 // Signals:
 //   - SIGUSR1 logs the agent's counters ("agent counters": sessions,
-//     handoffs, rejected control connections by reason).
+//     handoffs, connections delivered without their OK, flow lookups,
+//     rejected control connections by reason).
 //   - SIGHUP upgrades in place: a new handoffd (the binary now at the same
 //     path, with the configuration file as it is now) starts and inherits the
 //     listening sockets; once it is ready, this one stops gracefully as

@@ -34,10 +34,18 @@ var errAgentConfig = errors.New("agent: Agent needs Secret, Recreate and Deliver
 
 // Agent serves control connections from switches: handshake, then for each
 // HANDOFF it calls Recreate and answers OK or ERR(code, reason) with the same
-// id, then hands the new connection to Deliver. It answers PING with PONG and
-// sends LOAD (its Health and Active count) every LoadInterval, once right
-// after the handshake, and at once when Health changes. Shutdown sends
-// GOAWAY and lets the switches close their connections.
+// id, then hands the new connection to Deliver. For each LOOKUP (flow
+// recovery) it calls Lookup and answers OWNERS, or ERR when it cannot say.
+// It answers PING with PONG and sends LOAD (its Health and Active count)
+// every LoadInterval, once right after the handshake, and at once when
+// Health changes. Shutdown sends GOAWAY and lets the switches close their
+// connections.
+//
+// A re-created connection whose OK cannot be written (the switch died or
+// lost its control connection meanwhile) is delivered all the same: its
+// socket exists and holds the client's request, closing it would reset the
+// client, and a switch that gets the client's next segment finds the flow
+// by LOOKUP. The control connection then ends.
 //
 // Messages from one connection are handled in order and each reply is written
 // as soon as it is ready. Recreate is only called for a message whose MAC
@@ -53,8 +61,16 @@ type Agent struct {
 	// slow Recreate holds up later messages of that switch.
 	Recreate func(st *handoff.ConnState, request []byte) (net.Conn, error)
 	// Deliver gives a re-created connection to the server, after its OK was
-	// written. It must not block for long, for the same reason.
+	// written (or failed to be). It must not block for long, for the same
+	// reason.
 	Deliver func(c net.Conn)
+	// Lookup appends to owners the owner of each of ids (at most
+	// handoff.MaxLookup), in order: whether this host holds the connection
+	// and in which state (a Diag in production, a fake in tests). It is
+	// called from the connection's goroutine, like Recreate. When it fails,
+	// or is nil, LOOKUPs are answered ERR(handoff.ErrCodeBusy), so that no
+	// switch concludes that this host holds none of the connections.
+	Lookup func(ids []handoff.FlowID, owners []handoff.Owner) ([]handoff.Owner, error)
 	// Active optionally reports the number of active connections for LOAD.
 	Active func() uint32
 
@@ -79,10 +95,16 @@ type Agent struct {
 
 // Stats are the Agent's counters.
 type Stats struct {
-	Sessions       atomic.Uint64 // control connections that completed the handshake
-	Handoffs       atomic.Uint64 // HANDOFFs re-created, answered OK and passed to Deliver
-	RecreateFailed atomic.Uint64 // HANDOFFs answered ERR(handoff.ErrCodeRecreate)
-	Malformed      atomic.Uint64 // HANDOFFs answered ERR(handoff.ErrCodeMalformed): authentic but undecodable
+	Sessions         atomic.Uint64 // control connections that completed the handshake
+	Handoffs         atomic.Uint64 // HANDOFFs re-created, answered OK and passed to Deliver
+	DeliveredUnacked atomic.Uint64 // HANDOFFs re-created and passed to Deliver, their OK not written
+	RecreateFailed   atomic.Uint64 // HANDOFFs answered ERR(handoff.ErrCodeRecreate)
+	Malformed        atomic.Uint64 // HANDOFFs and LOOKUPs answered ERR(handoff.ErrCodeMalformed): authentic but undecodable
+
+	Lookups      atomic.Uint64 // LOOKUPs received
+	LookupConns  atomic.Uint64 // connections asked about, in the LOOKUPs that decoded
+	LookupOwned  atomic.Uint64 // of those, the ones this host holds
+	LookupFailed atomic.Uint64 // LOOKUPs answered ERR(handoff.ErrCodeBusy): no Lookup, or it failed
 
 	// Connections closed because of a protocol error, by reason.
 	RejectAuth      atomic.Uint64 // handoff.ErrAuth: the switch proved a different secret
@@ -97,22 +119,29 @@ type Stats struct {
 }
 
 // Snapshot returns the counters by name, for logs: "sessions", "handoffs",
-// "recreate_failed", "malformed" and "reject_<reason>" for every reason.
+// "recreate_failed", "malformed", "delivered_unacked", "lookups",
+// "lookup_conns", "lookup_owned", "lookup_failed" and "reject_<reason>" for
+// every reason.
 func (s *Stats) Snapshot() map[string]uint64 {
 	return map[string]uint64{
-		"sessions":         s.Sessions.Load(),
-		"handoffs":         s.Handoffs.Load(),
-		"recreate_failed":  s.RecreateFailed.Load(),
-		"malformed":        s.Malformed.Load(),
-		"reject_auth":      s.RejectAuth.Load(),
-		"reject_mac":       s.RejectMAC.Load(),
-		"reject_version":   s.RejectVersion.Load(),
-		"reject_type":      s.RejectType.Load(),
-		"reject_state":     s.RejectState.Load(),
-		"reject_too_large": s.RejectTooLarge.Load(),
-		"reject_malformed": s.RejectMalformed.Load(),
-		"reject_truncated": s.RejectTruncated.Load(),
-		"reject_timeout":   s.RejectTimeout.Load(),
+		"sessions":          s.Sessions.Load(),
+		"handoffs":          s.Handoffs.Load(),
+		"recreate_failed":   s.RecreateFailed.Load(),
+		"malformed":         s.Malformed.Load(),
+		"delivered_unacked": s.DeliveredUnacked.Load(),
+		"lookups":           s.Lookups.Load(),
+		"lookup_conns":      s.LookupConns.Load(),
+		"lookup_owned":      s.LookupOwned.Load(),
+		"lookup_failed":     s.LookupFailed.Load(),
+		"reject_auth":       s.RejectAuth.Load(),
+		"reject_mac":        s.RejectMAC.Load(),
+		"reject_version":    s.RejectVersion.Load(),
+		"reject_type":       s.RejectType.Load(),
+		"reject_state":      s.RejectState.Load(),
+		"reject_too_large":  s.RejectTooLarge.Load(),
+		"reject_malformed":  s.RejectMalformed.Load(),
+		"reject_truncated":  s.RejectTruncated.Load(),
+		"reject_timeout":    s.RejectTimeout.Load(),
 	}
 }
 
@@ -322,6 +351,11 @@ type agentConn struct {
 	sess   *handoff.Session
 	load   [handoff.LoadLen]byte
 	goaway bool // GOAWAY sent
+
+	// LOOKUP buffers, used by the reading goroutine only.
+	ids    []handoff.FlowID
+	owners []handoff.Owner
+	body   []byte
 }
 
 func (a *Agent) newConn(c net.Conn) *agentConn {
@@ -494,6 +528,8 @@ func (cc *agentConn) handle(m handoff.Msg) error {
 	switch m.Type {
 	case handoff.MsgHandoff:
 		return cc.recreate(m)
+	case handoff.MsgLookup:
+		return cc.lookup(m)
 	case handoff.MsgPing:
 		return cc.send(handoff.MsgPong, m.ID, nil)
 	}
@@ -514,13 +550,55 @@ func (cc *agentConn) recreate(m handoff.Msg) error {
 		cc.log.Debug().Err(err).Stringer("client", st.Client).Msg("handoff agent: re-creation failed")
 		return cc.sendErr(m.ID, handoff.ErrCodeRecreate, err.Error())
 	}
-	if err := cc.send(handoff.MsgOK, m.ID, nil); err != nil {
-		conn.Close()
-		return err
+	err = cc.send(handoff.MsgOK, m.ID, nil)
+	if err != nil {
+		a.Stats.DeliveredUnacked.Add(1)
+		cc.log.Info().Err(err).Stringer("client", st.Client).Msg("handoff agent: OK not written; connection delivered all the same")
+	} else {
+		a.Stats.Handoffs.Add(1)
 	}
-	a.Stats.Handoffs.Add(1)
 	a.Deliver(conn)
-	return nil
+	return err
+}
+
+// errNoLookup answers a LOOKUP when the Agent has no Lookup.
+var errNoLookup = errors.New("agent: this agent cannot look up its connections")
+
+// lookup answers a LOOKUP with OWNERS, one entry per connection asked, in
+// order. It answers ERR instead, so the switch takes it as no answer from
+// this agent: ERR(handoff.ErrCodeMalformed) for a body that does not
+// decode, as for a HANDOFF (the switch proved the secret: a bug, not an
+// attack, and its other messages are still served), and
+// ERR(handoff.ErrCodeBusy) when the agent cannot look.
+func (cc *agentConn) lookup(m handoff.Msg) error {
+	a := cc.a
+	a.Stats.Lookups.Add(1)
+	ids, err := handoff.DecodeLookupBody(m.Body, cc.ids[:0])
+	if err != nil {
+		a.Stats.Malformed.Add(1)
+		return cc.sendErr(m.ID, handoff.ErrCodeMalformed, err.Error())
+	}
+	cc.ids = ids
+	a.Stats.LookupConns.Add(uint64(len(ids)))
+	err = errNoLookup
+	if a.Lookup != nil {
+		cc.owners, err = a.Lookup(ids, cc.owners[:0])
+	}
+	if err != nil {
+		a.Stats.LookupFailed.Add(1)
+		cc.log.Debug().Err(err).Msg("handoff agent: lookup failed")
+		return cc.sendErr(m.ID, handoff.ErrCodeBusy, err.Error())
+	}
+	var owned uint64
+	cc.body = cc.body[:0]
+	for _, o := range cc.owners {
+		if o.Owns() {
+			owned++
+		}
+		cc.body = handoff.AppendOwner(cc.body, o)
+	}
+	a.Stats.LookupOwned.Add(owned)
+	return cc.send(handoff.MsgOwners, m.ID, cc.body)
 }
 
 // send queues one message and writes it.

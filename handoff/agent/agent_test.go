@@ -190,6 +190,29 @@ func (ts *testSwitch) closedByAgent() {
 	}
 }
 
+// answer is a reply as the tests compare it: an ERR's code and reason
+// decoded.
+type answer struct {
+	Type   handoff.MsgType
+	ID     uint64
+	Code   uint16
+	Reason string
+}
+
+func (ts *testSwitch) answer() answer {
+	ts.t.Helper()
+	m := ts.reply()
+	a := answer{Type: m.Type, ID: m.ID}
+	if m.Type == handoff.MsgErr {
+		code, reason, err := handoff.DecodeErrBody(m.Body)
+		if err != nil {
+			ts.t.Fatal(err)
+		}
+		a.Code, a.Reason = code, string(reason)
+	}
+	return a
+}
+
 func isReset(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && !op.Timeout()
@@ -495,26 +518,11 @@ func TestAgentErrReplies(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	type reply struct {
-		Type   handoff.MsgType
-		ID     uint64
-		Code   uint16
-		Reason string
-	}
-	var got []reply
+	var got []answer
 	for range 3 {
-		m := ts.reply()
-		r := reply{Type: m.Type, ID: m.ID}
-		if m.Type == handoff.MsgErr {
-			code, reason, err := handoff.DecodeErrBody(m.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.Code, r.Reason = code, string(reason)
-		}
-		got = append(got, r)
+		got = append(got, ts.answer())
 	}
-	want := []reply{
+	want := []answer{
 		{handoff.MsgErr, 1, handoff.ErrCodeRecreate, "bind: address already in use"},
 		{handoff.MsgErr, 2, handoff.ErrCodeMalformed, handoff.ErrMalformed.Error()},
 		{handoff.MsgOK, 3, 0, ""},
@@ -537,6 +545,241 @@ func TestAgentErrReplies(t *testing.T) {
 		if got := tc.n.Load(); got != tc.want {
 			t.Errorf("Stats.%s = %d, want %d", name, got, tc.want)
 		}
+	}
+}
+
+// TestAgentDeliversUnacked: a connection re-created for a switch that dies
+// before the OK is written is delivered all the same.
+func TestAgentDeliversUnacked(t *testing.T) {
+	f := newFakeRepair()
+	started, switchGone := make(chan struct{}), make(chan struct{})
+	a, addr := startAgent(t, f, func(a *Agent) {
+		a.LoadInterval = time.Hour // no LOAD write to find the reset first
+		a.Recreate = func(st *handoff.ConnState, request []byte) (net.Conn, error) {
+			close(started)
+			<-switchGone
+			return f.Recreate(st, request)
+		}
+	})
+	ts, err := dialSwitch(t, addr, testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	st := testState(3)
+	if err := ts.s.SendHandoff(1, &st, []byte("GET")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.flush(); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	// The switch dies: its kernel resets the connection (on loopback, the
+	// agent's end has the reset when Close returns), so writing OK fails.
+	if err := ts.c.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	ts.c.Close()
+	close(switchGone)
+	select {
+	case c := <-f.delivered:
+		c.Close()
+	case <-time.After(time.Second):
+		t.Fatal("the re-created connection was not delivered")
+	}
+	if n, m := a.Stats.DeliveredUnacked.Load(), a.Stats.Handoffs.Load(); n != 1 || m != 0 {
+		t.Errorf("Stats.DeliveredUnacked = %d, Handoffs = %d; want 1, 0", n, m)
+	}
+}
+
+// testFlows returns n connections to one VIP from distinct clients.
+func testFlows(n int) []handoff.FlowID {
+	ids := make([]handoff.FlowID, n)
+	for i := range ids {
+		ids[i] = handoff.FlowID{
+			Client: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(i)}), uint16(40000+i)),
+			VIP:    netip.MustParseAddrPort("198.18.0.100:443"),
+		}
+	}
+	return ids
+}
+
+// tableLookup is an Agent.Lookup answering from a table: handoff.Owner{}
+// for a connection not in it.
+func tableLookup(table map[handoff.FlowID]handoff.Owner) func([]handoff.FlowID, []handoff.Owner) ([]handoff.Owner, error) {
+	return func(ids []handoff.FlowID, owners []handoff.Owner) ([]handoff.Owner, error) {
+		for _, id := range ids {
+			owners = append(owners, table[id])
+		}
+		return owners, nil
+	}
+}
+
+// sendLookup queues a LOOKUP of ids.
+func (ts *testSwitch) sendLookup(id uint64, ids []handoff.FlowID) {
+	ts.t.Helper()
+	body, err := handoff.AppendLookupBody(nil, ids)
+	if err != nil {
+		ts.t.Fatal(err)
+	}
+	if err := ts.s.Send(handoff.MsgLookup, id, body); err != nil {
+		ts.t.Fatal(err)
+	}
+}
+
+// owners reads the reply to the LOOKUP id of n connections.
+func (ts *testSwitch) owners(id uint64, n int) []handoff.Owner {
+	ts.t.Helper()
+	m := ts.reply()
+	if m.Type != handoff.MsgOwners || m.ID != id {
+		ts.t.Fatalf("reply %v id %d, want OWNERS %d", m.Type, m.ID, id)
+	}
+	if err := handoff.CheckOwners(m.Body, n); err != nil {
+		ts.t.Fatalf("OWNERS %d: %v", id, err)
+	}
+	got := make([]handoff.Owner, n)
+	for i := range got {
+		got[i] = handoff.OwnerAt(m.Body, i)
+	}
+	return got
+}
+
+func TestAgentLookup(t *testing.T) {
+	ids := testFlows(handoff.MaxLookup)
+	table := map[handoff.FlowID]handoff.Owner{
+		ids[0]:  {State: handoff.SockEstablished, IdleMS: 12},
+		ids[2]:  {State: handoff.SockTimeWait, IdleMS: handoff.NoIdle},
+		ids[63]: {State: handoff.SockCloseWait, IdleMS: 70_000},
+	}
+	a, addr := startAgent(t, newFakeRepair(), func(a *Agent) { a.Lookup = tableLookup(table) })
+	ts, err := dialSwitch(t, addr, testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	asked := [][]handoff.FlowID{ids[:3], ids, ids[1:2]} // pipelined
+	for i, batch := range asked {
+		ts.sendLookup(uint64(10+i), batch)
+	}
+	if err := ts.flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i, batch := range asked {
+		want := make([]handoff.Owner, len(batch))
+		for j, id := range batch {
+			want[j] = table[id]
+		}
+		if diff := cmp.Diff(want, ts.owners(uint64(10+i), len(batch))); diff != "" {
+			t.Errorf("LOOKUP %d (-want +got):\n%s", 10+i, diff)
+		}
+	}
+	for name, tc := range map[string]struct {
+		n    *atomic.Uint64
+		want uint64
+	}{
+		"Lookups":      {&a.Stats.Lookups, 3},
+		"LookupConns":  {&a.Stats.LookupConns, 3 + handoff.MaxLookup + 1},
+		"LookupOwned":  {&a.Stats.LookupOwned, 2 + 3},
+		"LookupFailed": {&a.Stats.LookupFailed, 0},
+	} {
+		if got := tc.n.Load(); got != tc.want {
+			t.Errorf("Stats.%s = %d, want %d", name, got, tc.want)
+		}
+	}
+}
+
+// TestAgentLookupErrors: a LOOKUP the agent cannot answer gets ERR, never
+// OWNERS saying no owner, and the connection goes on.
+func TestAgentLookupErrors(t *testing.T) {
+	errNetlink := errors.New("sock_diag lookup: no buffer space available")
+	tests := []struct {
+		name    string
+		lookup  func([]handoff.FlowID, []handoff.Owner) ([]handoff.Owner, error)
+		body    []byte
+		want    answer
+		counter func(s *Stats) *atomic.Uint64
+	}{
+		{
+			name:    "malformed body",
+			lookup:  tableLookup(nil),
+			body:    []byte{4, 0}, // no connection
+			want:    answer{handoff.MsgErr, 1, handoff.ErrCodeMalformed, handoff.ErrMalformed.Error()},
+			counter: func(s *Stats) *atomic.Uint64 { return &s.Malformed },
+		},
+		{
+			name: "lookup fails",
+			lookup: func(ids []handoff.FlowID, owners []handoff.Owner) ([]handoff.Owner, error) {
+				return owners, errNetlink
+			},
+			want:    answer{handoff.MsgErr, 1, handoff.ErrCodeBusy, errNetlink.Error()},
+			counter: func(s *Stats) *atomic.Uint64 { return &s.LookupFailed },
+		},
+		{
+			name:    "no lookup",
+			want:    answer{handoff.MsgErr, 1, handoff.ErrCodeBusy, errNoLookup.Error()},
+			counter: func(s *Stats) *atomic.Uint64 { return &s.LookupFailed },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, addr := startAgent(t, newFakeRepair(), func(a *Agent) { a.Lookup = tt.lookup })
+			ts, err := dialSwitch(t, addr, testSecret)
+			if err != nil {
+				t.Fatalf("handshake: %v", err)
+			}
+			if tt.body == nil {
+				ts.sendLookup(1, testFlows(2))
+			} else if err := ts.s.Send(handoff.MsgLookup, 1, tt.body); err != nil {
+				t.Fatal(err)
+			}
+			if err := ts.s.Send(handoff.MsgPing, 2, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := ts.flush(); err != nil {
+				t.Fatal(err)
+			}
+			if got := ts.answer(); got != tt.want {
+				t.Errorf("reply %+v, want %+v", got, tt.want)
+			}
+			if got := ts.answer(); got != (answer{Type: handoff.MsgPong, ID: 2}) {
+				t.Errorf("reply to the next PING: %+v, want PONG 2", got)
+			}
+			if n := tt.counter(&a.Stats).Load(); n != 1 {
+				t.Errorf("counted %d times, want 1", n)
+			}
+		})
+	}
+}
+
+// TestAgentLookupNoAllocs: a LOOKUP and its OWNERS, both ends included,
+// allocate nothing once the buffers are warm.
+func TestAgentLookupNoAllocs(t *testing.T) {
+	ids := testFlows(handoff.MaxLookup)
+	table := map[handoff.FlowID]handoff.Owner{ids[5]: {State: handoff.SockEstablished, IdleMS: 3}}
+	_, addr := startAgent(t, newFakeRepair(), func(a *Agent) {
+		a.LoadInterval = time.Hour
+		a.Lookup = tableLookup(table)
+	})
+	ts, err := dialSwitch(t, addr, testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	body, err := handoff.AppendLookupBody(nil, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	round := func() {
+		if err := ts.s.Send(handoff.MsgLookup, 1, body); err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.flush(); err != nil {
+			t.Fatal(err)
+		}
+		if m := ts.reply(); m.Type != handoff.MsgOwners {
+			t.Fatalf("reply %v, want OWNERS", m.Type)
+		}
+	}
+	round()
+	if allocs := testing.AllocsPerRun(100, round); allocs != 0 {
+		t.Errorf("LOOKUP of %d connections: %v allocations, want 0", len(ids), allocs)
 	}
 }
 
@@ -592,6 +835,8 @@ func TestAgentStatsSnapshot(t *testing.T) {
 		"reject_version": &s.RejectVersion, "reject_type": &s.RejectType, "reject_state": &s.RejectState,
 		"reject_too_large": &s.RejectTooLarge, "reject_malformed": &s.RejectMalformed,
 		"reject_truncated": &s.RejectTruncated, "reject_timeout": &s.RejectTimeout,
+		"delivered_unacked": &s.DeliveredUnacked, "lookups": &s.Lookups, "lookup_conns": &s.LookupConns,
+		"lookup_owned": &s.LookupOwned, "lookup_failed": &s.LookupFailed,
 	}
 	var n uint64
 	for _, c := range counters {

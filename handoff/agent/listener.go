@@ -34,8 +34,10 @@ func NewListener(addr net.Addr) *Listener {
 
 // New returns what a Go program needs to serve handed-off connections
 // itself: an Agent (to Serve on a control listener) that re-creates each
-// connection in this host's kernel with Recreate and delivers it to the
-// returned Listener (to Serve any server on). The switch hands off
+// connection in this host's kernel with Recreate, delivers it to the
+// returned Listener (to Serve any server on), and answers the switches'
+// LOOKUPs with a Diag (its netlink socket, opened at the first LOOKUP,
+// lasts as long as the program). The switch hands off
 // connections to every port it serves on vip, so the Listener's Addr is vip
 // with port 0, and each connection's LocalAddr is the VIP and port its
 // client connected to (the re-created socket's own). A connection handed
@@ -43,6 +45,11 @@ func NewListener(addr net.Addr) *Listener {
 // the Agent's other fields before Serve.
 func New(secret []byte, vip netip.Addr, log zerolog.Logger) (*Agent, *Listener) {
 	l := NewListener(net.TCPAddrFromAddrPort(netip.AddrPortFrom(vip, 0)))
+	// One Diag for all the control connections, its batches taking turns:
+	// LOOKUPs come only from a switch that lost its flows, and a batch
+	// takes about 200 µs, so switches seldom wait for each other, and the
+	// agent keeps one netlink socket rather than one per switch.
+	diag := NewDiag()
 	a := &Agent{
 		Secret:   secret,
 		Recreate: Recreate,
@@ -51,6 +58,7 @@ func New(secret []byte, vip netip.Addr, log zerolog.Logger) (*Agent, *Listener) 
 				log.Debug().Stringer("client", c.RemoteAddr()).Msg("handoff after shutdown: connection closed")
 			}
 		},
+		Lookup: diag.Lookup,
 		Active: l.Active,
 		Log:    log,
 	}

@@ -183,8 +183,8 @@ func TestNew(t *testing.T) {
 	if got, want := l.Addr().String(), "198.18.0.100:0"; got != want {
 		t.Errorf("Addr = %v, want %v (the VIP, any port)", got, want)
 	}
-	if string(a.Secret) != string(secret) || a.Recreate == nil {
-		t.Errorf("Agent has Secret %q and Recreate %v, want %q and Recreate", a.Secret, a.Recreate != nil, secret)
+	if string(a.Secret) != string(secret) || a.Recreate == nil || a.Lookup == nil {
+		t.Errorf("Agent has Secret %q, Recreate %v and Lookup %v, want %q and both", a.Secret, a.Recreate != nil, a.Lookup != nil, secret)
 	}
 	c, peer := pipeConn(t)
 	a.Deliver(c)

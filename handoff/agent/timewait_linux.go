@@ -20,14 +20,6 @@ import (
 // SOCK_DESTROY, as `ss -K` does) and connects again. Only a socket in
 // TIME_WAIT is destroyed, identified by its cookie.
 
-// sock_diag message sizes and fields (linux/inet_diag.h).
-const (
-	inetDiagReqV2Len = 56
-	inetDiagMsgLen   = 72
-	tcpTimeWait      = 6 // TCP_TIME_WAIT
-	inetDiagNoCookie = 0xFFFFFFFF
-)
-
 var errNotTimeWait = errors.New("the connection's 4-tuple is held by a socket that is not in TIME_WAIT")
 
 // killTimeWait destroys the TIME_WAIT socket of local-remote. It returns
@@ -60,22 +52,9 @@ func killTimeWait(local, remote netip.AddrPort) error {
 // returns the inet_diag_msg of the answer (SOCK_DIAG_BY_FAMILY) or nil
 // (an acknowledged SOCK_DESTROY).
 func sockDiag(fd int, typ uint16, local, remote netip.AddrPort, cookie [2]uint32) ([]byte, error) {
-	var req [unix.NLMSG_HDRLEN + inetDiagReqV2Len]byte
-	ne := binary.NativeEndian
-	ne.PutUint32(req[0:], uint32(len(req)))
-	ne.PutUint16(req[4:], typ)
-	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-	ne.PutUint32(req[8:], 1) // sequence
-	r := req[unix.NLMSG_HDRLEN:]
-	r[0], r[1] = unix.AF_INET, unix.IPPROTO_TCP
-	ne.PutUint32(r[4:], 1<<tcpTimeWait|0xFFF) // states: all (a lookup by 4-tuple ignores them)
-	binary.BigEndian.PutUint16(r[8:], local.Port())
-	binary.BigEndian.PutUint16(r[10:], remote.Port())
-	src, dst := local.Addr().As4(), remote.Addr().As4()
-	copy(r[12:16], src[:])
-	copy(r[28:32], dst[:])
-	ne.PutUint32(r[48:], cookie[0])
-	ne.PutUint32(r[52:], cookie[1])
+	var req [diagReqLen]byte
+	r := diagReq{typ: typ, flags: unix.NLM_F_ACK, seq: 1, local: local, remote: remote, cookie: cookie}
+	r.put(req[:])
 	if err := unix.Sendto(fd, req[:], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return nil, err
 	}
@@ -86,27 +65,26 @@ func sockDiag(fd int, typ uint16, local, remote netip.AddrPort, cookie [2]uint32
 		if err != nil {
 			return nil, err
 		}
-		for b := buf[:n]; len(b) >= unix.NLMSG_HDRLEN; {
-			l := int(ne.Uint32(b))
-			if l < unix.NLMSG_HDRLEN || l > len(b) {
-				return nil, errors.New("malformed netlink message")
+		for b := buf[:n]; len(b) > 0; {
+			var m nlMsg
+			if m, b, err = splitNlMsg(b); err != nil {
+				return nil, err
 			}
-			typ, data := ne.Uint16(b[4:]), b[unix.NLMSG_HDRLEN:l]
-			b = b[min((l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1), len(b)):]
-			switch typ {
+			switch m.typ {
 			case unix.NLMSG_ERROR:
-				if len(data) < 4 {
-					return nil, errors.New("short netlink error")
+				e, err := nlErrno(m.data)
+				if err != nil {
+					return nil, err
 				}
-				if e := int32(ne.Uint32(data)); e != 0 {
-					return nil, unix.Errno(-e)
+				if e != 0 {
+					return nil, e
 				}
 				return answer, nil // the ACK ends the exchange
 			case unix.SOCK_DIAG_BY_FAMILY:
-				if len(data) < inetDiagMsgLen {
-					return nil, errors.New("short inet_diag_msg")
+				if len(m.data) < inetDiagMsgLen {
+					return nil, errShortDiagMsg
 				}
-				answer = append([]byte(nil), data[:inetDiagMsgLen]...)
+				answer = append([]byte(nil), m.data[:inetDiagMsgLen]...)
 			}
 		}
 	}
