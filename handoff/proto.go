@@ -81,7 +81,7 @@ const (
 	// and reconnects (to the agent's successor, after an upgrade).
 	MsgGoAway MsgType = 10
 	// MsgLookup (switch→agent): which of these connections does the
-	// agent's host hold? (see AppendLookupEntry). A switch asks when a
+	// agent's host hold? (see AppendLookupBody). A switch asks when a
 	// segment comes for a connection it has no entry for: after a
 	// restart, or when a router moved the flow to it.
 	MsgLookup MsgType = 11
