@@ -116,6 +116,10 @@ func run() int {
 		return 1
 	}
 	ag, conns := agent.New(secret, cfg.Agent.VIP, log)
+	if f := os.Getenv(holdAnswerEnv); f != "" {
+		ag.Recreate = holdAnswers(f, ag.Recreate)
+		log.Warn().Str(holdAnswerEnv, f).Msg("test hook: answers to HANDOFFs held while the file exists")
+	}
 	listeners := []net.Listener{conns}
 	if cfg.Serve.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.Serve.TLSCert, cfg.Serve.TLSKey)
