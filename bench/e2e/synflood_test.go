@@ -67,8 +67,8 @@ func TestSYNFlood(t *testing.T) {
 		time.Sleep(3 * time.Second)
 		page, curlErr = s.tb.Command("cli", "curl", "-sS", "-m", "5", vipURL+"/hello").Output()
 	})
-	res, err := attack.SYNFloodTrial(context.Background(), s.Site, attack.SYNFloodTrialConfig{
-		Flood:   attack.SYNFloodConfig{Rate: floodRate},
+	res, err := attack.FloodTrial(context.Background(), s.Site, attack.FloodTrialConfig{
+		Flood:   attack.FloodConfig{Rate: floodRate},
 		Wsbench: wsbench,
 		URL:     vipURL + "/static/1k.bin",
 	})
@@ -88,7 +88,7 @@ func TestSYNFlood(t *testing.T) {
 	t.Logf("switch: %d SYN-ACKs (%.0f/s), %d frames in, ring drops %d, tx dropped %d; %d connections accepted (the client opened %d, with %d SYN retransmissions); active flows %d -> %d",
 		res.SYNAcks, res.SYNAckRate, res.FramesIn, res.RingDrops, res.TxDropped, res.Flows, opens, synRetrans, res.ActiveFlowsBefore, res.ActiveFlowsAfter)
 	t.Logf("switch RSS: %.1f MiB before, %.1f MiB at most during the flood, %.1f MiB after; CPU in cores of %d: webswitch %.2f, whole machine %.2f",
-		float64(res.RSSBefore)/mib, float64(res.RSSMax)/mib, float64(res.RSSAfter)/mib, res.NumCPU, res.SwitchCPU, res.MachineCPU)
+		float64(res.Switch.RSSBefore)/mib, float64(res.Switch.RSSMax)/mib, float64(res.Switch.RSSAfter)/mib, res.NumCPU, res.Switch.CPU, res.MachineCPU)
 	t.Logf("client: %d requests, %d failed %v in %.1f s (%.0f req/s): %.2f %% succeeded; latency ms p50 %.2f p99 %.2f max %.2f",
 		l.Requests, failed, l.Errors, l.Seconds, l.RPS, 100*res.Success, l.Latency.P50, l.Latency.P99, l.Latency.Max)
 
@@ -102,7 +102,7 @@ func TestSYNFlood(t *testing.T) {
 		t.Errorf("%.2f %% of the client's requests succeeded, want at least %.0f %%", 100*res.Success, 100*floodSuccessMin)
 	}
 	clientFlows := max(res.ActiveFlowsAfter-res.ActiveFlowsBefore, 0)
-	if growth, bound := int64(res.RSSMax-res.RSSBefore), floodRSSGrowthMax+clientFlowRSS*clientFlows; growth >= bound {
+	if growth, bound := int64(res.Switch.RSSMax-res.Switch.RSSBefore), floodRSSGrowthMax+clientFlowRSS*clientFlows; growth >= bound {
 		t.Errorf("the switch's RSS grew by %.1f MiB during the flood, want less than %.1f MiB (%.0f MiB and %d B for each of the client's %d flows)",
 			float64(growth)/mib, float64(bound)/mib, float64(floodRSSGrowthMax)/mib, clientFlowRSS, clientFlows)
 	}

@@ -55,19 +55,19 @@ func runSYNFlood(args []string, stdout, stderr io.Writer) (err error) {
 	body := make([]byte, synFloodSize)
 	rand.Read(body) // never fails (crypto/rand panics instead)
 	cfg := site.Config{Balanced: true, Offloads: true, Shards: *shards, Prefix: *prefix}
-	trial := attack.SYNFloodTrialConfig{
-		Flood:   attack.SYNFloodConfig{Duration: *d, Rate: *rate},
+	trial := attack.FloodTrialConfig{
+		Flood:   attack.FloodConfig{Duration: *d, Rate: *rate},
 		Wsbench: self,
 		URL:     site.VIPURL + "/" + synFloodFile,
 	}
 	return onSite(*bin, cfg, map[string][]byte{synFloodFile: body},
-		func(s *site.Site) (attack.SYNFloodTrialResult, error) {
-			return attack.SYNFloodTrial(context.Background(), s, trial)
+		func(s *site.Site) (attack.FloodTrialResult, error) {
+			return attack.FloodTrial(context.Background(), s, trial)
 		}, *asJSON, stdout, printSYNFlood)
 }
 
 // printSYNFlood writes a short summary of a SYN flood trial.
-func printSYNFlood(w io.Writer, r *attack.SYNFloodTrialResult) {
+func printSYNFlood(w io.Writer, r *attack.FloodTrialResult) {
 	const mib = 1 << 20
 	f := &r.Flood
 	fmt.Fprintf(w, "SYN flood from %s, sources random in 198.18.0.0/15 outside the LAN, %.2f s: %.0f SYNs/s offered (%d sent, %d send errors; sender thread %.2f cores)\n",
@@ -75,8 +75,8 @@ func printSYNFlood(w io.Writer, r *attack.SYNFloodTrialResult) {
 	fmt.Fprintf(w, "switch: %.0f SYN-ACKs/s (%d), ring drops %d, tx dropped %d; %d connections accepted, active flows %d -> %d\n",
 		r.SYNAckRate, r.SYNAcks, r.RingDrops, r.TxDropped, r.Flows, r.ActiveFlowsBefore, r.ActiveFlowsAfter)
 	fmt.Fprintf(w, "switch RSS: %.1f MiB before, %.1f MiB at most during the flood, %.1f MiB after\n",
-		float64(r.RSSBefore)/mib, float64(r.RSSMax)/mib, float64(r.RSSAfter)/mib)
-	fmt.Fprintf(w, "CPU during the flood, in cores of %d: webswitch %.2f, whole machine %.2f\n", r.NumCPU, r.SwitchCPU, r.MachineCPU)
+		float64(r.Switch.RSSBefore)/mib, float64(r.Switch.RSSMax)/mib, float64(r.Switch.RSSAfter)/mib)
+	fmt.Fprintf(w, "CPU during the flood, in cores of %d: webswitch %.2f, whole machine %.2f\n", r.NumCPU, r.Switch.CPU, r.MachineCPU)
 	fmt.Fprintf(w, "real client: %.2f %% of its requests succeeded\n", 100*r.Success)
 	printSummary(w, r.Load)
 }

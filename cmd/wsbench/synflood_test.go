@@ -30,13 +30,13 @@ func TestSYNFloodBadArguments(t *testing.T) {
 }
 
 func TestPrintSYNFlood(t *testing.T) {
-	res := attack.SYNFloodTrialResult{
-		Flood:   attack.SYNFloodResult{Seconds: 10, Sent: 840451, SendErrors: 3069, Rate: 84045.1, SenderCPU: 0.42},
+	res := attack.FloodTrialResult{
+		Flood:   attack.FloodResult{Seconds: 10, Sent: 840451, SendErrors: 3069, Rate: 84045.1, SenderCPU: 0.42},
 		Load:    load.Result{Requests: 3447, Errors: map[string]uint64{load.ErrTimeout: 2}, Seconds: 8},
 		Success: 3447.0 / 3449, SYNAcks: 803178, SYNAckRate: 80317.8, RingDrops: 41835,
 		Flows: 4302, ActiveFlowsBefore: 1, ActiveFlowsAfter: 4072,
-		RSSBefore: 80 << 20, RSSMax: 82 << 20, RSSAfter: 81 << 20,
-		SwitchCPU: 0.93, MachineCPU: 1.97, NumCPU: 2,
+		Switch:     attack.ProcUsage{CPU: 0.93, RSSBefore: 80 << 20, RSSMax: 82 << 20, RSSAfter: 81 << 20},
+		MachineCPU: 1.97, NumCPU: 2,
 	}
 	var b bytes.Buffer
 	printSYNFlood(&b, &res)
