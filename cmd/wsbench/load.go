@@ -107,13 +107,17 @@ func printSummary(w io.Writer, res load.Result) {
 	fmt.Fprintf(w, "  %d requests  %.1f req/s  %.2f MB/s  %d connects\n", res.Requests, res.RPS, res.MBps, res.Connects)
 	l := res.Latency
 	fmt.Fprintf(w, "  latency ms: p50 %.3f  p90 %.3f  p99 %.3f  p99.9 %.3f  max %.3f  mean %.3f\n", l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean)
-	errs := "none"
-	if len(res.Errors) > 0 {
-		var parts []string
-		for _, k := range slices.Sorted(maps.Keys(res.Errors)) {
-			parts = append(parts, fmt.Sprintf("%s %d", k, res.Errors[k]))
-		}
-		errs = strings.Join(parts, ", ")
+	fmt.Fprintf(w, "  errors: %s\n", countsText(res.Errors))
+}
+
+// countsText lists counts by name, sorted by name: "a 1, b 2", or "none".
+func countsText(counts map[string]uint64) string {
+	if len(counts) == 0 {
+		return "none"
 	}
-	fmt.Fprintf(w, "  errors: %s\n", errs)
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, counts[k]))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -7,7 +7,7 @@
 //	wsbench load -url URL [-url URL...] [-c N] [-d DUR] [-rate R] [-keepalive=false] [-json]
 //	wsbench run [-bin DIR] [-out DIR] [-quick] [-sizes 1k,1m] [-setups direct,webswitch]
 //	wsbench pps [-bin DIR] [-flows N] [-d DUR] [-json]
-//	wsbench synflood [-bin DIR] [-d 10s] [-rate R] [-shards N] [-prefix P] [-json]
+//	wsbench synflood [-kind syn|ack] [-bin DIR] [-d 10s] [-rate R] [-shards N] [-prefix P] [-json]
 //	wsbench slowloris [-bin DIR] [-json] (see -h)
 package main
 
@@ -39,7 +39,7 @@ var commands = []command{
 	{name: "load", summary: "HTTP load generator: closed or open loop, latency histogram, JSON", run: runLoad},
 	{name: "run", summary: "bench: direct, webswitch, HAProxy and nginx in one run, with a report", run: runRun},
 	{name: "pps", summary: "packet-rate bench: spliced frames forwarded per second per shard", run: runPPS},
-	{name: "synflood", summary: "SYN flood from an attacker namespace while wsbench load fetches pages", run: runSYNFlood},
+	{name: "synflood", summary: "SYN or random-ACK flood from an attacker namespace while wsbench load fetches pages", run: runSYNFlood},
 	{name: "slowloris", summary: "slow clients holding the switch's flows while wsbench load fetches pages", run: runSlowloris},
 	{name: "policies", summary: "trace-driven comparison of the balancing policies: cache hit rate, load balance", run: runPolicies},
 }
