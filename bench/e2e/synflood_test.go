@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,18 +50,64 @@ const (
 // no state for it: its memory stays flat, its flow table holds only the
 // client's connections, and at least 99% of the client's requests succeed.
 func TestSYNFlood(t *testing.T) {
+	s := startFloodSite(t, "F")
+	run := s.floodTrial(attack.FloodConfig{Rate: floodRate})
+	res, f := &run.res, &run.res.Flood
+	t.Logf("switch: %d SYN-ACKs (%.0f/s), %d frames in, ring drops %d, tx dropped %d; %d connections accepted (the client opened %d, with %d SYN retransmissions); active flows %d -> %d",
+		res.SYNAcks, res.SYNAckRate, res.FramesIn, res.RingDrops, res.TxDropped, res.Flows, run.opens, run.synRetrans, res.ActiveFlowsBefore, res.ActiveFlowsAfter)
+	run.checkSwitchRSS(0)
+	// Only a valid cookie makes a flow: the flood's SYNs add none, the
+	// client's connections one each (lingering after their FIN).
+	if res.Flows > run.opens || res.ActiveFlowsAfter-res.ActiveFlowsBefore > int64(run.opens) {
+		t.Errorf("the switch accepted %d connections, its active flows went %d -> %d: want at most the %d the client opened",
+			res.Flows, res.ActiveFlowsBefore, res.ActiveFlowsAfter, run.opens)
+	}
+	// Every SYN the shards took got a SYN-ACK: about every SYN sent but
+	// those the rings dropped, and the client's own.
+	low, high := (f.Sent-min(res.RingDrops, f.Sent))*9/10, f.Sent+run.opens+run.synRetrans
+	if res.SYNAcks < low || res.SYNAcks > high {
+		t.Errorf("%d SYN-ACKs for %d SYNs sent, %d ring drops and %d client SYNs: want %d to %d",
+			res.SYNAcks, f.Sent, res.RingDrops, run.opens+run.synRetrans, low, high)
+	}
+}
+
+// startFloodSite brings up a site for a flood trial: be1 serves the 1 KiB
+// file the client fetches, be2 runs in upstream mode, the switch has its
+// admin listener, and the namespaces' prefix is "ws", letter (one per
+// test), random hex digits, "p" and this process's id: no other test's,
+// here or in another process, and no earlier run's.
+func startFloodSite(t *testing.T, letter string) *site {
+	t.Helper()
 	needRoot(t, "ip", "curl")
 	www := t.TempDir()
 	randomFile(t, filepath.Join(www, "static", "1k.bin"), 1024)
 	prefix := make([]byte, 2)
 	rand.Read(prefix)
 	cfg := siteConfig(t, true, www)
-	cfg.Prefix = "wsF" + hex.EncodeToString(prefix)
-	s := startSiteConfig(t, cfg)
+	cfg.Prefix = fmt.Sprintf("ws%s%xp%d", letter, prefix, os.Getpid())
+	cfg.SwitchKeys = "[admin]\nlisten = \"" + adminAddr + "\"\n"
+	return startSiteConfig(t, cfg)
+}
+
+// floodRun is a flood trial's outcome, with what the client's kernel
+// counted meanwhile: connections opened and SYNs sent again.
+type floodRun struct {
+	*site
+	res               attack.FloodTrialResult
+	opens, synRetrans uint64
+}
+
+// floodTrial runs a flood trial (flood, with the defaults for the rest)
+// against the site while the client fetches the 1 KiB file and, 3 s in,
+// curl fetches a page from be2; it logs what the flood sent, what the
+// switch and agents used and how the client fared, and fails the test
+// unless the flood sent and the client completed requests, at least
+// floodSuccessMin of them, and curl's page came back right.
+func (s *site) floodTrial(flood attack.FloodConfig) *floodRun {
+	t := s.t
+	t.Helper()
 	wsbench := buildWsbench(t)
 	opens0, synRetrans0 := s.clientSYNs()
-
-	// curl during the flood, from the client too, to be2 (upstream mode).
 	var wg sync.WaitGroup
 	var page []byte
 	var curlErr error
@@ -68,7 +116,7 @@ func TestSYNFlood(t *testing.T) {
 		page, curlErr = s.tb.Command("cli", "curl", "-sS", "-m", "5", vipURL+"/hello").Output()
 	})
 	res, err := attack.FloodTrial(context.Background(), s.Site, attack.FloodTrialConfig{
-		Flood:   attack.FloodConfig{Rate: floodRate},
+		Flood:   flood,
 		Wsbench: wsbench,
 		URL:     vipURL + "/static/1k.bin",
 	})
@@ -76,19 +124,27 @@ func TestSYNFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	run := &floodRun{site: s, res: res}
 	opens, synRetrans := s.clientSYNs()
-	opens, synRetrans = opens-opens0, synRetrans-synRetrans0
-	f, l := res.Flood, res.Load
+	run.opens, run.synRetrans = opens-opens0, synRetrans-synRetrans0
+	f, l := &res.Flood, &res.Load
 	var failed uint64
 	for _, n := range l.Errors {
 		failed += n
 	}
-	t.Logf("flood: %d SYNs in %.2f s from %s: %.0f SYNs/s offered (%d send errors, sender CPU %.2f cores)",
-		f.Sent, f.Seconds, s.tb.NS("atk"), f.Rate, f.SendErrors, f.SenderCPU)
-	t.Logf("switch: %d SYN-ACKs (%.0f/s), %d frames in, ring drops %d, tx dropped %d; %d connections accepted (the client opened %d, with %d SYN retransmissions); active flows %d -> %d",
-		res.SYNAcks, res.SYNAckRate, res.FramesIn, res.RingDrops, res.TxDropped, res.Flows, opens, synRetrans, res.ActiveFlowsBefore, res.ActiveFlowsAfter)
-	t.Logf("switch RSS: %.1f MiB before, %.1f MiB at most during the flood, %.1f MiB after; CPU in cores of %d: webswitch %.2f, whole machine %.2f",
-		float64(res.Switch.RSSBefore)/mib, float64(res.Switch.RSSMax)/mib, float64(res.Switch.RSSAfter)/mib, res.NumCPU, res.Switch.CPU, res.MachineCPU)
+	unit := strings.ToUpper(f.Kind.String()) + "s"
+	t.Logf("flood: %d %s in %.2f s from %s: %.0f %s/s offered (%d send errors, sender CPU %.2f cores)",
+		f.Sent, unit, f.Seconds, s.tb.NS("atk"), f.Rate, unit, f.SendErrors, f.SenderCPU)
+	usage := func(name string, u *attack.ProcUsage) {
+		t.Helper()
+		t.Logf("%s (pid %d): CPU %.2f cores; RSS %.1f MiB before, %.1f MiB at most during the flood, %.1f MiB after",
+			name, u.PID, u.CPU, float64(u.RSSBefore)/mib, float64(u.RSSMax)/mib, float64(u.RSSAfter)/mib)
+	}
+	usage("switch", &res.Switch)
+	for i := range res.Agents {
+		usage(fmt.Sprintf("agent of be%d", i+1), &res.Agents[i])
+	}
+	t.Logf("whole machine: CPU %.2f cores of %d", res.MachineCPU, res.NumCPU)
 	t.Logf("client: %d requests, %d failed %v in %.1f s (%.0f req/s): %.2f %% succeeded; latency ms p50 %.2f p99 %.2f max %.2f",
 		l.Requests, failed, l.Errors, l.Seconds, l.RPS, 100*res.Success, l.Latency.P50, l.Latency.P99, l.Latency.Max)
 
@@ -96,28 +152,24 @@ func TestSYNFlood(t *testing.T) {
 		t.Errorf("curl /hello during the flood: %q, %v", page, curlErr)
 	}
 	if f.Sent == 0 || l.Requests == 0 {
-		t.Fatalf("the flood sent %d SYNs, the client completed %d requests: want both", f.Sent, l.Requests)
+		t.Fatalf("the flood sent %d segments, the client completed %d requests: want both", f.Sent, l.Requests)
 	}
 	if res.Success < floodSuccessMin {
 		t.Errorf("%.2f %% of the client's requests succeeded, want at least %.0f %%", 100*res.Success, 100*floodSuccessMin)
 	}
-	clientFlows := max(res.ActiveFlowsAfter-res.ActiveFlowsBefore, 0)
-	if growth, bound := int64(res.Switch.RSSMax-res.Switch.RSSBefore), floodRSSGrowthMax+clientFlowRSS*clientFlows; growth >= bound {
-		t.Errorf("the switch's RSS grew by %.1f MiB during the flood, want less than %.1f MiB (%.0f MiB and %d B for each of the client's %d flows)",
-			float64(growth)/mib, float64(bound)/mib, float64(floodRSSGrowthMax)/mib, clientFlowRSS, clientFlows)
-	}
-	// Only a valid cookie makes a flow: the flood's SYNs add none, the
-	// client's connections one each (lingering after their FIN).
-	if res.Flows > opens || res.ActiveFlowsAfter-res.ActiveFlowsBefore > int64(opens) {
-		t.Errorf("the switch accepted %d connections, its active flows went %d -> %d: want at most the %d the client opened",
-			res.Flows, res.ActiveFlowsBefore, res.ActiveFlowsAfter, opens)
-	}
-	// Every SYN the shards took got a SYN-ACK: about every SYN sent but
-	// those the rings dropped, and the client's own.
-	low, high := (f.Sent-min(res.RingDrops, f.Sent))*9/10, f.Sent+opens+synRetrans
-	if res.SYNAcks < low || res.SYNAcks > high {
-		t.Errorf("%d SYN-ACKs for %d SYNs sent, %d ring drops and %d client SYNs: want %d to %d",
-			res.SYNAcks, f.Sent, res.RingDrops, opens+synRetrans, low, high)
+	return run
+}
+
+// checkSwitchRSS fails the test if the switch's resident memory grew
+// during the flood by floodRSSGrowthMax or more, beyond clientFlowRSS for
+// each of the client's flows in the table at the end and what the flood's
+// kind may add by design (extra).
+func (r *floodRun) checkSwitchRSS(extra int64) {
+	r.t.Helper()
+	clientFlows := max(r.res.ActiveFlowsAfter-r.res.ActiveFlowsBefore, 0)
+	if growth, bound := r.res.Switch.RSSGrowth(), floodRSSGrowthMax+extra+clientFlowRSS*clientFlows; growth >= bound {
+		r.t.Errorf("the switch's RSS grew by %.1f MiB during the flood, want less than %.1f MiB (%.0f MiB, %.1f MiB for the flood's kind and %d B for each of the client's %d flows)",
+			float64(growth)/mib, float64(bound)/mib, float64(floodRSSGrowthMax)/mib, float64(extra)/mib, clientFlowRSS, clientFlows)
 	}
 }
 
