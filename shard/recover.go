@@ -88,13 +88,16 @@ type recovery struct {
 	negSwap mono.Time
 	ids     []handoff.FlowID // scratch for LOOKUP bodies
 	body    []byte
+	started mono.Time // the shard's start
+	any     bool      // a flow was recovered since
 }
 
-func newRecovery() *recovery {
+func newRecovery(now mono.Time) *recovery {
 	return &recovery{
-		index: make(map[uint64]int32),
-		neg:   [2]map[uint64]mono.Time{make(map[uint64]mono.Time), make(map[uint64]mono.Time)},
-		ids:   make([]handoff.FlowID, 0, handoff.MaxLookup),
+		started: now,
+		index:   make(map[uint64]int32),
+		neg:     [2]map[uint64]mono.Time{make(map[uint64]mono.Time), make(map[uint64]mono.Time)},
+		ids:     make([]handoff.FlowID, 0, handoff.MaxLookup),
 	}
 }
 
@@ -380,6 +383,12 @@ func (s *Shard) adopt(e *recovering) {
 	s.C.ActiveFlows.Add(1)
 	s.C.SplicedFlows.Add(1)
 	s.C.Recovered[RecoveredLookup].Add(1)
+	if !s.rec.any {
+		// Once per process and shard: after a restart, when the flows
+		// came back.
+		s.rec.any = true
+		s.log.Info().Int("shard", s.id).Dur("since_start", s.now.Sub(s.rec.started)).Msg("first flow recovered from the agents")
+	}
 	s.loads.add(e.owner, 1)
 	switch e.best.State {
 	case handoff.SockCloseWait, handoff.SockLastAck, handoff.SockClosing, handoff.SockTimeWait:

@@ -86,7 +86,7 @@ func newShard(id, cpu int, cfg *Config, mac [6]byte, link Link, vnet bool, cooki
 	}
 	s.now = clock()
 	s.wheel = newWheel(wheelSlots, wheelTick, s.now)
-	s.rec = newRecovery()
+	s.rec = newRecovery(s.now)
 	s.ctl = control.NewSet(&cfg.Control, targets(cfg), dial, s, log.With().Int("shard", id).Logger(), s.now)
 	s.C.growBackends(len(cfg.Backends))
 	s.bc = s.C.Backends()
