@@ -185,12 +185,15 @@ func siteConfig(t *testing.T, offloads bool, www string) benchsite.Config {
 	}
 }
 
-// startSiteConfig brings up a site (the binaries and the directory are
-// filled in) and tears it down at the end of the test, logging the
-// processes' logs if it failed.
+// startSiteConfig brings up a site (the directory is filled in, and the
+// binaries unless cfg has its own) and tears it down at the end of the
+// test, logging the processes' logs if it failed.
 func startSiteConfig(t *testing.T, cfg benchsite.Config) *site {
 	t.Helper()
-	cfg.BinDir, cfg.Dir = buildBinaries(t), t.TempDir()
+	if cfg.BinDir == "" {
+		cfg.BinDir = buildBinaries(t)
+	}
+	cfg.Dir = t.TempDir()
 	s, err := benchsite.Start(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -31,6 +31,21 @@ type dataPath interface {
 	Capture(ctx context.Context, n int, write func(shard.CapturedFrame) error) (int, uint64, error)
 }
 
+// process is what the admin API asks of the daemon around the data path
+// (an *upgrader; a fake in tests): who it is, and the in-place upgrade.
+type process interface {
+	Identity() Identity
+	Upgrade() (check string, err error)
+}
+
+// UpgradeAnswer is the answer of a POST /upgrade that the new binary's
+// check accepted: the process stops and executes it once this is sent.
+type UpgradeAnswer struct {
+	Status string   `json:"status"` // "upgrading"
+	From   Identity `json:"from"`
+	Check  string   `json:"check"` // what the new binary's -check printed
+}
+
 // Limits of the admin API.
 const (
 	flowsDefaultLimit = 100
@@ -41,8 +56,9 @@ const (
 )
 
 // adminHandler serves the admin API: /metrics, /healthz, /readyz,
-// /backends, /flows, /reload (POST) and /capture.
-func adminHandler(dp dataPath, reload func() error) http.Handler {
+// /backends, /flows, /reload (POST), /capture, /version and /upgrade
+// (POST).
+func adminHandler(dp dataPath, reload func() error, proc process) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(dp), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
@@ -81,6 +97,21 @@ func adminHandler(dp dataPath, reload func() error) http.Handler {
 	})
 	mux.HandleFunc("GET /capture", func(w http.ResponseWriter, r *http.Request) {
 		serveCapture(w, r, dp)
+	})
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, proc.Identity())
+	})
+	mux.HandleFunc("POST /upgrade", func(w http.ResponseWriter, r *http.Request) {
+		from := proc.Identity()
+		check, err := proc.Upgrade()
+		switch {
+		case errors.Is(err, errUpgradeBusy) || errors.Is(err, errUpgradeDraining):
+			writeJSON(w, http.StatusConflict, map[string]string{"status": "refused", "error": err.Error()})
+		case err != nil:
+			writeJSON(w, http.StatusBadRequest, map[string]string{"status": "refused", "error": err.Error()})
+		default:
+			writeJSON(w, http.StatusOK, UpgradeAnswer{Status: "upgrading", From: from, Check: check})
+		}
 	})
 	return mux
 }
