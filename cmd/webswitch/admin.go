@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -251,15 +249,14 @@ func serveCapture(w http.ResponseWriter, r *http.Request, dp dataPath) {
 	}
 	w.Header().Set("Content-Type", "application/vnd.tcpdump.pcap")
 	w.Header().Set("Trailer", missedTrailer)
-	pw := pcapgo.NewWriter(w)
-	if err := pw.WriteFileHeader(pcapSnapLen, layers.LinkTypeEthernet); err != nil {
+	if err := writePcapHeader(w, pcapSnapLen); err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), captureTimeout)
 	defer cancel()
 	flusher, _ := w.(http.Flusher)
 	_, missed, err := dp.Capture(ctx, n, func(f shard.CapturedFrame) error {
-		return writePacket(pw, flusher, f)
+		return writePacket(w, flusher, f)
 	})
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return // the client went away
@@ -271,12 +268,8 @@ func serveCapture(w http.ResponseWriter, r *http.Request, dp dataPath) {
 // capture missed because its reader was slower than the traffic.
 const missedTrailer = "X-Webswitch-Missed"
 
-func writePacket(pw *pcapgo.Writer, flusher http.Flusher, f shard.CapturedFrame) error {
-	data := f.Data
-	if len(data) > pcapSnapLen {
-		data = data[:pcapSnapLen]
-	}
-	err := pw.WritePacket(gopacket.CaptureInfo{Timestamp: f.Time, CaptureLength: len(data), Length: len(f.Data)}, data)
+func writePacket(w io.Writer, flusher http.Flusher, f shard.CapturedFrame) error {
+	err := writePcapRecord(w, f.Time, f.Data, pcapSnapLen)
 	if err == nil && flusher != nil {
 		flusher.Flush()
 	}
