@@ -68,8 +68,10 @@ type switchIdentity struct {
 	Version string    `json:"version"`
 	SHA256  string    `json:"sha256"`
 	Upgrade *struct {
-		From string        `json:"from"`
-		Gap  time.Duration `json:"gap_ns"`
+		From    string        `json:"from"`
+		Stopped time.Time     `json:"stopped"`
+		Exec    time.Time     `json:"exec"`
+		Gap     time.Duration `json:"gap_ns"`
 	} `json:"upgrade"`
 }
 
@@ -160,8 +162,10 @@ func TestUpgrade(t *testing.T) {
 	if after.PID != pid || after.Started.Equal(before.Started) || after.Version != newVersion || after.SHA256 == before.SHA256 || after.Upgrade == nil {
 		t.Errorf("after the upgrade: %+v; want PID %d, a new start, version %s, another sha256 than %s, an upgrade record", after, pid, newVersion, before.SHA256)
 	} else {
-		t.Logf("upgraded PID %d from %s to %s: data path stopped for %v (from the stop request until the new process's rings were open)",
-			pid, after.Upgrade.From, after.Version, after.Upgrade.Gap)
+		u := after.Upgrade
+		t.Logf("upgraded PID %d from %s to %s: data path stopped for %v, from the stop request until the new process's rings were open: %v for the old one to stop, %v for the exec and the Go runtime's start, %v for the new one's set-up",
+			pid, u.From, after.Version, u.Gap.Round(time.Millisecond), u.Exec.Sub(u.Stopped).Round(time.Millisecond),
+			after.Started.Sub(u.Exec).Round(time.Millisecond), (u.Gap - after.Started.Sub(u.Stopped)).Round(time.Millisecond))
 	}
 	var failed uint64
 	for name, r := range results {
@@ -173,22 +177,29 @@ func TestUpgrade(t *testing.T) {
 		t.Logf("%s: %d requests, %d failed %v; p99 %.1f ms, max %.1f ms", name, r.Requests, n, r.Errors, r.Latency.P99, r.Latency.Max)
 	}
 	c := s.shardCounters()
-	var noFlow, resets, errs float64
-	for _, sc := range c {
-		d, _ := sc["drops"].(map[string]any)
-		nf, _ := d["no_flow"].(float64)
-		r, _ := sc["resets"].(float64)
-		noFlow, resets = noFlow+nf, resets+r
-		e, _ := sc["http_errors"].(map[string]any)
-		for _, v := range e {
-			f, _ := v.(float64)
-			errs += f
-		}
-	}
-	t.Logf("the new process since its start: %v no_flow drops, %v resets, %v HTTP errors answered itself", noFlow, resets, errs)
+	t.Logf("the new process since its start: drops %v, HTTP errors it answered %v, resets %v, handoffs refused %v (retried %v)",
+		counterSum(c, "drops"), counterSum(c, "http_errors"), counterSum(c, "resets")[""], counterSum(c, "handoffs_err")[""], counterSum(c, "handoff_retries")[""])
 	if failed != 0 {
 		t.Errorf("%d requests failed across the upgrade, want none", failed)
 	}
+}
+
+// counterSum sums the shards' counter name: a number (under the key ""),
+// or a map of numbers by key (drops, http_errors).
+func counterSum(c map[int]map[string]any, name string) map[string]float64 {
+	sum := map[string]float64{}
+	for _, shard := range c {
+		switch v := shard[name].(type) {
+		case float64:
+			sum[""] += v
+		case map[string]any:
+			for k, n := range v {
+				f, _ := n.(float64)
+				sum[k] += f
+			}
+		}
+	}
+	return sum
 }
 
 // install installs src at dst as an operator would (install(1) writes a

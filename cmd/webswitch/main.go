@@ -175,6 +175,7 @@ func run() (int, *upgrader) {
 	if upgraded != nil { // the rings are open: what the gap ends with
 		upgraded.Gap = time.Since(upgraded.Stopped)
 		log.Info().Str("from", upgraded.From).Str("version", buildVersion()).Dur("gap", upgraded.Gap).
+			Dur("old_stop", upgraded.Exec.Sub(upgraded.Stopped)).Dur("exec", start.Sub(upgraded.Exec)).Dur("new_start", time.Since(start)).
 			Msg("upgraded in place: data path starting")
 	}
 	if a := c.Admin.Listen; a.IsValid() {

@@ -74,9 +74,12 @@ func (id Identity) String() string {
 type UpgradeRecord struct {
 	From    string    `json:"from"`    // the old process's build (Identity.String)
 	Stopped time.Time `json:"stopped"` // when the old data path was told to stop
-	// Gap is the time from Stopped to the new process's data path
-	// starting, its rings open: the most that frames waited or were lost.
-	// Set by the new process.
+	Exec    time.Time `json:"exec"`    // when the old process, stopped, called exec
+	// Gap is the time from Stopped until the new process's rings were
+	// open: the most that frames waited or were lost. Set by the new
+	// process; with Exec and its Started, it splits into the old data
+	// path's stop, the exec and the Go runtime's start, and the new data
+	// path's set-up (configuration, rings, flow tables).
 	Gap time.Duration `json:"gap_ns,omitempty"`
 }
 
@@ -254,9 +257,10 @@ func (u *upgrader) accepted() bool { return u.state.Load() == upgradeAccepted }
 // that failed, with the exit status (1: the service manager restarts the
 // daemon from its unit's binary).
 func (u *upgrader) exec() int {
+	u.log.Info().Str("executable", u.id.Executable).Msg("upgrade: data path stopped; executing the new binary")
+	u.record.Exec = time.Now()
 	rec, _ := json.Marshal(u.record)
 	env := append(os.Environ(), upgradeEnv+"="+string(rec))
-	u.log.Info().Str("executable", u.id.Executable).Msg("upgrade: data path stopped; executing the new binary")
 	err := syscall.Exec(u.id.Executable, u.args, env)
 	u.log.Error().Err(err).Str("executable", u.id.Executable).Msg("upgrade: exec failed; exiting")
 	return 1
