@@ -277,10 +277,24 @@ func (s *site) shardCounters() map[int]map[string]any {
 }
 
 // replayedFINs sums the shards' fins_replayed counters.
-func (s *site) replayedFINs() (n uint64) {
-	for _, c := range s.shardCounters() {
-		v, _ := c["fins_replayed"].(float64)
-		n += uint64(v)
+func (s *site) replayedFINs() uint64 {
+	return uint64(counterSum(s.shardCounters(), "fins_replayed")[""])
+}
+
+// counterSum sums the shards' counter name: a number (under the key ""),
+// or a map of numbers by key (drops, http_errors).
+func counterSum(c map[int]map[string]any, name string) map[string]float64 {
+	sum := map[string]float64{}
+	for _, shard := range c {
+		switch v := shard[name].(type) {
+		case float64:
+			sum[""] += v
+		case map[string]any:
+			for k, n := range v {
+				f, _ := n.(float64)
+				sum[k] += f
+			}
+		}
 	}
-	return n
+	return sum
 }

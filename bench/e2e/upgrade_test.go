@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,6 +148,10 @@ func TestUpgrade(t *testing.T) {
 	newConns := s.startLoad(wsbench, append(args, "-c", "8", "-keepalive=false")...)
 	keepAlive := s.startLoad(wsbench, append(args, "-c", "4")...)
 	time.Sleep(1500 * time.Millisecond)
+	oldSockets := sockets(t, pid) // rings, ARP, control connections, admin listener
+	if len(oldSockets) < 2*(1+2)+2 {
+		t.Fatalf("the switch has %d sockets open, want at least its rings, control connections, ARP socket and admin listener", len(oldSockets))
+	}
 	out, err := s.ctl("upgrade", "-timeout", "10s")
 	if err != nil {
 		t.Fatalf("ctl upgrade: %v\n%s", err, out)
@@ -167,6 +172,11 @@ func TestUpgrade(t *testing.T) {
 			pid, u.From, after.Version, u.Gap.Round(time.Millisecond), u.Exec.Sub(u.Stopped).Round(time.Millisecond),
 			after.Started.Sub(u.Exec).Round(time.Millisecond), (u.Gap - after.Started.Sub(u.Stopped)).Round(time.Millisecond))
 	}
+	for sock := range sockets(t, pid) {
+		if oldSockets[sock] {
+			t.Errorf("the new process has the old one's %s: not close-on-exec", sock)
+		}
+	}
 	var failed uint64
 	for name, r := range results {
 		var n uint64
@@ -184,22 +194,21 @@ func TestUpgrade(t *testing.T) {
 	}
 }
 
-// counterSum sums the shards' counter name: a number (under the key ""),
-// or a map of numbers by key (drops, http_errors).
-func counterSum(c map[int]map[string]any, name string) map[string]float64 {
-	sum := map[string]float64{}
-	for _, shard := range c {
-		switch v := shard[name].(type) {
-		case float64:
-			sum[""] += v
-		case map[string]any:
-			for k, n := range v {
-				f, _ := n.(float64)
-				sum[k] += f
-			}
+// sockets returns the sockets process pid has open ("socket:[INODE]").
+func sockets(t *testing.T, pid int) map[string]bool {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	for _, fd := range fds {
+		if target, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil && strings.HasPrefix(target, "socket:") {
+			out[target] = true
 		}
 	}
-	return sum
+	return out
 }
 
 // install installs src at dst as an operator would (install(1) writes a
