@@ -242,8 +242,11 @@ func (u *upgrader) check() (string, error) {
 	cmd := exec.CommandContext(ctx, u.id.Executable, append([]string{"-check"}, u.args[1:]...)...)
 	b, err := cmd.CombinedOutput()
 	out := strings.TrimSpace(string(b))
-	if err != nil {
+	switch {
+	case err != nil && out != "":
 		return "", fmt.Errorf("%s -check: %w: %s", u.id.Executable, err, out)
+	case err != nil:
+		return "", fmt.Errorf("%s -check: %w", u.id.Executable, err)
 	}
 	return out, nil
 }
