@@ -93,9 +93,10 @@ func (s *site) identity() switchIdentity {
 // TestUpgrade upgrades the switch in place (webswitch ctl upgrade) under
 // load, after two refused tries: a truncated binary (by SIGUSR2), and a
 // configuration the new binary refuses (by ctl upgrade), which must leave
-// the old process serving. The
-// upgrade keeps the PID, changes the build, and loses no request of a
-// stream of new connections and of keep-alive connections.
+// the old process serving. The upgrade keeps the PID, changes the build,
+// leaves the old process's sockets behind, and loses no request of a
+// stream of new connections and of keep-alive connections. The new process
+// upgrades again.
 func TestUpgrade(t *testing.T) {
 	needRoot(t, "ip", "curl", "install")
 	www := t.TempDir()
@@ -193,6 +194,14 @@ func TestUpgrade(t *testing.T) {
 		counterSum(c, "drops"), counterSum(c, "http_errors"), counterSum(c, "resets")[""], counterSum(c, "handoffs_err")[""], counterSum(c, "handoff_retries")[""])
 	if failed != 0 {
 		t.Errorf("%d requests failed across the upgrade, want none", failed)
+	}
+
+	// An upgraded process upgrades again (here to the same binary).
+	if out, err := s.ctl("upgrade"); err != nil || !strings.Contains(out, "the binary is the same as before") {
+		t.Errorf("second upgrade: %v\n%s\nwant it done, with a note that the binary is the same", err, out)
+	}
+	if again := s.identity(); again.PID != pid || again.Started.Equal(after.Started) || again.Upgrade == nil || again.Upgrade.From != after.Version+" (sha256 "+after.SHA256[:12]+")" {
+		t.Errorf("after the second upgrade: %+v; want PID %d, a new start, upgraded from %s", again, pid, after.Version)
 	}
 }
 
