@@ -116,11 +116,12 @@ func Start(cfg Config) (_ *Site, err error) {
 	return s, s.StartSwitch()
 }
 
-// StartSwitch starts the switch, again after it died or was killed
-// (KillSwitch), with the same arguments and configuration file, makes it
-// Switch and SwitchLog (webswitch.log, then webswitch-N.log), and waits, as
-// Start does, until every ready path answers 200 through the VIP. Down
-// stops whichever switch is the current one.
+// StartSwitch starts the switch, again after it died, was killed
+// (KillSwitch) or was stopped (Switch.Stop: SIGTERM, a drain), with the
+// same arguments and configuration file, makes it Switch and SwitchLog
+// (webswitch.log, then webswitch-N.log), and waits, as Start does, until
+// every ready path answers 200 through the VIP. Down stops whichever
+// switch is the current one.
 func (s *Site) StartSwitch() error {
 	sw, err := s.start("sw", "webswitch", filepath.Join(s.cfg.BinDir, "webswitch"),
 		append([]string{"-config", filepath.Join(s.Dir, "switch.toml")}, s.cfg.SwitchArgs...)...)
