@@ -27,8 +27,12 @@ SYSUSERSDIR := $(DESTDIR)/usr/lib/sysusers.d
 
 all: build
 
+# The build's version: webswitch -version, its GET /version and
+# webswitch ctl upgrade show it.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
 
 deps:
 	@dist/deps.sh

@@ -330,12 +330,8 @@ func TestAgentUpgrade(t *testing.T) {
 // itself, over all shards.
 func (s *site) switchErrors() (n uint64) {
 	s.t.Helper()
-	for _, c := range s.shardCounters() {
-		e, _ := c["http_errors"].(map[string]any)
-		for _, v := range e {
-			f, _ := v.(float64)
-			n += uint64(f)
-		}
+	for _, v := range counterSum(s.shardCounters(), "http_errors") {
+		n += uint64(v)
 	}
 	return n
 }

@@ -185,12 +185,15 @@ func siteConfig(t *testing.T, offloads bool, www string) benchsite.Config {
 	}
 }
 
-// startSiteConfig brings up a site (the binaries and the directory are
-// filled in) and tears it down at the end of the test, logging the
-// processes' logs if it failed.
+// startSiteConfig brings up a site (the directory is filled in, and the
+// binaries unless cfg has its own) and tears it down at the end of the
+// test, logging the processes' logs if it failed.
 func startSiteConfig(t *testing.T, cfg benchsite.Config) *site {
 	t.Helper()
-	cfg.BinDir, cfg.Dir = buildBinaries(t), t.TempDir()
+	if cfg.BinDir == "" {
+		cfg.BinDir = buildBinaries(t)
+	}
+	cfg.Dir = t.TempDir()
 	s, err := benchsite.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -274,10 +277,24 @@ func (s *site) shardCounters() map[int]map[string]any {
 }
 
 // replayedFINs sums the shards' fins_replayed counters.
-func (s *site) replayedFINs() (n uint64) {
-	for _, c := range s.shardCounters() {
-		v, _ := c["fins_replayed"].(float64)
-		n += uint64(v)
+func (s *site) replayedFINs() uint64 {
+	return uint64(counterSum(s.shardCounters(), "fins_replayed")[""])
+}
+
+// counterSum sums the shards' counter name: a number (under the key ""),
+// or a map of numbers by key (drops, http_errors).
+func counterSum(c map[int]map[string]any, name string) map[string]float64 {
+	sum := map[string]float64{}
+	for _, shard := range c {
+		switch v := shard[name].(type) {
+		case float64:
+			sum[""] += v
+		case map[string]any:
+			for k, n := range v {
+				f, _ := n.(float64)
+				sum[k] += f
+			}
+		}
 	}
-	return n
+	return sum
 }

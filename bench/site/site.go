@@ -63,8 +63,8 @@ type Config struct {
 type Site struct {
 	TB        *testbed.Testbed
 	Dir       string
-	Switch    *testbed.Proc
-	SwitchLog string
+	Switch    *testbed.Proc   // the switch process now (StartSwitch replaces it)
+	SwitchLog string          // the current switch's log
 	Agents    []*testbed.Proc // the agents of be1, be2: handoffd, or Agent2
 	Upstream  *testbed.Proc   // be2's upstream server, with Config.Upstream
 
@@ -113,21 +113,42 @@ func Start(cfg Config) (_ *Site, err error) {
 			return nil, err
 		}
 	}
-	s.SwitchLog = filepath.Join(cfg.Dir, "webswitch.log")
-	if s.Switch, err = s.start("sw", "webswitch", filepath.Join(cfg.BinDir, "webswitch"), append([]string{"-config", filepath.Join(cfg.Dir, "switch.toml")}, cfg.SwitchArgs...)...); err != nil {
-		return nil, err
+	return s, s.StartSwitch()
+}
+
+// StartSwitch starts the switch, again after it died, was killed
+// (KillSwitch) or was stopped (Switch.Stop: SIGTERM, a drain), with the
+// same arguments and configuration file, makes it Switch and SwitchLog
+// (webswitch.log, then webswitch-N.log), and waits, as Start does, until
+// every ready path answers 200 through the VIP. Down stops whichever
+// switch is the current one.
+func (s *Site) StartSwitch() error {
+	sw, err := s.start("sw", "webswitch", filepath.Join(s.cfg.BinDir, "webswitch"),
+		append([]string{"-config", filepath.Join(s.Dir, "switch.toml")}, s.cfg.SwitchArgs...)...)
+	if err != nil {
+		return err
 	}
-	paths := []string{"/static/", "/"}
+	s.Switch, s.SwitchLog = sw, sw.Log
+	return s.waitReady(readyPaths(s.cfg))
+}
+
+// KillSwitch kills the switch with SIGKILL (a crash: no drain, no final
+// counters) and waits until the process has been reaped.
+func (s *Site) KillSwitch() error { return s.Switch.Kill() }
+
+// readyPaths returns the paths Start and StartSwitch wait for: cfg's
+// ReadyPaths, else one per pool.
+func readyPaths(cfg Config) []string {
+	if cfg.ReadyPaths != nil {
+		return cfg.ReadyPaths
+	}
 	switch {
 	case cfg.Balanced:
-		paths = []string{"/"}
+		return []string{"/"}
 	case cfg.Upstream != nil:
-		paths[1] = "/hello"
+		return []string{"/static/", "/hello"}
 	}
-	if cfg.ReadyPaths != nil {
-		paths = cfg.ReadyPaths
-	}
-	return s, s.waitReady(paths)
+	return []string{"/static/", "/"}
 }
 
 // start starts a process; its log is name.log, or name-N.log for the Nth

@@ -122,6 +122,23 @@ func (p *Proc) Wait() error {
 	return p.waitErr
 }
 
+// Kill sends SIGKILL to the process (by its PID, not to its group: a
+// crash) and waits until it has been reaped. It returns an error if the
+// process had exited before, or if the signal could not be sent.
+func (p *Proc) Kill() error {
+	args := strings.Join(p.Cmd.Args, " ")
+	select {
+	case <-p.done:
+		return fmt.Errorf("testbed: kill %s: it had exited (Wait says how; log %s)", args, p.Log)
+	default:
+	}
+	if err := p.Cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("testbed: kill %s: %w", args, err)
+	}
+	<-p.done
+	return nil
+}
+
 // Stop sends SIGTERM to the process group, waits up to 5 s for the process
 // to exit, then sends SIGKILL. It returns nil if the process exited with
 // status 0 or died of that SIGTERM, and an error otherwise: it had already

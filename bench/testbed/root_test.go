@@ -429,6 +429,27 @@ func TestUp(t *testing.T) {
 		}
 	})
 
+	t.Run("Kill", func(t *testing.T) {
+		p, err := tb.Start("sw", filepath.Join(t.TempDir(), "sleep.log"), "sleep", "100")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := p.Cmd.Process.Pid
+		if err := p.Kill(); err != nil {
+			t.Fatalf("Kill: %v", err)
+		}
+		if alive(pid) {
+			t.Errorf("sleep (pid %d) still there after Kill: not reaped", pid)
+		}
+		var exit *exec.ExitError
+		if err := p.Wait(); !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Errorf("Wait after Kill: %v, want killed by SIGKILL", err)
+		}
+		if err := p.Kill(); err == nil {
+			t.Error("a second Kill: no error for a process that had exited")
+		}
+	})
+
 	t.Run("Start survives Do", func(t *testing.T) {
 		// Pdeathsig fires when the thread that started the process exits,
 		// and every Do ends its thread.

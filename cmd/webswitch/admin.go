@@ -5,14 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
 
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -31,6 +29,21 @@ type dataPath interface {
 	Capture(ctx context.Context, n int, write func(shard.CapturedFrame) error) (int, uint64, error)
 }
 
+// process is what the admin API asks of the daemon around the data path
+// (an *upgrader; a fake in tests): who it is, and the in-place upgrade.
+type process interface {
+	Identity() Identity
+	Upgrade() (check string, err error)
+}
+
+// UpgradeAnswer is the answer of a POST /upgrade that the new binary's
+// check accepted: the process stops and executes it once this is sent.
+type UpgradeAnswer struct {
+	Status string   `json:"status"` // "upgrading"
+	From   Identity `json:"from"`
+	Check  string   `json:"check"` // what the new binary's -check printed
+}
+
 // Limits of the admin API.
 const (
 	flowsDefaultLimit = 100
@@ -41,8 +54,9 @@ const (
 )
 
 // adminHandler serves the admin API: /metrics, /healthz, /readyz,
-// /backends, /flows, /reload (POST) and /capture.
-func adminHandler(dp dataPath, reload func() error) http.Handler {
+// /backends, /flows, /reload (POST), /capture, /version and /upgrade
+// (POST).
+func adminHandler(dp dataPath, reload func() error, proc process) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(dp), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
@@ -81,6 +95,21 @@ func adminHandler(dp dataPath, reload func() error) http.Handler {
 	})
 	mux.HandleFunc("GET /capture", func(w http.ResponseWriter, r *http.Request) {
 		serveCapture(w, r, dp)
+	})
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, proc.Identity())
+	})
+	mux.HandleFunc("POST /upgrade", func(w http.ResponseWriter, r *http.Request) {
+		from := proc.Identity()
+		check, err := proc.Upgrade()
+		switch {
+		case errors.Is(err, errUpgradeBusy) || errors.Is(err, errUpgradeDraining):
+			writeJSON(w, http.StatusConflict, map[string]string{"status": "refused", "error": err.Error()})
+		case err != nil:
+			writeJSON(w, http.StatusBadRequest, map[string]string{"status": "refused", "error": err.Error()})
+		default:
+			writeJSON(w, http.StatusOK, UpgradeAnswer{Status: "upgrading", From: from, Check: check})
+		}
 	})
 	return mux
 }
@@ -220,15 +249,14 @@ func serveCapture(w http.ResponseWriter, r *http.Request, dp dataPath) {
 	}
 	w.Header().Set("Content-Type", "application/vnd.tcpdump.pcap")
 	w.Header().Set("Trailer", missedTrailer)
-	pw := pcapgo.NewWriter(w)
-	if err := pw.WriteFileHeader(pcapSnapLen, layers.LinkTypeEthernet); err != nil {
+	if err := writePcapHeader(w, pcapSnapLen); err != nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), captureTimeout)
 	defer cancel()
 	flusher, _ := w.(http.Flusher)
 	_, missed, err := dp.Capture(ctx, n, func(f shard.CapturedFrame) error {
-		return writePacket(pw, flusher, f)
+		return writePacket(w, flusher, f)
 	})
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return // the client went away
@@ -240,12 +268,8 @@ func serveCapture(w http.ResponseWriter, r *http.Request, dp dataPath) {
 // capture missed because its reader was slower than the traffic.
 const missedTrailer = "X-Webswitch-Missed"
 
-func writePacket(pw *pcapgo.Writer, flusher http.Flusher, f shard.CapturedFrame) error {
-	data := f.Data
-	if len(data) > pcapSnapLen {
-		data = data[:pcapSnapLen]
-	}
-	err := pw.WritePacket(gopacket.CaptureInfo{Timestamp: f.Time, CaptureLength: len(data), Length: len(f.Data)}, data)
+func writePacket(w io.Writer, flusher http.Flusher, f shard.CapturedFrame) error {
+	err := writePcapRecord(w, f.Time, f.Data, pcapSnapLen)
 	if err == nil && flusher != nil {
 		flusher.Flush()
 	}

@@ -22,6 +22,9 @@ commands:
   flows [-client IP[:PORT]] [-backend NAME] [-state S] [-offset N] [-limit N]
                                 the flows (S: request, handing_off, responding, spliced)
   reload                        re-read the configuration file (as SIGHUP does)
+  upgrade [-timeout 30s]        run the binary now at webswitch's path in place of the running one,
+                                keeping the PID, if its -check accepts the flags and the configuration
+                                (as SIGUSR2 does); wait until the new process answers, healthy
   capture -n N -o FILE          write the next N frames the switch receives as a pcap file
 The admin address is -admin, else [admin] listen of the configuration file.
 `
@@ -62,6 +65,8 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 		err = cl.flows(rest, stdout, stderr)
 	case "reload":
 		err = cl.reload(stdout)
+	case "upgrade":
+		err = cl.upgrade(rest, stdout, stderr)
 	case "capture":
 		err = cl.capture(rest, stdout, stderr)
 	default:
@@ -177,6 +182,67 @@ func (c *ctlClient) reload(out io.Writer) error {
 	}
 	fmt.Fprintln(out, r.Status)
 	return nil
+}
+
+// upgradePoll is how often ctl upgrade asks for the new process.
+const upgradePoll = 20 * time.Millisecond
+
+// upgrade asks for an in-place upgrade, then waits until the admin API
+// answers from the same PID with a new start time (the exec happened) and
+// says the switch is healthy.
+func (c *ctlClient) upgrade(args []string, out, stderr io.Writer) error {
+	fs := flag.NewFlagSet("webswitch ctl upgrade", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the new process to answer, healthy")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return errUsage
+	}
+	start := time.Now()
+	var ans UpgradeAnswer
+	if err := c.do("POST", "/upgrade", &ans); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "checked: %s\n", ans.Check)
+	// Each poll is bounded: the old process's connections die with it.
+	poll := &ctlClient{base: c.base, http: &http.Client{Timeout: time.Second}}
+	now, err := poll.awaitExec(ans.From, *timeout-time.Since(start))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "upgraded PID %d from %s to %s in %v", now.PID, ans.From, now, time.Since(start).Round(time.Millisecond))
+	if now.Upgrade != nil {
+		fmt.Fprintf(out, "; data path stopped for %v", now.Upgrade.Gap.Round(100*time.Microsecond))
+	}
+	fmt.Fprintln(out)
+	if now.SHA256 == ans.From.SHA256 {
+		fmt.Fprintf(out, "note: the binary is the same as before; was the new one installed at %s?\n", now.Executable)
+	}
+	return nil
+}
+
+// awaitExec polls the admin API until a process other than from answers
+// with the same PID, and healthy, and returns its identity.
+func (c *ctlClient) awaitExec(from Identity, timeout time.Duration) (Identity, error) {
+	deadline := time.Now().Add(timeout)
+	for ; ; time.Sleep(upgradePoll) {
+		var id Identity
+		err := c.do("GET", "/version", &id)
+		switch {
+		case err == nil && id.PID != from.PID:
+			return Identity{}, fmt.Errorf("the admin API answers from PID %d, not %d: the switch was restarted instead (did the exec fail?); see its log", id.PID, from.PID)
+		case err == nil && id.Started.Equal(from.Started):
+			err = errors.New("the old process still answers")
+		case err == nil:
+			var health struct{ Status string }
+			if err = c.do("GET", "/healthz", &health); err == nil {
+				return id, nil
+			}
+			err = fmt.Errorf("the new process, %s, is not healthy: %w", id, err)
+		}
+		if time.Now().After(deadline) {
+			return Identity{}, fmt.Errorf("no healthy new process within %v: %w; see the switch's log", timeout, err)
+		}
+	}
 }
 
 func (c *ctlClient) capture(args []string, out, stderr io.Writer) error {

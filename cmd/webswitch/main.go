@@ -4,14 +4,22 @@
 // agent; responses go from the back-end straight to the client.
 //
 //	webswitch [-config /etc/webswitch/switch.toml] [-log-level info] [-log-format json] [-cpuprofile FILE]
-//	webswitch ctl [-admin ADDR] backends | flows [...] | reload | capture -n N -o FILE
+//	webswitch -check [-config FILE ...]   check the configuration (and the flags), print the version
+//	webswitch -version
+//	webswitch ctl [-admin ADDR] backends | flows [...] | reload | upgrade [-timeout 30s] | capture -n N -o FILE
 //
 // SIGUSR1 logs every shard's counters; SIGHUP reloads the configuration
 // file (new rules, pools, back-ends and timeouts for new connections; a
 // file with errors, or one that changes a key needing a restart, is
 // refused and logged, and the running configuration stays); SIGINT or
-// SIGTERM stops it. With [admin] listen set, the admin API serves
-// Prometheus metrics and what `webswitch ctl` shows.
+// SIGTERM stops it, draining first. SIGUSR2 (or `webswitch ctl upgrade`)
+// upgrades in place: the binary now at the path webswitch was started as
+// is run with -check and the same flags; if it accepts them, the data path
+// stops and that binary is executed with the same arguments and
+// environment, keeping the PID; if not, the error is logged and this
+// process carries on. Spliced flows are not handed over: the new process
+// recovers them (docs/reliability.md, "Upgrade"). With [admin] listen set,
+// the admin API serves Prometheus metrics and what `webswitch ctl` shows.
 package main
 
 import (
@@ -39,7 +47,11 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "ctl" {
 		os.Exit(ctl(os.Args[2:], os.Stdout, os.Stderr))
 	}
-	os.Exit(run())
+	status, upgrade := run()
+	if upgrade != nil {
+		status = upgrade.exec()
+	}
+	os.Exit(status)
 }
 
 // newLogger returns the daemon's logger: JSON lines, or a console format
@@ -60,50 +72,71 @@ func newLogger(w io.Writer, level, format string) (zerolog.Logger, error) {
 }
 
 // run is the daemon; it returns the exit status once every deferred step
-// (the CPU profile) is done.
-func run() int {
+// (the CPU profile) is done, and the upgrader when an upgrade stopped the
+// data path: main then executes the new binary.
+func run() (int, *upgrader) {
+	start := time.Now()
+	upgraded := takeUpgradeRecord()
+	// Before anything slow: SIGUSR2's default action would end the process.
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
 	configPath := flag.String("config", "/etc/webswitch/switch.toml", "configuration file")
 	level := flag.String("log-level", "info", "log level: debug, info, warn, error")
 	format := flag.String("log-format", "json", "log format: json, or console for a terminal")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
+	check := flag.Bool("check", false, "check the configuration with the other flags, print the version, and exit: 0 if good, 2 with the error if not")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if *showVersion {
+		fmt.Printf("webswitch %s\n", buildVersion())
+		return 0, nil
+	}
 	log, err := newLogger(os.Stderr, *level, *format)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
-		return 2
+		return 2, nil
 	}
 
 	c, err := conf.LoadSwitch(*configPath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
-		return 2
+		return 2, nil
 	}
 	// The secret is read at start only (control.secret_file needs a
 	// restart): a reload keeps it.
 	secret, err := conf.LoadSecret(c.Control.SecretFile)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
-		return 2
+		return 2, nil
 	}
 	cfg, err := dataPathConfig(*configPath, c, secret)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
-		return 2
+		return 2, nil
+	}
+	if *check {
+		fmt.Printf("webswitch %s: %s: configuration ok\n", buildVersion(), *configPath)
+		return 0, nil
+	}
+	up, err := newUpgrader(os.Args, start, upgraded, log)
+	if err != nil {
+		log.Error().Err(err).Msg("start")
+		return 1, nil
 	}
 	sw, err := shard.New(cfg, log)
 	if err != nil {
 		log.Error().Err(err).Msg("start")
-		return 1
+		return 1, nil
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
 			log.Error().Err(err).Msg("cpu profile")
-			return 1
+			return 1, nil
 		}
 		if err := pprof.StartCPUProfile(f); err != nil {
 			log.Error().Err(err).Msg("cpu profile")
-			return 1
+			return 1, nil
 		}
 		defer func() {
 			pprof.StopCPUProfile()
@@ -137,19 +170,28 @@ func run() int {
 	term := make(chan os.Signal, 2)
 	signal.Notify(term, syscall.SIGINT, syscall.SIGTERM)
 	go drain(sw, term, stop, log)
+	up.draining, up.stopData = sw.Draining, stop
+	up.stopAdmin = func(context.Context) error { return nil }
+	if upgraded != nil { // the rings are open: what the gap ends with
+		upgraded.Gap = time.Since(upgraded.Stopped)
+		log.Info().Str("from", upgraded.From).Str("version", buildVersion()).Dur("gap", upgraded.Gap).
+			Dur("old_stop", upgraded.Exec.Sub(upgraded.Stopped)).Dur("exec", start.Sub(upgraded.Exec)).Dur("new_start", time.Since(start)).
+			Msg("upgraded in place: data path starting")
+	}
 	if a := c.Admin.Listen; a.IsValid() {
 		l, err := net.Listen("tcp", a.String())
 		if err != nil {
 			log.Error().Err(err).Msg("admin listener")
-			return 1
+			return 1, nil
 		}
-		srv := &http.Server{Handler: adminHandler(sw, reload), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: adminHandler(sw, reload, up), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Msg("admin server")
 			}
 		}()
 		defer srv.Close()
+		up.stopAdmin = srv.Shutdown
 		log.Info().Stringer("listen", l.Addr()).Msg("admin API")
 	}
 	hup := make(chan os.Signal, 1)
@@ -159,14 +201,26 @@ func run() int {
 			reload()
 		}
 	}()
+	go func() {
+		for range usr2 {
+			up.Upgrade() // logs its outcome
+		}
+	}()
 	dump := make(chan os.Signal, 1)
 	signal.Notify(dump, syscall.SIGUSR1) // log the shards' counters now
 	if err := sw.Run(ctx, dump); err != nil {
 		log.Error().Err(err).Msg("run")
-		return 1
+		return 1, nil
 	}
-	log.Info().Msg("stopped")
-	return 0
+	switch {
+	case up.accepted() && sw.Draining():
+		log.Info().Msg("stopped: a stop signal came during the upgrade")
+	case up.accepted():
+		return 0, up
+	default:
+		log.Info().Msg("stopped")
+	}
+	return 0, nil
 }
 
 // dataPathConfig builds the data path's configuration from the file read
