@@ -122,6 +122,12 @@ const (
 	ErrCodeBusy      uint16 = 2 // the agent is overloaded, or cannot look up its connections (LOOKUP)
 	ErrCodeDraining  uint16 = 3 // the agent is draining and takes no new connections
 	ErrCodeMalformed uint16 = 4 // the HANDOFF or LOOKUP body did not decode
+	// ErrCodeExists: the agent's host already holds a socket for this
+	// connection, not in TIME_WAIT: the same connection, handed off
+	// again by a switch that did not know (it restarted while the first
+	// HANDOFF was pending). The connection lives there: the switch takes
+	// the answer as OK and must not hand it to another back-end.
+	ErrCodeExists uint16 = 5
 )
 
 // Errors returned by the codec and Session. Every one of them is fatal for

@@ -98,6 +98,7 @@ type Stats struct {
 	Sessions         atomic.Uint64 // control connections that completed the handshake
 	Handoffs         atomic.Uint64 // HANDOFFs re-created, answered OK and passed to Deliver
 	DeliveredUnacked atomic.Uint64 // HANDOFFs re-created and passed to Deliver, their OK not written
+	Exists           atomic.Uint64 // HANDOFFs of a connection this host holds already: ERR(handoff.ErrCodeExists)
 	RecreateFailed   atomic.Uint64 // HANDOFFs answered ERR(handoff.ErrCodeRecreate)
 	Malformed        atomic.Uint64 // HANDOFFs and LOOKUPs answered ERR(handoff.ErrCodeMalformed): authentic but undecodable
 
@@ -129,6 +130,7 @@ func (s *Stats) Snapshot() map[string]uint64 {
 		"recreate_failed":   s.RecreateFailed.Load(),
 		"malformed":         s.Malformed.Load(),
 		"delivered_unacked": s.DeliveredUnacked.Load(),
+		"exists":            s.Exists.Load(),
 		"lookups":           s.Lookups.Load(),
 		"lookup_conns":      s.LookupConns.Load(),
 		"lookup_owned":      s.LookupOwned.Load(),
@@ -545,6 +547,11 @@ func (cc *agentConn) recreate(m handoff.Msg) error {
 		return cc.sendErr(m.ID, handoff.ErrCodeMalformed, err.Error())
 	}
 	conn, err := a.Recreate(&st, req)
+	if errors.Is(err, ErrExists) {
+		a.Stats.Exists.Add(1)
+		cc.log.Info().Stringer("client", st.Client).Msg("handoff agent: connection handed off again; its socket is here already")
+		return cc.sendErr(m.ID, handoff.ErrCodeExists, err.Error())
+	}
 	if err != nil {
 		a.Stats.RecreateFailed.Add(1)
 		cc.log.Debug().Err(err).Stringer("client", st.Client).Msg("handoff agent: re-creation failed")

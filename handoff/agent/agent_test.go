@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -548,6 +549,34 @@ func TestAgentErrReplies(t *testing.T) {
 	}
 }
 
+// TestAgentErrExists: a HANDOFF of a connection whose socket this host
+// holds already is answered ERR(exists), which the switch takes as OK,
+// and counted apart from failures.
+func TestAgentErrExists(t *testing.T) {
+	f := newFakeRepair()
+	a, addr := startAgent(t, f, nil)
+	ts, err := dialSwitch(t, addr, testSecret)
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	st := testState(4)
+	f.mu.Lock()
+	f.err = fmt.Errorf("repair: connect %s: %w", st.Client, ErrExists)
+	f.mu.Unlock()
+	if err := ts.s.SendHandoff(1, &st, []byte("GET ")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.answer(); got.Type != handoff.MsgErr || got.Code != handoff.ErrCodeExists {
+		t.Errorf("answer %+v, want ERR(exists)", got)
+	}
+	if e, f := a.Stats.Exists.Load(), a.Stats.RecreateFailed.Load(); e != 1 || f != 0 {
+		t.Errorf("exists %d, recreate_failed %d; want 1 and 0", e, f)
+	}
+}
+
 // TestAgentDeliversUnacked: a connection re-created for a switch that dies
 // before the OK is written is delivered all the same.
 func TestAgentDeliversUnacked(t *testing.T) {
@@ -835,7 +864,7 @@ func TestAgentStatsSnapshot(t *testing.T) {
 		"reject_version": &s.RejectVersion, "reject_type": &s.RejectType, "reject_state": &s.RejectState,
 		"reject_too_large": &s.RejectTooLarge, "reject_malformed": &s.RejectMalformed,
 		"reject_truncated": &s.RejectTruncated, "reject_timeout": &s.RejectTimeout,
-		"delivered_unacked": &s.DeliveredUnacked, "lookups": &s.Lookups, "lookup_conns": &s.LookupConns,
+		"delivered_unacked": &s.DeliveredUnacked, "exists": &s.Exists, "lookups": &s.Lookups, "lookup_conns": &s.LookupConns,
 		"lookup_owned": &s.LookupOwned, "lookup_failed": &s.LookupFailed,
 	}
 	var n uint64

@@ -137,7 +137,9 @@ func repair(fd int, st *handoff.ConnState, vip, client netip.Addr, request []byt
 	to := &unix.SockaddrInet4{Port: int(st.Client.Port()), Addr: client.As4()}
 	err := unix.Connect(fd, to)
 	if err == unix.EADDRNOTAVAIL {
-		if kerr := killTimeWait(st.VIP, st.Client); kerr != nil {
+		if kerr := killTimeWait(st.VIP, st.Client); errors.Is(kerr, ErrExists) {
+			return fmt.Errorf("repair: connect %s: %w", st.Client, kerr)
+		} else if kerr != nil {
 			return fmt.Errorf("repair: connect %s: %w (%v)", st.Client, err, kerr)
 		}
 		err = unix.Connect(fd, to)

@@ -20,7 +20,10 @@ import (
 // SOCK_DESTROY, as `ss -K` does) and connects again. Only a socket in
 // TIME_WAIT is destroyed, identified by its cookie.
 
-var errNotTimeWait = errors.New("the connection's 4-tuple is held by a socket that is not in TIME_WAIT")
+// ErrExists is returned (wrapped) by Recreate when this host already
+// holds a socket, not in TIME_WAIT, for the connection's 4-tuple: a
+// switch handed the same connection off twice (handoff.ErrCodeExists).
+var ErrExists = errors.New("the connection's 4-tuple is held by a socket that is not in TIME_WAIT")
 
 // killTimeWait destroys the TIME_WAIT socket of local-remote. It returns
 // nil only if there was one and it is gone.
@@ -39,7 +42,7 @@ func killTimeWait(local, remote netip.AddrPort) error {
 		return errors.New("sock_diag lookup: no answer")
 	}
 	if msg[1] != tcpTimeWait {
-		return errNotTimeWait
+		return ErrExists
 	}
 	cookie := [2]uint32{binary.NativeEndian.Uint32(msg[44:]), binary.NativeEndian.Uint32(msg[48:])}
 	if _, err := sockDiag(fd, unix.SOCK_DESTROY, local, remote, cookie); err != nil {

@@ -28,7 +28,8 @@ type Target struct {
 // Owner is told what the control connections learn; the shard is one.
 type Owner interface {
 	// Answered is the agent's answer to HANDOFF id sent to back-end b:
-	// OK (the socket exists) or ERR (the agent made none).
+	// OK (the socket exists: made now, or already there, ERR "exists") or
+	// ERR (the agent made none).
 	Answered(b int, id uint64, ok bool)
 	// Lost says that back-end b's ready connection broke: the handoffs
 	// sent on it will never be answered.
@@ -224,9 +225,15 @@ func (s *Set) message(c *Conn, m *handoff.Msg) {
 	case handoff.MsgOK:
 		s.owner.Answered(c.Backend, m.ID, true)
 	case handoff.MsgErr:
-		if m.ID&lookupBit != 0 {
+		code, _, _ := handoff.DecodeErrBody(m.Body)
+		switch {
+		case m.ID&lookupBit != 0:
 			s.owner.Owners(c.Backend, m.ID&^lookupBit, nil, false)
-		} else {
+		case code == handoff.ErrCodeExists:
+			// The agent holds the connection already (handed off
+			// twice): it lives there.
+			s.owner.Answered(c.Backend, m.ID, true)
+		default:
 			s.owner.Answered(c.Backend, m.ID, false)
 		}
 	case handoff.MsgOwners:

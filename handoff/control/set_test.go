@@ -203,7 +203,8 @@ func TestAnswersAndLoss(t *testing.T) {
 
 // TestLookup: a LOOKUP leaves with its id marked, and the agent's OWNERS
 // or ERR for it reach Owners, not Answered, with the id the shard gave;
-// an ERR for a HANDOFF still reaches Answered.
+// an ERR for a HANDOFF still reaches Answered, as OK when it says the
+// agent holds the connection already.
 func TestLookup(t *testing.T) {
 	f := newFixture(t)
 	if f.set.Ready(0) {
@@ -232,13 +233,14 @@ func TestLookup(t *testing.T) {
 	a.Sess.Send(handoff.MsgOwners, a.Msgs[0].ID, owned)
 	a.Sess.SendErr(a.Msgs[1].ID, handoff.ErrCodeBusy, "test")
 	a.Sess.SendErr(7, handoff.ErrCodeRecreate, "a HANDOFF's")
+	a.Sess.SendErr(8, handoff.ErrCodeExists, "the socket is here already")
 	f.run(0)
 	want := []owners{{0, 1, string(owned), true}, {0, 2, "", false}}
 	if len(f.own.owners) != 2 || f.own.owners[0] != want[0] || f.own.owners[1] != want[1] {
 		t.Errorf("Owners heard %+v, want %+v", f.own.owners, want)
 	}
-	if len(f.own.answers) != 1 || f.own.answers[0] != (answer{0, 7, false}) {
-		t.Errorf("Answered heard %+v, want the HANDOFF's ERR only", f.own.answers)
+	if len(f.own.answers) != 2 || f.own.answers[0] != (answer{0, 7, false}) || f.own.answers[1] != (answer{0, 8, true}) {
+		t.Errorf("Answered heard %+v, want the HANDOFFs' ERR, and ERR(exists) as OK", f.own.answers)
 	}
 }
 
