@@ -48,6 +48,7 @@ type conn struct {
 	backend   int
 	pool      int
 	refused   []bool // by back-end: agents that answered ERR to this connection
+	parked    bool   // a complete request waiting for its pool's first control connections (Shard.starting)
 	// The waiting list's links (flow slots, -1 at its ends) while waiting.
 	waitPrev, waitNext int32
 	waiting            bool // on the table's waiting list: in RequestWait

@@ -159,6 +159,19 @@ type harness struct {
 // newHarness returns a shard whose control connections to both back-ends
 // are up and whose back-end MACs are known.
 func newHarness(t testing.TB) *harness {
+	h := newStartingHarness(t)
+	h.advance(0) // dials both agents
+	for b := range h.s.cfg.Backends {
+		if st := h.s.ctl.Conn(b).State(); st != control.StateReady {
+			t.Fatalf("control connection %d: %v, want ready", b, st)
+		}
+	}
+	return h
+}
+
+// newStartingHarness returns a shard that has not yet made its control
+// connections: they start at the first advance.
+func newStartingHarness(t testing.TB) *harness {
 	h := &harness{t: t, tx: &memLink{arena: make([]byte, 64<<10)}, now: mono.Time(100 * time.Second), frame: make([]byte, 16<<10)}
 	cfg := testConfig(t)
 	nb := neigh.NewTable(len(cfg.Backends))
@@ -166,12 +179,6 @@ func newHarness(t testing.TB) *harness {
 	h.s = newShard(0, 0, cfg, testSwitchMAC, h.tx, true, cookies, nb, newLoadTable(len(cfg.Backends)), h.dial, func() mono.Time { return h.now }, zerolog.Nop())
 	for b := range cfg.Backends {
 		nb.Set(b, testBackendMAC(b))
-	}
-	h.advance(0) // dials both agents
-	for b := range cfg.Backends {
-		if st := h.s.ctl.Conn(b).State(); st != control.StateReady {
-			t.Fatalf("control connection %d: %v, want ready", b, st)
-		}
 	}
 	return h
 }

@@ -413,6 +413,7 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP, asked bo
 		c.req.Reset(s.cfg.MaxRequestHead)
 		c.hello.Reset(min(l7.DefaultMaxHello, s.cfg.FSM.Window)) // a ClientHello is not bound by max_request_head
 		clear(c.refused)
+		c.parked = false
 		s.C.Flows.Add(1)
 		s.C.ActiveFlows.Add(1)
 		if asked && data {
@@ -533,6 +534,14 @@ func (s *Shard) handOff(i int32) {
 		b, ok = s.pickers[c.pool].Pick(s.hashKey(fl, c), s.load, s.up)
 	}
 	s.refused = nil
+	if !ok && s.starting(c.pool) {
+		// A switch just started (an upgrade, a restart): its control
+		// connections are coming up. Wait for them, not 503: the request
+		// goes again every wheel tick, until request_timeout.
+		c.parked = true
+		s.schedule(i)
+		return
+	}
 	if !ok {
 		s.respond(i, 503)
 		return
@@ -564,6 +573,20 @@ func (s *Shard) handOff(i int32) {
 // handoffID is the id of flow i's HANDOFF: its slot and generation, bit 63
 // clear (control's rule).
 func handoffID(fl *flow, i int32) uint64 { return uint64(fl.gen&0x7FFFFFFF)<<32 | uint64(uint32(i)) }
+
+// starting reports whether a back-end of pool is still making its first
+// control connection.
+func (s *Shard) starting(pool int) bool {
+	if pool >= len(s.cfg.Pools) {
+		return false
+	}
+	for _, b := range s.cfg.Pools[pool].Backends {
+		if s.ctl.Starting(b) {
+			return true
+		}
+	}
+	return false
+}
 
 // Answered takes an agent's answer to a handoff (control.Owner).
 func (s *Shard) Answered(backend int, id uint64, ok bool) {
@@ -723,6 +746,11 @@ func (s *Shard) timer(i int32) {
 			s.respond(i, 408)
 			return
 		}
+		if c.parked {
+			c.parked = false
+			s.handOff(i)
+			return
+		}
 	case tcpfsm.HandingOff:
 		if s.now >= c.handoffAt.Add(s.cfg.HandoffTimeout) {
 			s.C.HandoffsTimeout.Add(1)
@@ -756,6 +784,9 @@ func (s *Shard) schedule(i int32) {
 		switch c.tcp.State() {
 		case tcpfsm.RequestWait:
 			d = c.created.Add(s.cfg.RequestTimeout)
+			if c.parked {
+				d = s.now.Add(wheelTick)
+			}
 		case tcpfsm.HandingOff:
 			d = c.handoffAt.Add(s.cfg.HandoffTimeout)
 		default:

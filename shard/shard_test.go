@@ -494,3 +494,33 @@ func TestHandoffWriteFails(t *testing.T) {
 		t.Error("be1 still usable after its connection broke")
 	}
 }
+
+// TestStartingSwitchWaits: a request that comes before its pool's first
+// control connection is ready (a switch just started or upgraded) waits
+// for it, rather than get a 503; once the back-ends have been tried, a
+// pool with none usable answers 503 at once.
+func TestStartingSwitchWaits(t *testing.T) {
+	h := newStartingHarness(t)
+	c := h.client(41300)
+	c.handshake()
+	c.data(header.FlagPSH, "GET /static/x HTTP/1.1\r\nHost: x\r\n\r\n")
+	if out := h.tx.take(); len(out) != 0 {
+		t.Fatalf("before any control connection: %d frames sent, want none (waiting)", len(out))
+	}
+	h.advance(0) // the connections come up; the next tick sends the request
+	h.advance(wheelTick)
+	if _, _, req := h.handoff(0); len(req) == 0 {
+		t.Fatal("not handed off once the agent was ready")
+	}
+	if n := h.s.C.HTTPErrors[503].Load(); n != 0 {
+		t.Errorf("%d 503s, want none", n)
+	}
+
+	h.s.ctl.Fail(0, errors.New("test: cut"))
+	d := h.client(41301)
+	d.handshake()
+	d.data(header.FlagPSH, "GET /static/x HTTP/1.1\r\nHost: x\r\n\r\n")
+	if body, _ := d.response(h.tx.take()); !strings.HasPrefix(string(body), "HTTP/1.1 503 ") {
+		t.Errorf("be1 down after it was up: answer %q, want a 503 at once", body)
+	}
+}

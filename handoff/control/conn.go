@@ -73,6 +73,7 @@ type Conn struct {
 	deadline mono.Time // connect and handshake must be done by then
 	backoff  time.Duration
 	lastErr  error
+	wasReady bool // the back-end has had a ready connection
 
 	// What the agent says: its last LOAD report, and GOAWAY.
 	health handoff.Health

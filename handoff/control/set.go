@@ -109,7 +109,7 @@ func (s *Set) replace(b int, why string) {
 		s.retired = append(s.retired, c)
 	}
 	n := newConn(b, s.now)
-	n.down, n.good = c.down, c.good
+	n.down, n.good, n.wasReady = c.down, c.good, c.wasReady
 	s.conns[b] = n
 	s.log.Info().Str("backend", s.targets[b].Name).Msg(why + ": reconnecting")
 }
@@ -215,6 +215,7 @@ func (s *Set) read(c *Conn) error {
 
 func (s *Set) ready(c *Conn) {
 	c.state = StateReady
+	c.wasReady = true
 	c.backoff = 0
 	c.health, c.goaway, c.pingAt, c.nextPing = handoff.HealthUp, false, 0, s.now
 	s.log.Info().Str("backend", s.targets[c.Backend].Name).Msg("control connection ready")
@@ -369,6 +370,14 @@ func (s *Set) SendHandoff(b int, id uint64, st *handoff.ConnState, request []byt
 		return err
 	}
 	return nil
+}
+
+// Starting reports whether back-end b's first connection is still being
+// made: never ready, never failed (a switch that has just started, or a
+// back-end a reload added).
+func (s *Set) Starting(b int) bool {
+	c := s.conns[b]
+	return !c.wasReady && c.lastErr == nil && !s.targets[b].Removed
 }
 
 // Ready reports whether back-end b's current connection is ready: its
