@@ -408,3 +408,32 @@ func TestLostHandoffRecovered(t *testing.T) {
 		t.Fatalf("handed off again %q, want %q", got, req)
 	}
 }
+
+// TestHandshakeAcrossRestart: a handshake begun before a restart (or on
+// another switch with the same secret) completes after it: the last ACK's
+// cookie is checked, with no LOOKUP.
+func TestHandshakeAcrossRestart(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41400)
+	c.send(c.isn, 0, header.FlagSYN, "")
+	out := h.tx.take()
+	if len(out) != 1 {
+		t.Fatalf("SYN answered with %d frames", len(out))
+	}
+	c.iss = parseFrame(t, out[0]).seq
+
+	h2 := newHarness(t) // same cookie key, as shard.cookieKey derives it from the secret
+	c.h = h2
+	h2.advance(time.Second)
+	c.send(c.isn+1, c.iss+1, header.FlagACK, "")
+	if n := h2.s.C.Flows.Load(); n != 1 {
+		t.Fatalf("the new switch accepted %d connections, want 1", n)
+	}
+	if ls := h2.lookups(0); len(ls) != 0 {
+		t.Errorf("%d LOOKUPs for a handshake's last ACK, want none", len(ls))
+	}
+	c.data(header.FlagPSH, "GET /static/x HTTP/1.1\r\nHost: x\r\n\r\n")
+	if _, _, req := h2.handoff(0); len(req) == 0 {
+		t.Error("not handed off")
+	}
+}
