@@ -104,19 +104,25 @@ func (t *table) lookup(key uint64) (int32, bool) {
 	return i, ok
 }
 
+// slot returns a free slot of a slab with a free list: the last freed,
+// or a new one at the end.
+func slot[T any](slab *[]T, free *[]int32) int32 {
+	if n := len(*free); n > 0 {
+		i := (*free)[n-1]
+		*free = (*free)[:n-1]
+		return i
+	}
+	var zero T
+	*slab = append(*slab, zero)
+	return int32(len(*slab) - 1)
+}
+
 // add creates a flow owned by the switch; ok=false when the table is full.
 func (t *table) add(key uint64) (int32, bool) {
 	if t.full() {
 		return -1, false
 	}
-	var i int32
-	if n := len(t.free); n > 0 {
-		i = t.free[n-1]
-		t.free = t.free[:n-1]
-	} else {
-		i = int32(len(t.flows))
-		t.flows = append(t.flows, flow{})
-	}
+	i := slot(&t.flows, &t.free)
 	f := &t.flows[i]
 	gen := f.gen + 1
 	*f = flow{key: key, gen: gen, state: flowOwned, next: -1, prev: -1, conn: t.getConn()}

@@ -155,14 +155,7 @@ func (r *recovery) hold(j int32, frame []byte) {
 }
 
 func (r *recovery) add(key uint64, now mono.Time) int32 {
-	var j int32
-	if n := len(r.free); n > 0 {
-		j = r.free[n-1]
-		r.free = r.free[:n-1]
-	} else {
-		j = int32(len(r.ents))
-		r.ents = append(r.ents, recovering{})
-	}
+	j := slot(&r.ents, &r.free)
 	e := &r.ents[j]
 	*e = recovering{key: key, since: now, held: e.held[:0]}
 	r.index[key] = j

@@ -31,6 +31,31 @@ func spliceElsewhere(c *client) {
 	c.off = 40
 }
 
+// forwarded checks that the shard sent one frame, to back-end b, and
+// returns it.
+func forwarded(t *testing.T, h *harness, b int) sentFrame {
+	t.Helper()
+	out := h.tx.take()
+	if len(out) != 1 {
+		t.Fatalf("%d frames sent, want 1 to back-end %d", len(out), b)
+	}
+	f := parseFrame(t, out[0])
+	if f.dstMAC != testBackendMAC(b) || f.dport != 80 {
+		t.Fatalf("frame to %v port %d, want back-end %d port 80", f.dstMAC, f.dport, b)
+	}
+	return f
+}
+
+// askedAbout sends a bare ACK of a connection the shard never saw, from
+// client port port, and returns the client and the LOOKUP each agent got.
+func askedAbout(t *testing.T, h *harness, port uint16) (*client, [2]handoff.Msg) {
+	t.Helper()
+	c := h.client(port)
+	spliceElsewhere(c)
+	c.data(0, "")
+	return c, [2]handoff.Msg{oneLookup(t, h, 0, port), oneLookup(t, h, 1, port)}
+}
+
 // oneLookup checks that back-end b's agent got exactly one LOOKUP, for the
 // given client ports in order, and returns it.
 func oneLookup(t *testing.T, h *harness, b int, ports ...uint16) handoff.Msg {
@@ -70,14 +95,9 @@ func TestRecoverFromOwner(t *testing.T) {
 	h.owners(0, m0, owns(0, handoff.Owner{}))
 	h.owners(1, m1, owns(41000, established))
 	h.advance(0)
-	out := h.tx.take()
-	if len(out) != 1 || parseFrame(t, out[0]).dstMAC != testBackendMAC(1) || parseFrame(t, out[0]).dport != 80 {
-		t.Fatalf("after the answers: %d frames, want the held segment to back-end 1", len(out))
-	}
+	forwarded(t, h, 1) // the held segment
 	c.data(0, "")
-	if out := h.tx.take(); len(out) != 1 || parseFrame(t, out[0]).dstMAC != testBackendMAC(1) {
-		t.Fatalf("next segment: %d frames, want 1 to back-end 1", len(out))
-	}
+	forwarded(t, h, 1)
 	if ls := h.lookups(0); len(ls) != 0 {
 		t.Errorf("next segment asked about again: %d LOOKUPs", len(ls))
 	}
@@ -95,16 +115,11 @@ func TestRecoverFromOwner(t *testing.T) {
 // counted.
 func TestRecoverTwoOwners(t *testing.T) {
 	h := newHarness(t)
-	c := h.client(41001)
-	spliceElsewhere(c)
-	c.data(0, "")
-	m0, m1 := oneLookup(t, h, 0, 41001), oneLookup(t, h, 1, 41001)
-	h.owners(0, m0, owns(41001, established))
-	h.owners(1, m1, owns(41001, handoff.Owner{State: handoff.SockTimeWait, IdleMS: handoff.NoIdle}))
+	_, m := askedAbout(t, h, 41001)
+	h.owners(0, m[0], owns(41001, established))
+	h.owners(1, m[1], owns(41001, handoff.Owner{State: handoff.SockTimeWait, IdleMS: handoff.NoIdle}))
 	h.advance(0)
-	if out := h.tx.take(); len(out) != 1 || parseFrame(t, out[0]).dstMAC != testBackendMAC(0) {
-		t.Fatalf("%d frames, want the held segment to back-end 0 (ESTABLISHED)", len(out))
-	}
+	forwarded(t, h, 0) // ESTABLISHED wins
 	if n := h.s.C.RecoveryConflicts.Load(); n != 1 {
 		t.Errorf("conflicts %d, want 1", n)
 	}
@@ -137,12 +152,8 @@ func TestRecoverNoOwner(t *testing.T) {
 // RST, and the next segment asks again.
 func TestRecoverSilentAgent(t *testing.T) {
 	h := newHarness(t)
-	c := h.client(41003)
-	spliceElsewhere(c)
-	c.data(0, "")
-	m0 := oneLookup(t, h, 0, 41003)
-	oneLookup(t, h, 1, 41003) // never answered
-	h.owners(0, m0, owns(0, handoff.Owner{}))
+	c, m := askedAbout(t, h, 41003)
+	h.owners(0, m[0], owns(0, handoff.Owner{})) // be2 never answers
 	h.advance(h.s.cfg.RecoveryTimeout - time.Millisecond)
 	if n := len(h.s.rec.index); n != 1 {
 		t.Fatalf("before the timeout: %d connections being asked about, want 1", n)
@@ -162,12 +173,8 @@ func TestRecoverSilentAgent(t *testing.T) {
 // control connection it went on, counts as no answer from that agent.
 func TestRecoverAgentErrAndLoss(t *testing.T) {
 	h := newHarness(t)
-	c := h.client(41004)
-	spliceElsewhere(c)
-	c.data(0, "")
-	m0 := oneLookup(t, h, 0, 41004)
-	oneLookup(t, h, 1, 41004)
-	if err := h.agents[0].Sess.SendErr(m0.ID, handoff.ErrCodeBusy, "test"); err != nil {
+	_, m := askedAbout(t, h, 41004)
+	if err := h.agents[0].Sess.SendErr(m[0].ID, handoff.ErrCodeBusy, "test"); err != nil {
 		t.Fatal(err)
 	}
 	h.pump()
@@ -225,9 +232,7 @@ func TestRecoverMistakenHandshake(t *testing.T) {
 	h.owners(1, m, owns(41006, established))
 	oneLookup(t, h, 0, 41006) // unanswered yet: decided at the timeout
 	h.advance(h.s.cfg.RecoveryTimeout)
-	if out := h.tx.take(); len(out) != 1 || parseFrame(t, out[0]).dstMAC != testBackendMAC(1) {
-		t.Fatalf("%d frames, want the segment to back-end 1", len(out))
-	}
+	forwarded(t, h, 1)
 	if n := h.s.C.ActiveFlows.Load(); n != 1 {
 		t.Errorf("active flows %d, want 1", n)
 	}
@@ -284,9 +289,8 @@ func TestRecoverSegmentsHeld(t *testing.T) {
 	h.owners(0, m0, owns(41007, established))
 	h.owners(1, m1, owns(0, handoff.Owner{}))
 	h.advance(0)
-	out := h.tx.take()
-	if len(out) != 1 || parseFrame(t, out[0]).ack != c.iss.Add(9) {
-		t.Fatalf("%d frames, want the latest segment (ACK %v)", len(out), c.iss.Add(9))
+	if f := forwarded(t, h, 0); f.ack != c.iss.Add(9) {
+		t.Fatalf("forwarded the segment with ACK %v, want the latest (ACK %v)", f.ack, c.iss.Add(9))
 	}
 }
 

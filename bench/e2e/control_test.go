@@ -257,12 +257,7 @@ func TestControlConnectionLoss(t *testing.T) {
 	s := startSite(t, true, www)
 
 	// About 2.5 s at 20 MB/s: the cut falls in the middle of it.
-	var stdout bytes.Buffer
-	dl := s.tb.Command("cli", "sh", "-c", "curl -sS -m 30 --limit-rate 20M "+vipURL+"/static/50m.bin | sha256sum")
-	dl.Stdout = &stdout
-	if err := dl.Start(); err != nil {
-		t.Fatal(err)
-	}
+	dl := s.download(vipURL+"/static/50m.bin", "20M")
 	time.Sleep(700 * time.Millisecond)
 	out, err := s.tb.Run("be1", "ss", "-K", "-tn", "state", "established", "sport", "= :7070")
 	if err != nil {
@@ -283,11 +278,8 @@ func TestControlConnectionLoss(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := dl.Wait(); err != nil {
-		t.Fatalf("download: %v", err)
-	}
-	if got := strings.Fields(stdout.String()); len(got) == 0 || got[0] != sum {
-		t.Errorf("download across the cut: sha256 %q, want %s", stdout.String(), sum)
+	if got, err := dl(); err != nil || got != sum {
+		t.Errorf("download across the cut: %v, sha256 %q, want %s", err, got, sum)
 	}
 	logs, err := os.ReadFile(s.SwitchLog)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,12 +24,7 @@ func TestDrain(t *testing.T) {
 	cfg.SwitchKeys = "drain_timeout = \"30s\"\nlinger = \"1s\"\n"
 	s := startSiteConfig(t, cfg)
 
-	var bigOut bytes.Buffer
-	big := s.tb.Command("cli", "sh", "-c", "curl -sS -m 60 --limit-rate 25M "+vipURL+"/static/100m.bin | sha256sum")
-	big.Stdout = &bigOut
-	if err := big.Start(); err != nil {
-		t.Fatal(err)
-	}
+	big := s.download(vipURL+"/static/100m.bin", "25M")
 	time.Sleep(time.Second)
 	if err := s.Switch.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -42,8 +36,8 @@ func TestDrain(t *testing.T) {
 	if !errors.As(err, &exit) || exit.ExitCode() != 7 {
 		t.Errorf("a new connection 0.5 s into the drain: %v, %q; want it refused (curl exit 7)", err, out)
 	}
-	if err := big.Wait(); err != nil || !strings.HasPrefix(bigOut.String(), bigSum) {
-		t.Errorf("100 MiB download across the drain: %v, sha256 %q, want %s", err, bigOut.String(), bigSum)
+	if sum, err := big(); err != nil || sum != bigSum {
+		t.Errorf("100 MiB download across the drain: %v, sha256 %q, want %s", err, sum, bigSum)
 	}
 	done := time.Now()
 	select {

@@ -250,17 +250,8 @@ func TestAgentUpgrade(t *testing.T) {
 
 	// The download takes about 2.5 s, the session (50 x 1 MiB on one
 	// connection) about as long; the upgrade comes 0.7 s in.
-	var bigOut, sessOut bytes.Buffer
-	big := s.tb.Command("cli", "sh", "-c", "curl -sS -m 30 --limit-rate 20M "+vipURL+"/static/50m.bin | sha256sum")
-	big.Stdout = &bigOut
-	urls := strings.TrimSpace(strings.Repeat(vipURL+"/static/1m.bin ", 50))
-	sess := s.tb.Command("cli", "sh", "-c", "curl -sS -m 30 --limit-rate 20M "+urls+" | sha256sum")
-	sess.Stdout = &sessOut
-	for _, c := range []interface{ Start() error }{big, sess} {
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	big := s.download(vipURL+"/static/50m.bin", "20M")
+	sess := s.download(strings.TrimSpace(strings.Repeat(vipURL+"/static/1m.bin ", 50)), "20M")
 	time.Sleep(700 * time.Millisecond)
 	if err := s.Agents[0].Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
@@ -286,17 +277,11 @@ func TestAgentUpgrade(t *testing.T) {
 	default:
 	}
 
-	if err := big.Wait(); err != nil {
-		t.Fatalf("download: %v", err)
+	if got, err := big(); err != nil || got != bigSum {
+		t.Errorf("download across the upgrade: %v, sha256 %q, want %s", err, got, bigSum)
 	}
-	if got := strings.Fields(bigOut.String()); len(got) == 0 || got[0] != bigSum {
-		t.Errorf("download across the upgrade: sha256 %q, want %s", bigOut.String(), bigSum)
-	}
-	if err := sess.Wait(); err != nil {
-		t.Fatalf("keep-alive session: %v", err)
-	}
-	if got, want := strings.Fields(sessOut.String()), repeatSum(t, filepath.Join(www, "static", "1m.bin"), 50); len(got) == 0 || got[0] != want {
-		t.Errorf("keep-alive session across the upgrade: sha256 %q, want %s", sessOut.String(), want)
+	if got, err := sess(); err != nil || got != repeatSum(t, filepath.Join(www, "static", "1m.bin"), 50) {
+		t.Errorf("keep-alive session across the upgrade: %v, sha256 %q", err, got)
 	}
 	select {
 	case <-s.Agents[0].Done():

@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -207,6 +209,27 @@ func startSiteConfig(t *testing.T, cfg benchsite.Config) *site {
 		}
 	})
 	return &site{Site: s, t: t, tb: s.TB}
+}
+
+// download starts curl in the client namespace on urls (space-separated,
+// through one connection) at rate (curl's --limit-rate, "20M"), piped
+// into sha256sum; wait returns the sum of all the bodies, and the error
+// of the pipe (curl's, within its 60 s limit).
+func (s *site) download(urls, rate string) (wait func() (string, error)) {
+	s.t.Helper()
+	var out bytes.Buffer
+	cmd := s.tb.Command("cli", "bash", "-o", "pipefail", "-c", "curl -sS -m 60 --limit-rate "+rate+" "+urls+" | sha256sum")
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	return func() (string, error) {
+		err := cmd.Wait()
+		if f := strings.Fields(out.String()); len(f) > 0 {
+			return f[0], err
+		}
+		return "", err
+	}
 }
 
 // curl runs curl in the client namespace and returns its standard output.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -74,19 +73,14 @@ func TestCrashRestart(t *testing.T) {
 	bigSum := randomFile(t, filepath.Join(www, "static", "100m.bin"), 100*mib)
 	s := startSite(t, true, www)
 
-	var bigOut bytes.Buffer
-	big := s.tb.Command("cli", "sh", "-c", "curl -sS -m 60 --limit-rate 25M "+vipURL+"/static/100m.bin | sha256sum")
-	big.Stdout = &bigOut
-	if err := big.Start(); err != nil {
-		t.Fatal(err)
-	}
+	big := s.download(vipURL+"/static/100m.bin", "25M")
 	time.Sleep(time.Second)
 	retrans := s.retrans()
 	killed := time.Now()
 	s.crash()
 	ready := time.Since(killed)
-	if err := big.Wait(); err != nil || !strings.HasPrefix(bigOut.String(), bigSum) {
-		t.Fatalf("100 MiB download across the crash: %v, sha256 %q, want %s", err, bigOut.String(), bigSum)
+	if sum, err := big(); err != nil || sum != bigSum {
+		t.Fatalf("100 MiB download across the crash: %v, sha256 %q, want %s", err, sum, bigSum)
 	}
 	rec := s.recovered()
 	if rec["lookup"] < 1 {
