@@ -195,7 +195,7 @@ func (s *Shard) recover(key uint64, f *ring.Frame) {
 	switch {
 	case r.unowned(key, s.now):
 		s.drop(DropNoOwner)
-	case !s.anyReady():
+	case !s.anyReady() && !s.anyStarting():
 		s.drop(DropNoAgent)
 	case len(r.index) >= maxRecovering:
 		s.drop(DropRecoveryFull)
@@ -224,6 +224,18 @@ func (s *Shard) anyReady() bool {
 	return false
 }
 
+// anyStarting reports whether some agent's first control connection is
+// still being made (a switch that has just started): its answer is
+// unknown, not "no".
+func (s *Shard) anyStarting() bool {
+	for b := range s.cfg.Backends {
+		if s.ctl.Starting(b) {
+			return true
+		}
+	}
+	return false
+}
+
 // sendLookup sends the open batch to every ready agent.
 func (s *Shard) sendLookup() {
 	r := s.rec
@@ -238,6 +250,9 @@ func (s *Shard) sendLookup() {
 	r.nextID++
 	b.id, b.sent = r.nextID, s.now
 	for be := range s.cfg.Backends {
+		if s.ctl.Starting(be) {
+			b.incomplete = true // it may hold the connection: no RST, no cookie
+		}
 		if s.cfg.Backends[be].Removed || !s.ctl.Ready(be) {
 			continue
 		}
@@ -332,7 +347,10 @@ func (s *Shard) recoveryStep() {
 			}
 		}
 	}
-	if r.open != nil {
+	// Right after a start, the LOOKUP waits for the agents' first
+	// connections (up to recovery_timeout), so that their answers are
+	// all in at once.
+	if r.open != nil && (!s.anyStarting() || s.now >= r.ents[r.index[r.open.keys[0]]].since.Add(s.cfg.RecoveryTimeout)) {
 		s.sendLookup()
 	}
 	s.C.Recovering.Store(int64(len(r.index)))

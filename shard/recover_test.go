@@ -441,3 +441,22 @@ func TestHandshakeAcrossRestart(t *testing.T) {
 		t.Error("not handed off")
 	}
 }
+
+// TestRecoverWhileStarting: a segment that comes before the agents'
+// first control connections are up (a switch just started) is held, not
+// dropped, and asked about once they are: every agent's answer counts.
+func TestRecoverWhileStarting(t *testing.T) {
+	h := newStartingHarness(t)
+	c := h.client(41500)
+	spliceElsewhere(c)
+	c.data(0, "")
+	if n := h.s.C.Drops[DropNoAgent].Load(); n != 0 || len(h.s.rec.index) != 1 {
+		t.Fatalf("no_agent drops %d, held %d; want 0 and 1", n, len(h.s.rec.index))
+	}
+	h.advance(0) // the agents connect; the LOOKUP waits for them
+	m := [2]handoff.Msg{oneLookup(t, h, 0, 41500), oneLookup(t, h, 1, 41500)}
+	h.owners(0, m[0], owns(0, handoff.Owner{}))
+	h.owners(1, m[1], owns(41500, established))
+	h.advance(0)
+	forwarded(t, h, 1)
+}
