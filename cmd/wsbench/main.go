@@ -9,6 +9,7 @@
 //	wsbench pps [-bin DIR] [-flows N] [-d DUR] [-json]
 //	wsbench synflood [-kind syn|ack] [-bin DIR] [-d 10s] [-rate R] [-shards N] [-prefix P] [-json]
 //	wsbench slowloris [-bin DIR] [-json] (see -h)
+//	wsbench recovery [-bin DIR] [-flows N] [-agents 1|2] [-rate R] [-send-rate R] [-restart=false] [-json] (see -h)
 package main
 
 import (
@@ -41,6 +42,7 @@ var commands = []command{
 	{name: "pps", summary: "packet-rate bench: spliced frames forwarded per second per shard", run: runPPS},
 	{name: "synflood", summary: "SYN or random-ACK flood from an attacker namespace while wsbench load fetches pages", run: runSYNFlood},
 	{name: "slowloris", summary: "slow clients holding the switch's flows while wsbench load fetches pages", run: runSlowloris},
+	{name: "recovery", summary: "flow recovery: spliced flows a fresh switch recovers per second; restart to first recovery", run: runRecovery},
 	{name: "policies", summary: "trace-driven comparison of the balancing policies: cache hit rate, load balance", run: runPolicies},
 }
 
