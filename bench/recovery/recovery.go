@@ -3,10 +3,11 @@
 // agents, and how long a restarted switch takes to recover its first flow.
 //
 // Run makes N spliced connections exist without N clients: on each
-// back-end, in its namespace, it re-creates connections with TCP_REPAIR
-// exactly as handoffd re-creates a handed-off one (agent.Recreate), for
-// client addresses of the LAN that no host has. The switch has never seen
-// them, so it is as fresh for them as a restarted one. From the attacker
+// back-end, in its namespace, holder processes (Hold) re-create
+// connections with TCP_REPAIR exactly as handoffd re-creates a handed-off
+// one (agent.Recreate), for client addresses of the LAN that no host has.
+// The switch has never seen them, so it is as fresh for them as a
+// restarted one. From the attacker
 // host Run then sends one ACK per connection (spoofed source, batched
 // AF_PACKET sends): the switch holds each, asks the agents (LOOKUP) and
 // forwards it to the owner. A socket whose one outstanding byte (sent by
@@ -25,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
@@ -67,6 +67,10 @@ type Config struct {
 	SendRate     float64 // ACKs per second offered; 0: as fast as the sender can
 	Batch        int     // frames per sendmmsg(2) call, at most pktrate.MaxBatch (default 256)
 	MaxPasses    int     // passes at most (default 1000)
+	// Holder is the command that runs Hold, the program and the
+	// arguments before Hold's, such as {"wsbench", "recovery-hold"}
+	// (required).
+	Holder []string
 }
 
 // withDefaults returns c with zero fields replaced by the defaults, or an
@@ -93,7 +97,7 @@ func (c Config) withDefaults() (Config, error) {
 	if err := checkFlows(c.Flows); err != nil {
 		return c, err
 	}
-	if c.Agents < 1 || c.Agents > 2 || c.Shards < 1 || c.RecoveryRate < 1 || !(c.SendRate >= 0) ||
+	if len(c.Holder) == 0 || c.Agents < 1 || c.Agents > 2 || c.Shards < 1 || c.RecoveryRate < 1 || !(c.SendRate >= 0) ||
 		c.Batch < 1 || c.Batch > pktrate.MaxBatch || c.MaxPasses < 1 {
 		return c, fmt.Errorf("%w: %+v", ErrConfig, c)
 	}
@@ -133,13 +137,14 @@ type Result struct {
 	RecoveryRate int     `json:"recovery_rate"`
 	SendRate     float64 `json:"send_rate"` // 0: full speed
 	// CreateSecs is how long re-creating the connections took; the
-	// memory they took: the machine's MemAvailable drop and Slab growth,
-	// and this process's resident memory growth, in bytes (other
-	// processes on the machine blur the first two).
+	// memory they took: the machine's MemAvailable drop and Slab growth
+	// (other processes on the machine blur both), and the resident
+	// memory of the Holders processes holding them, in bytes.
 	CreateSecs   float64 `json:"create_seconds"`
 	MemAvailDrop int64   `json:"mem_available_drop"`
 	SlabGrowth   int64   `json:"slab_growth"`
-	RSSGrowth    int64   `json:"rss_growth"`
+	Holders      int     `json:"holders"`
+	HolderRSS    int64   `json:"holder_rss"`
 
 	Passes []Pass `json:"passes"`
 	// FirstPassRate is the first pass's recovered flows per second of its
@@ -196,12 +201,8 @@ func Run(s *site.Site, cfg Config) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	rss0, err := procstat.RSS(os.Getpid())
-	if err != nil {
-		return res, err
-	}
 	start := time.Now()
-	h, err := hold(s.TB, cfg.Flows, cfg.Agents)
+	h, err := hold(s.TB, cfg.Holder, cfg.Flows, cfg.Agents)
 	if err != nil {
 		return res, err
 	}
@@ -211,13 +212,12 @@ func Run(s *site.Site, cfg Config) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	rss1, err := procstat.RSS(os.Getpid())
-	if err != nil {
-		return res, err
-	}
 	res.MemAvailDrop = int64(mem0.available) - int64(mem1.available)
 	res.SlabGrowth = int64(mem1.slab) - int64(mem0.slab)
-	res.RSSGrowth = rss1 - rss0
+	res.Holders = len(h.holders)
+	if res.HolderRSS, err = h.rss(); err != nil {
+		return res, err
+	}
 
 	snd, err := pktrate.OpenSender(s.TB, "atk")
 	if err != nil {

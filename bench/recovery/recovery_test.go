@@ -33,6 +33,8 @@ webswitch_recovering{shard="0"} 3
 webswitch_recovering{shard="1"} 0
 webswitch_handoffs_total{result="ok",shard="0"} 5
 webswitch_handoffs_total{result="timeout",shard="0"} 7
+webswitch_connections_total{shard="1"} 2
+webswitch_frames_forwarded_total{shard="0"} 990
 webswitch_frames_received_total{shard="0"} 1e+06
 webswitch_frames_received_total{shard="1"} 12
 webswitch_ring_drops_total{shard="0"} 9
@@ -59,7 +61,7 @@ func TestParseCounters(t *testing.T) {
 	}
 	want := Counters{
 		Lookup: 1000, Cookie: 1, Asked: 1150, Lookups: 38, Unanswered: 2, Recovering: 3, HandoffsOK: 5,
-		FramesIn: 1000012, RingDrops: 9,
+		Connections: 2, Forwarded: 990, FramesIn: 1000012, RingDrops: 9,
 		Drops:   map[string]uint64{"recovery_full": 50, "no_owner": 0},
 		Latency: Histogram{Bounds: []float64{0.001, 0.01, math.Inf(1)}, Counts: []uint64{100, 800, 1001}, Sum: 2},
 	}
@@ -221,16 +223,25 @@ func TestParseMemInfo(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c, err := Config{}.withDefaults()
+	holder := []string{"wsbench", "recovery-hold"}
+	c, err := Config{Holder: holder}.withDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{Flows: DefaultFlows, Agents: DefaultAgents, Shards: DefaultShards, RecoveryRate: DefaultRecoveryRate,
-		Batch: defaultBatch, MaxPasses: defaultPasses}
-	if c != want {
-		t.Errorf("defaults %+v, want %+v", c, want)
+		Batch: defaultBatch, MaxPasses: defaultPasses, Holder: holder}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
-	for _, bad := range []Config{{Agents: 3}, {Flows: -1}, {SendRate: -1}, {Batch: pktrate.MaxBatch + 1}, {RecoveryRate: -5}} {
+	for _, bad := range []Config{
+		{},
+		{Holder: holder, Agents: 3},
+		{Holder: holder, Flows: -1},
+		{Holder: holder, Flows: MaxFlows + 1},
+		{Holder: holder, SendRate: -1},
+		{Holder: holder, Batch: pktrate.MaxBatch + 1},
+		{Holder: holder, RecoveryRate: -5},
+	} {
 		if _, err := bad.withDefaults(); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v: %v, want ErrConfig", bad, err)
 		}

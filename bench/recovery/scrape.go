@@ -69,18 +69,24 @@ func (s *scraper) close() { s.client.CloseIdleConnections() }
 
 // Counters are the switch's recovery counters, summed over its shards.
 type Counters struct {
-	Lookup     uint64            `json:"lookup"`     // recovered_flows_total{how="lookup"}
-	Cookie     uint64            `json:"cookie"`     // recovered_flows_total{how="cookie"}
-	Asked      uint64            `json:"asked"`      // recovery_asked_total
-	Lookups    uint64            `json:"lookups"`    // recovery_queries_total: LOOKUP messages sent
-	Unanswered uint64            `json:"unanswered"` // recovery_unanswered_total
-	Conflicts  uint64            `json:"conflicts"`  // recovery_conflicts_total
-	Recovering uint64            `json:"-"`          // the recovering gauge
-	HandoffsOK uint64            `json:"-"`          // handoffs_total{result="ok"}
-	FramesIn   uint64            `json:"frames_in"`  // frames_received_total
-	RingDrops  uint64            `json:"ring_drops"` // ring_drops_total
-	Drops      map[string]uint64 `json:"drops"`      // dropped_frames_total by reason, those not 0
-	Latency    Histogram         `json:"latency"`    // recovery_latency_seconds
+	Lookup     uint64 `json:"lookup"`     // recovered_flows_total{how="lookup"}
+	Cookie     uint64 `json:"cookie"`     // recovered_flows_total{how="cookie"}
+	Asked      uint64 `json:"asked"`      // recovery_asked_total
+	Lookups    uint64 `json:"lookups"`    // recovery_queries_total: LOOKUP messages sent
+	Unanswered uint64 `json:"unanswered"` // recovery_unanswered_total
+	Conflicts  uint64 `json:"conflicts"`  // recovery_conflicts_total
+	Recovering uint64 `json:"-"`          // the recovering gauge
+	HandoffsOK uint64 `json:"-"`          // handoffs_total{result="ok"}
+	// Connections counts handshakes completed (connections_total): in a
+	// Run, where no client connects, ACKs that passed for a handshake's
+	// last one, their acknowledgement number a valid SYN cookie by chance
+	// (24 bits of MAC, two epochs: about one ACK in ten million).
+	Connections uint64            `json:"connections"`
+	Forwarded   uint64            `json:"forwarded"`  // frames_forwarded_total
+	FramesIn    uint64            `json:"frames_in"`  // frames_received_total
+	RingDrops   uint64            `json:"ring_drops"` // ring_drops_total
+	Drops       map[string]uint64 `json:"drops"`      // dropped_frames_total by reason, those not 0
+	Latency     Histogram         `json:"latency"`    // recovery_latency_seconds
 }
 
 // sub returns c less before, the counts of what happened in between (the
@@ -91,6 +97,7 @@ func (c Counters) sub(before Counters) Counters {
 		Asked: c.Asked - before.Asked, Lookups: c.Lookups - before.Lookups,
 		Unanswered: c.Unanswered - before.Unanswered, Conflicts: c.Conflicts - before.Conflicts,
 		Recovering: c.Recovering, HandoffsOK: c.HandoffsOK - before.HandoffsOK,
+		Connections: c.Connections - before.Connections, Forwarded: c.Forwarded - before.Forwarded,
 		FramesIn: c.FramesIn - before.FramesIn, RingDrops: c.RingDrops - before.RingDrops,
 		Drops:   map[string]uint64{},
 		Latency: c.Latency.sub(before.Latency),
@@ -155,6 +162,8 @@ const (
 	seriesConflicts  = "recovery_conflicts_total"
 	seriesRecovering = "recovering"
 	seriesHandoffs   = "handoffs_total"
+	seriesConns      = "connections_total"
+	seriesForwarded  = "frames_forwarded_total"
 	seriesFramesIn   = "frames_received_total"
 	seriesRingDrops  = "ring_drops_total"
 	seriesDrops      = "dropped_frames_total"
@@ -199,6 +208,10 @@ func parseCounters(text string) (Counters, error) {
 			if labels["result"] == "ok" {
 				c.HandoffsOK += v
 			}
+		case seriesConns:
+			c.Connections += v
+		case seriesForwarded:
+			c.Forwarded += v
 		case seriesFramesIn:
 			c.FramesIn += v
 		case seriesRingDrops:

@@ -31,6 +31,8 @@ type command struct {
 	// run runs the subcommand with the arguments after its name, writing
 	// results to stdout and usage messages to stderr.
 	run func(args []string, stdout, stderr io.Writer) error
+	// hidden commands are run by wsbench itself, not listed in the usage.
+	hidden bool
 }
 
 // commands lists the subcommands in the order usage shows them.
@@ -44,6 +46,7 @@ var commands = []command{
 	{name: "slowloris", summary: "slow clients holding the switch's flows while wsbench load fetches pages", run: runSlowloris},
 	{name: "recovery", summary: "flow recovery: spliced flows a fresh switch recovers per second; restart to first recovery", run: runRecovery},
 	{name: "policies", summary: "trace-driven comparison of the balancing policies: cache hit rate, load balance", run: runPolicies},
+	{name: recoveryHold, summary: "hold connections for wsbench recovery in this namespace", run: runRecoveryHold, hidden: true},
 }
 
 func main() {
@@ -81,6 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: wsbench <command> [arguments]\n\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		if !c.hidden {
+			fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		}
 	}
 }

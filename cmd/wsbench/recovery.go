@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 
@@ -56,6 +57,11 @@ func runRecovery(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Holder = []string{self, recoveryHold}
 	scfg := recovery.SiteConfig(cfg)
 	scfg.Prefix = *prefix
 	return onSite(*bin, scfg, recovery.Files(), func(s *site.Site) (r recoveryReport, err error) {
@@ -68,6 +74,15 @@ func runRecovery(args []string, stdout, stderr io.Writer) error {
 	}, *asJSON, stdout, printRecovery)
 }
 
+// recoveryHold is the hidden subcommand that holds connections for
+// "wsbench recovery" (recovery.Hold), in the namespace it runs in.
+const recoveryHold = "recovery-hold"
+
+// runRecoveryHold runs recovery.Hold on standard input and output.
+func runRecoveryHold(args []string, stdout, _ io.Writer) error {
+	return recovery.Hold(args, os.Stdin, stdout)
+}
+
 // printRecovery writes a short summary of a recovery run.
 func printRecovery(w io.Writer, r *recoveryReport) {
 	const mib = 1 << 20
@@ -76,8 +91,8 @@ func printRecovery(w io.Writer, r *recoveryReport) {
 	if rec.SendRate > 0 {
 		offered = fmt.Sprintf("at %.0f/s", rec.SendRate)
 	}
-	fmt.Fprintf(w, "%d connections re-created on %d back-end(s) in %.2f s: MemAvailable -%.0f MiB, Slab +%.0f MiB, wsbench RSS +%.0f MiB\n",
-		rec.Flows, rec.Agents, rec.CreateSecs, float64(rec.MemAvailDrop)/mib, float64(rec.SlabGrowth)/mib, float64(rec.RSSGrowth)/mib)
+	fmt.Fprintf(w, "%d connections re-created on %d back-end(s) in %.2f s: MemAvailable -%.0f MiB, Slab +%.0f MiB; %d holder processes, RSS %.0f MiB\n",
+		rec.Flows, rec.Agents, rec.CreateSecs, float64(rec.MemAvailDrop)/mib, float64(rec.SlabGrowth)/mib, rec.Holders, float64(rec.HolderRSS)/mib)
 	fmt.Fprintf(w, "switch: %d shards, recovery_rate %d; one ACK per unrecovered connection each pass, %s\n", rec.Shards, rec.RecoveryRate, offered)
 	for i, p := range rec.Passes {
 		fmt.Fprintf(w, "pass %d: %d ACKs (%d sent, %d send errors, %.3f s); %d recovered in %.3f s; %s\n",
@@ -87,8 +102,11 @@ func printRecovery(w io.Writer, r *recoveryReport) {
 		rec.FirstPassRate, len(rec.Passes), rec.Recovered, rec.Flows, rec.TotalSecs, rec.Rate, rec.Unrecovered)
 	fmt.Fprintf(w, "  without the waits between passes: %.3f s, %.0f flows/s\n", rec.BusySecs, rec.BusyRate)
 	c := &rec.Switch
-	fmt.Fprintf(w, "switch: asked %d, LOOKUPs %d (unanswered %d), conflicts %d, recovered by cookie %d; %s\n",
-		c.Asked, c.Lookups, c.Unanswered, c.Conflicts, c.Cookie, dropSummary(*c))
+	fmt.Fprintf(w, "switch: asked %d, LOOKUPs %d (unanswered %d), conflicts %d, recovered by cookie %d, forwarded %d; %s\n",
+		c.Asked, c.Lookups, c.Unanswered, c.Conflicts, c.Cookie, c.Forwarded, dropSummary(*c))
+	if c.Connections > 0 {
+		fmt.Fprintf(w, "  %d ACK(s) passed for a handshake's last one (a valid SYN cookie by chance): the switch holds them as its own connections\n", c.Connections)
+	}
 	fmt.Fprintf(w, "recovery latency: %s\n", latencySummary(c.Latency))
 	agents := make([]string, len(rec.AgentCPU))
 	for i, a := range rec.AgentCPU {
