@@ -34,6 +34,8 @@ webswitch_recovering{shard="1"} 0
 webswitch_handoffs_total{result="ok",shard="0"} 5
 webswitch_handoffs_total{result="timeout",shard="0"} 7
 webswitch_connections_total{shard="1"} 2
+webswitch_backend_usable{backend="be1",shard="0"} 1
+webswitch_backend_usable{backend="be2",shard="0"} 0
 webswitch_frames_forwarded_total{shard="0"} 990
 webswitch_frames_received_total{shard="0"} 1e+06
 webswitch_frames_received_total{shard="1"} 12
@@ -61,7 +63,7 @@ func TestParseCounters(t *testing.T) {
 	}
 	want := Counters{
 		Lookup: 1000, Cookie: 1, Asked: 1150, Lookups: 38, Unanswered: 2, Recovering: 3, HandoffsOK: 5,
-		Connections: 2, Forwarded: 990, FramesIn: 1000012, RingDrops: 9,
+		Connections: 2, Forwarded: 990, Usable: 1, FramesIn: 1000012, RingDrops: 9,
 		Drops:   map[string]uint64{"recovery_full": 50, "no_owner": 0},
 		Latency: Histogram{Bounds: []float64{0.001, 0.01, math.Inf(1)}, Counts: []uint64{100, 800, 1001}, Sum: 2},
 	}
@@ -100,7 +102,7 @@ func TestCountersSub(t *testing.T) {
 	after.Latency.Counts = []uint64{100, 805, 1010}
 	after.Latency.Sum = 2.5
 	want := Counters{
-		Lookup: 10, Asked: 12, Recovering: 1,
+		Lookup: 10, Asked: 12, Recovering: 1, Usable: 1, // the gauges as after
 		Drops:   map[string]uint64{"recovery_full": 5, "recovery_rate": 4},
 		Latency: Histogram{Bounds: before.Latency.Bounds, Counts: []uint64{0, 5, 9}, Sum: 0.5},
 	}

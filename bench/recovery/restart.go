@@ -56,10 +56,15 @@ func restartBody() []byte {
 // the new switch process was started (right after the old one was reaped).
 type RestartResult struct {
 	// AdminSecs is the time to the first answer of the new switch's
-	// /metrics; FrameSecs to the poll that saw the first client segment
-	// it took from its rings, FirstSecs to the one that saw its first
-	// flow recovered by lookup (each within restartPoll).
+	// /metrics; ReadySecs to the poll that saw every shard's control
+	// connections to the agents up (backend_usable as before the kill),
+	// FrameSecs to the one that saw the first client segment it took from
+	// its rings, FirstSecs to the one that saw its first flow recovered by
+	// lookup (each within restartPoll). The first recovery waits for a
+	// segment of the download's client, which sends only when it has
+	// read enough of its receive buffer to open its window again.
 	AdminSecs float64 `json:"admin_seconds"`
+	ReadySecs float64 `json:"ready_seconds"`
 	FrameSecs float64 `json:"first_segment_seconds"`
 	FirstSecs float64 `json:"first_recovered_seconds"`
 	// Switch are the new switch's counters when the download ended.
@@ -125,6 +130,9 @@ func Restart(s *site.Site) (res RestartResult, err error) {
 			fallthrough
 		default:
 			res.Switch = c
+			if c.Usable >= before.Usable && res.ReadySecs == 0 {
+				res.ReadySecs = now.Sub(start).Seconds()
+			}
 			if c.FramesIn > 0 && res.FrameSecs == 0 {
 				res.FrameSecs = now.Sub(start).Seconds()
 			}

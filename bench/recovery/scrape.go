@@ -83,6 +83,7 @@ type Counters struct {
 	// (24 bits of MAC, two epochs: about one ACK in ten million).
 	Connections uint64            `json:"connections"`
 	Forwarded   uint64            `json:"forwarded"`  // frames_forwarded_total
+	Usable      uint64            `json:"-"`          // backend_usable: shards times back-ends the shards may use
 	FramesIn    uint64            `json:"frames_in"`  // frames_received_total
 	RingDrops   uint64            `json:"ring_drops"` // ring_drops_total
 	Drops       map[string]uint64 `json:"drops"`      // dropped_frames_total by reason, those not 0
@@ -90,14 +91,14 @@ type Counters struct {
 }
 
 // sub returns c less before, the counts of what happened in between (the
-// recovering gauge is c's).
+// gauges, Recovering and Usable, are c's).
 func (c Counters) sub(before Counters) Counters {
 	d := Counters{
 		Lookup: c.Lookup - before.Lookup, Cookie: c.Cookie - before.Cookie,
 		Asked: c.Asked - before.Asked, Lookups: c.Lookups - before.Lookups,
 		Unanswered: c.Unanswered - before.Unanswered, Conflicts: c.Conflicts - before.Conflicts,
 		Recovering: c.Recovering, HandoffsOK: c.HandoffsOK - before.HandoffsOK,
-		Connections: c.Connections - before.Connections, Forwarded: c.Forwarded - before.Forwarded,
+		Connections: c.Connections - before.Connections, Forwarded: c.Forwarded - before.Forwarded, Usable: c.Usable,
 		FramesIn: c.FramesIn - before.FramesIn, RingDrops: c.RingDrops - before.RingDrops,
 		Drops:   map[string]uint64{},
 		Latency: c.Latency.sub(before.Latency),
@@ -163,6 +164,7 @@ const (
 	seriesRecovering = "recovering"
 	seriesHandoffs   = "handoffs_total"
 	seriesConns      = "connections_total"
+	seriesUsable     = "backend_usable"
 	seriesForwarded  = "frames_forwarded_total"
 	seriesFramesIn   = "frames_received_total"
 	seriesRingDrops  = "ring_drops_total"
@@ -210,6 +212,8 @@ func parseCounters(text string) (Counters, error) {
 			}
 		case seriesConns:
 			c.Connections += v
+		case seriesUsable:
+			c.Usable += v
 		case seriesForwarded:
 			c.Forwarded += v
 		case seriesFramesIn:

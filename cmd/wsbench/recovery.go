@@ -115,8 +115,8 @@ func printRecovery(w io.Writer, r *recoveryReport) {
 	fmt.Fprintf(w, "CPU over %.2f s, in cores of %d: webswitch %.2f, agents %s, whole machine %.2f\n",
 		rec.WallSecs, rec.NumCPU, rec.SwitchCPU, strings.Join(agents, ", "), rec.MachineCPU)
 	if rs := r.Restart; rs != nil {
-		fmt.Fprintf(w, "restart (SIGKILL during a download, started again): /metrics answers after %.3f s, first client segment after %.3f s, first flow recovered after %.3f s\n",
-			rs.AdminSecs, rs.FrameSecs, rs.FirstSecs)
+		fmt.Fprintf(w, "restart (SIGKILL during a download, started again): /metrics answers after %.3f s, agents connected after %.3f s, first client segment after %.3f s, first flow recovered after %.3f s\n",
+			rs.AdminSecs, rs.ReadySecs, rs.FrameSecs, rs.FirstSecs)
 		fmt.Fprintf(w, "  the new switch: recovered %d by lookup, asked %d, %s; latency %s; download %s: %s\n",
 			rs.Switch.Lookup, rs.Switch.Asked, dropSummary(rs.Switch), latencySummary(rs.Switch.Latency), okWord(rs.DownloadOK), rs.Download)
 	}
