@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	"webswitch/bench/pktrate"
@@ -286,12 +285,12 @@ func Run(s *site.Site, cfg Config) (res Result, err error) {
 		res.BusyRate = float64(res.Recovered) / res.BusySecs
 	}
 	res.WallSecs = end.Sub(first).Seconds()
-	res.SwitchCPU = (cpu1.sw - cpu0.sw).Seconds() / res.WallSecs
+	res.SwitchCPU = (cpu1.Switch - cpu0.Switch).Seconds() / res.WallSecs
 	for i := range cpu1.agents {
 		res.AgentCPU = append(res.AgentCPU, (cpu1.agents[i]-cpu0.agents[i]).Seconds()/res.WallSecs)
 	}
-	res.MachineCPU = (cpu1.machine - cpu0.machine).Seconds() / res.WallSecs
-	res.NumCPU = cpu1.numCPU
+	res.MachineCPU = (cpu1.Machine - cpu0.Machine).Seconds() / res.WallSecs
+	res.NumCPU = cpu1.NumCPU
 	return res, nil
 }
 
@@ -385,11 +384,11 @@ func macs(tb *testbed.Testbed, hw net.HardwareAddr) (src, dst [6]byte, err error
 	return [6]byte(hw), [6]byte(sw), nil
 }
 
-// cpuTimes are CPU times at one moment.
+// cpuTimes are CPU times at one moment: the switch's and the machine's,
+// and each agent's.
 type cpuTimes struct {
-	sw, machine time.Duration
-	agents      []time.Duration
-	numCPU      int
+	pktrate.CPUTimes
+	agents []time.Duration
 }
 
 // readCPU reads the CPU times of the site's switch, its agents and the
@@ -397,16 +396,15 @@ type cpuTimes struct {
 func readCPU(s *site.Site) (cpuTimes, error) {
 	var t cpuTimes
 	var err error
-	if t.sw, err = procstat.Process(s.Switch.Cmd.Process.Pid); err != nil {
+	if t.CPUTimes, err = pktrate.ReadCPU(s); err != nil {
 		return t, err
 	}
 	for i, a := range s.Agents {
 		cpu, err := procstat.Process(a.Cmd.Process.Pid)
 		if err != nil {
-			return t, fmt.Errorf("recovery: be%s's agent: %w", strconv.Itoa(i+1), err)
+			return t, fmt.Errorf("recovery: be%d's agent: %w", i+1, err)
 		}
 		t.agents = append(t.agents, cpu)
 	}
-	t.machine, t.numCPU, err = procstat.Machine()
-	return t, err
+	return t, nil
 }

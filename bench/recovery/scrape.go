@@ -156,25 +156,33 @@ func (h Histogram) Quantile(q float64) float64 {
 
 // Names of the series Counters reads, without the "webswitch_" prefix.
 const (
-	seriesRecovered  = "recovered_flows_total"
-	seriesAsked      = "recovery_asked_total"
-	seriesLookups    = "recovery_queries_total"
-	seriesUnanswered = "recovery_unanswered_total"
-	seriesConflicts  = "recovery_conflicts_total"
-	seriesRecovering = "recovering"
-	seriesHandoffs   = "handoffs_total"
-	seriesConns      = "connections_total"
-	seriesUsable     = "backend_usable"
-	seriesForwarded  = "frames_forwarded_total"
-	seriesFramesIn   = "frames_received_total"
-	seriesRingDrops  = "ring_drops_total"
-	seriesDrops      = "dropped_frames_total"
-	seriesLatency    = "recovery_latency_seconds"
+	seriesRecovered = "recovered_flows_total"
+	seriesHandoffs  = "handoffs_total"
+	seriesDrops     = "dropped_frames_total"
+	seriesLatency   = "recovery_latency_seconds"
 )
+
+// sums returns the fields of c that are sums of one series over the
+// shards, by series name.
+func (c *Counters) sums() map[string]*uint64 {
+	return map[string]*uint64{
+		"recovery_asked_total":      &c.Asked,
+		"recovery_queries_total":    &c.Lookups,
+		"recovery_unanswered_total": &c.Unanswered,
+		"recovery_conflicts_total":  &c.Conflicts,
+		"recovering":                &c.Recovering,
+		"connections_total":         &c.Connections,
+		"backend_usable":            &c.Usable,
+		"frames_forwarded_total":    &c.Forwarded,
+		"frames_received_total":     &c.FramesIn,
+		"ring_drops_total":          &c.RingDrops,
+	}
+}
 
 // parseCounters reads Counters from a Prometheus text exposition.
 func parseCounters(text string) (Counters, error) {
 	c := Counters{Drops: map[string]uint64{}}
+	sums := c.sums()
 	le := map[float64]uint64{}
 	seen := 0
 	for line := range strings.Lines(text) {
@@ -188,6 +196,11 @@ func parseCounters(text string) (Counters, error) {
 			return c, fmt.Errorf("recovery: /metrics line %q: %w", line, err)
 		}
 		v := uint64(value)
+		if sum, ok := sums[name]; ok {
+			*sum += v
+			seen++
+			continue
+		}
 		switch name {
 		case seriesRecovered:
 			switch labels["how"] {
@@ -196,30 +209,10 @@ func parseCounters(text string) (Counters, error) {
 			case "cookie":
 				c.Cookie += v
 			}
-		case seriesAsked:
-			c.Asked += v
-		case seriesLookups:
-			c.Lookups += v
-		case seriesUnanswered:
-			c.Unanswered += v
-		case seriesConflicts:
-			c.Conflicts += v
-		case seriesRecovering:
-			c.Recovering += v
 		case seriesHandoffs:
 			if labels["result"] == "ok" {
 				c.HandoffsOK += v
 			}
-		case seriesConns:
-			c.Connections += v
-		case seriesUsable:
-			c.Usable += v
-		case seriesForwarded:
-			c.Forwarded += v
-		case seriesFramesIn:
-			c.FramesIn += v
-		case seriesRingDrops:
-			c.RingDrops += v
 		case seriesDrops:
 			c.Drops[labels["reason"]] += v
 		case seriesLatency + "_bucket":
