@@ -8,7 +8,6 @@ import (
 	"hash"
 	"math/rand/v2"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -58,11 +57,13 @@ type RestartResult struct {
 	// AdminSecs is the time to the first answer of the new switch's
 	// /metrics; ReadySecs to the poll that saw every shard's control
 	// connections to the agents up (backend_usable as before the kill),
-	// FrameSecs to the one that saw the first client segment it took from
-	// its rings, FirstSecs to the one that saw its first flow recovered by
-	// lookup (each within restartPoll). The first recovery waits for a
-	// segment of the download's client, which sends only when it has
-	// read enough of its receive buffer to open its window again.
+	// FrameSecs to the one that saw the first segment of a connection it
+	// had no entry for (asked about, or dropped as no_agent,
+	// recovery_full or recovery_rate), FirstSecs to the one that saw its
+	// first flow recovered by lookup (each within restartPoll). The first
+	// recovery waits for a segment of the download's client, which sends
+	// only when it has read enough of its receive buffer to open its
+	// window again.
 	AdminSecs float64 `json:"admin_seconds"`
 	ReadySecs float64 `json:"ready_seconds"`
 	FrameSecs float64 `json:"first_segment_seconds"`
@@ -116,10 +117,15 @@ func Restart(s *site.Site) (res RestartResult, err error) {
 	}
 
 	sc.close()
-	start, err := restartSwitch(s)
+	start, started, err := restartSwitch(s)
 	if err != nil {
 		return res, err
 	}
+	defer func() {
+		if serr := <-started; serr != nil && err == nil {
+			err = fmt.Errorf("recovery: the restarted switch: %w", serr)
+		}
+	}()
 	for deadline := start.Add(restartWait); ; time.Sleep(restartPoll) {
 		c, err := sc.scrape()
 		now := time.Now()
@@ -133,7 +139,7 @@ func Restart(s *site.Site) (res RestartResult, err error) {
 			if c.Usable >= before.Usable && res.ReadySecs == 0 {
 				res.ReadySecs = now.Sub(start).Seconds()
 			}
-			if c.FramesIn > 0 && res.FrameSecs == 0 {
+			if unknown(c) > 0 && res.FrameSecs == 0 {
 				res.FrameSecs = now.Sub(start).Seconds()
 			}
 		}
@@ -157,30 +163,25 @@ func Restart(s *site.Site) (res RestartResult, err error) {
 	return res, nil
 }
 
-// restartSwitch kills the switch (SIGKILL, by its PID), waits until it is
-// reaped, and starts it again in its namespace with the same command line,
-// logging to webswitch-restart.log; it returns when it started the new
-// process. (bench/site is getting Site.KillSwitch and StartSwitch, which
-// also wait for the new switch to answer through the VIP: too late for
-// this measurement.)
-func restartSwitch(s *site.Site) (time.Time, error) {
-	old := s.Switch
-	// old.Cmd.Args: ip netns exec NAMESPACE BINARY ARGS... (testbed.Command).
-	if len(old.Cmd.Args) < 5 || old.Cmd.Args[0] != "ip" || old.Cmd.Args[2] != "exec" {
-		return time.Time{}, fmt.Errorf("recovery: the switch's command line %q is not testbed's", old.Cmd.Args)
+// restartSwitch kills the switch (site.KillSwitch) and starts it again
+// (site.StartSwitch) on another goroutine: StartSwitch returns only once
+// requests through the VIP succeed, too late for the times Restart
+// measures. It returns the time the start began and the channel that
+// gets StartSwitch's result.
+func restartSwitch(s *site.Site) (time.Time, <-chan error, error) {
+	if err := s.KillSwitch(); err != nil {
+		return time.Time{}, nil, fmt.Errorf("recovery: kill the switch: %w", err)
 	}
-	if err := old.Cmd.Process.Kill(); err != nil {
-		return time.Time{}, fmt.Errorf("recovery: kill the switch: %w", err)
-	}
-	<-old.Done()
+	started := make(chan error, 1)
 	start := time.Now()
-	log := filepath.Join(s.Dir, "webswitch-restart.log")
-	p, err := s.TB.Start("sw", log, old.Cmd.Args[4], old.Cmd.Args[5:]...)
-	if err != nil {
-		return start, err
-	}
-	s.Switch, s.SwitchLog = p, log
-	return start, nil
+	go func() { started <- s.StartSwitch() }()
+	return start, started, nil
+}
+
+// unknown counts the segments of connections the switch had no entry
+// for that it asked about or dropped before asking.
+func unknown(c Counters) uint64 {
+	return c.Asked + c.Drops["no_agent"] + c.Drops["recovery_full"] + c.Drops["recovery_rate"]
 }
 
 // download is curl fetching RestartFile through the VIP in the client
