@@ -274,7 +274,7 @@ func Run(s *site.Site, cfg Config) (res Result, err error) {
 	if p := res.Passes[0]; p.Seconds > 0 {
 		res.FirstPassRate = float64(p.Recovered) / p.Seconds
 	}
-	if !last.IsZero() {
+	if !last.IsZero() && last.After(first) {
 		res.TotalSecs = last.Sub(first).Seconds()
 		res.Rate = float64(res.Recovered) / res.TotalSecs
 	}

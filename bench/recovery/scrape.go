@@ -113,9 +113,12 @@ func (c Counters) sub(before Counters) Counters {
 
 // Histogram is a Prometheus histogram summed over the shards.
 type Histogram struct {
-	Bounds []float64 `json:"bounds"` // upper bounds in seconds, ascending, +Inf last
-	Counts []uint64  `json:"counts"` // cumulative, by bound
-	Sum    float64   `json:"sum"`    // seconds
+	// Bounds are the buckets' upper bounds in seconds, ascending, but for
+	// the last one, +Inf, which JSON cannot hold.
+	Bounds []float64 `json:"bounds"`
+	// Counts are cumulative, by bound; one more at the end counts all.
+	Counts []uint64 `json:"counts"`
+	Sum    float64  `json:"sum"` // seconds
 }
 
 // sub returns h less before (the same bounds, or none).
@@ -146,7 +149,7 @@ func (h Histogram) Quantile(q float64) float64 {
 		return 0
 	}
 	rank := uint64(math.Ceil(q * float64(n)))
-	for i, c := range h.Counts {
+	for i, c := range h.Counts[:len(h.Bounds)] {
 		if c >= max(rank, 1) {
 			return h.Bounds[i]
 		}
@@ -232,10 +235,12 @@ func parseCounters(text string) (Counters, error) {
 		return c, fmt.Errorf("recovery: /metrics has no webswitch recovery series")
 	}
 	for b := range le {
-		c.Latency.Bounds = append(c.Latency.Bounds, b)
+		if !math.IsInf(b, 1) {
+			c.Latency.Bounds = append(c.Latency.Bounds, b)
+		}
 	}
 	slices.Sort(c.Latency.Bounds)
-	for _, b := range c.Latency.Bounds {
+	for _, b := range append(c.Latency.Bounds, math.Inf(1)) {
 		c.Latency.Counts = append(c.Latency.Counts, le[b])
 	}
 	return c, nil
