@@ -35,10 +35,21 @@ import (
 // asked about (a token bucket per shard), at most maxRecovering at once,
 // one held frame each.
 const (
-	maxRecovering = 1024        // connections a shard asks about at once
-	heldFrameMax  = 2048        // larger frames (GSO) are not held: their sender retransmits
-	negativeTTL   = time.Second // an unowned connection is not asked about again for this long
-	negativeMax   = 1 << 15     // unowned connections remembered per generation (two generations)
+	maxRecovering = 1024            // connections a shard asks about at once
+	heldFrameMax  = 2048            // larger frames (GSO) are not held: their sender retransmits
+	negativeTTL   = time.Second     // an unowned connection is not asked about again for this long
+	negativeMax   = 1 << 15         // unowned connections remembered per generation (two generations)
+	negativeKeep  = 8 * time.Second // a generation lasts this long at most (the memory of noOwnerAgain)
+)
+
+// answer is what the agents said about a connection when its segment is
+// handled.
+type answer uint8
+
+const (
+	notAsked     answer = iota // not asked (yet)
+	noOwner                    // every agent said no
+	noOwnerAgain               // every agent said no, and did before (seen): a dead connection
 )
 
 // Ways a flow is recovered.
@@ -111,18 +122,24 @@ func (r *recovery) unowned(key uint64, now mono.Time) bool {
 	return false
 }
 
-// remember notes key as unowned. The newer generation takes new keys;
-// when it is full or older than negativeTTL it becomes the older one and
-// the older one is dropped, so memory stays bounded under a flood of
-// distinct keys.
-func (r *recovery) remember(key uint64, now mono.Time) {
+// remember notes key as unowned, and reports whether it was found
+// unowned before (within one or two generations). The newer generation
+// takes new keys; when it is full or older than negativeKeep it becomes
+// the older one and the older one is dropped, so memory stays bounded
+// under a flood of distinct keys.
+func (r *recovery) remember(key uint64, now mono.Time) (again bool) {
+	_, again = r.neg[0][key]
+	if _, old := r.neg[1][key]; old {
+		again = true
+	}
 	if len(r.neg[0]) >= negativeMax || now >= r.negSwap {
 		old := r.neg[1]
 		clear(old)
 		r.neg[1], r.neg[0] = r.neg[0], old
-		r.negSwap = now.Add(negativeTTL)
+		r.negSwap = now.Add(negativeKeep)
 	}
 	r.neg[0][key] = now.Add(negativeTTL)
+	return again
 }
 
 // take takes a token from the bucket (perSecond per shard, a burst of a
@@ -363,7 +380,7 @@ func (s *Shard) decide(e *recovering, complete bool) {
 		// The connection got a flow meanwhile (a handshake completed,
 		// or the segment that completes it came after one that
 		// overtook it): its held segment goes there.
-		s.replay(e.held, false)
+		s.replay(e.held, notAsked)
 		return
 	}
 	switch {
@@ -373,8 +390,11 @@ func (s *Shard) decide(e *recovering, complete bool) {
 		}
 		s.adopt(e)
 	case complete:
-		s.rec.remember(e.key, s.now)
-		s.replay(e.held, true)
+		a := noOwner
+		if s.rec.remember(e.key, s.now) {
+			a = noOwnerAgain
+		}
+		s.replay(e.held, a)
 	default:
 		s.drop(DropNoOwner)
 	}
@@ -418,9 +438,9 @@ func (s *Shard) adopt(e *recovering) {
 	s.schedule(i)
 }
 
-// replay handles a held segment (none if raw is empty) as if it came now;
-// asked: no agent holds its connection.
-func (s *Shard) replay(raw []byte, asked bool) {
+// replay handles a held segment (none if raw is empty) as if it came now,
+// with what the agents said.
+func (s *Shard) replay(raw []byte, asked answer) {
 	if len(raw) == 0 {
 		return
 	}

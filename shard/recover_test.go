@@ -460,3 +460,27 @@ func TestRecoverWhileStarting(t *testing.T) {
 	h.advance(0)
 	forwarded(t, h, 1)
 }
+
+// TestRecoverDeadConnection: data of a connection no agent holds and no
+// cookie starts (the tail of a request head whose start a dead switch had
+// acknowledged) is dropped the first time (it may be a segment that
+// overtook its connection's first), and reset when the client sends it
+// again after negativeTTL and the agents still say no: the client is told,
+// not left retransmitting until its TCP gives up.
+func TestRecoverDeadConnection(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41600)
+	c.iss = 555000 // a switch that died acknowledged the head's start
+	c.off = 700
+	c.data(header.FlagPSH, "Host: x\r\n\r\n")
+	h.noOwners()
+	if out := h.tx.take(); len(out) != 0 {
+		t.Fatalf("first time: %d frames sent, want none", len(out))
+	}
+	h.advance(negativeTTL)
+	c.data(header.FlagPSH, "Host: x\r\n\r\n")
+	h.noOwners()
+	if rst := resets(t, h.tx.take()); len(rst) != 1 || rst[0].seq != c.iss+1 {
+		t.Fatalf("second time: resets %+v, want one with the segment's ACK number", rst)
+	}
+}

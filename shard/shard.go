@@ -264,12 +264,12 @@ func (s *Shard) frame(f *ring.Frame) {
 		s.drop(DropPort)
 		return
 	}
-	s.segment(f, ip, tcp, false)
+	s.segment(f, ip, tcp, notAsked)
 }
 
 // segment handles a TCP segment to the VIP: to its flow, or to newFlow
-// (asked: the agents said no one holds the connection).
-func (s *Shard) segment(f *ring.Frame, ip header.IPv4, tcp header.TCP, asked bool) {
+// (with what the agents said about the connection, if they were asked).
+func (s *Shard) segment(f *ring.Frame, ip header.IPv4, tcp header.TCP, asked answer) {
 	t := s.tupleOf(ip, tcp)
 	key := flowKey(&t)
 	if i, ok := s.tab.lookup(key); ok {
@@ -350,11 +350,14 @@ func segment(tcp header.TCP) tcpfsm.Segment {
 
 // newFlow handles a frame of a connection the shard has no state for: a SYN
 // gets a stateless SYN-ACK; a bare ACK with a valid cookie creates the
-// flow; any other ACK or a RST is first asked about (recover), unless
-// asked is set: the agents were asked and none holds the connection. Then
-// a segment with a valid cookie creates the flow, and a bare ACK without
-// one gets a RST.
-func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP, asked bool) {
+// flow; any other ACK or a RST is first asked about (recover), unless the
+// agents were asked and none holds the connection. Then a segment with a
+// valid cookie creates the flow, and a bare ACK without one gets a RST,
+// and so does data when the agents said no twice (a dead connection: its
+// client retransmits, seconds apart; the first data segment of a
+// connection whose handshake's last ACK was lost comes again within an
+// RTO with a valid cookie).
+func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP, asked answer) {
 	flags := tcp.Flags()
 	data := len(tcp.Payload()) > 0 || flags&header.FlagFIN != 0
 	clientMAC := [6]byte(header.Ethernet(f.Data).Src())
@@ -375,8 +378,8 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP, asked bo
 		s.cfg.FSM.SynAck(s.now, s.cookies, t, seqnum.Value(tcp.Seq()), &o, &seg)
 		s.send(t, clientMAC, &seg)
 		s.C.SynAcks.Add(1)
-	case flags&(header.FlagSYN|header.FlagRST|header.FlagACK) == header.FlagACK && data && !asked,
-		flags&(header.FlagSYN|header.FlagRST) == header.FlagRST && !asked:
+	case flags&(header.FlagSYN|header.FlagRST|header.FlagACK) == header.FlagACK && data && asked == notAsked,
+		flags&(header.FlagSYN|header.FlagRST) == header.FlagRST && asked == notAsked:
 		s.recover(flowKey(t), f)
 	case flags&(header.FlagSYN|header.FlagRST|header.FlagACK) == header.FlagACK:
 		if s.tab.full() {
@@ -393,12 +396,12 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP, asked bo
 		s.out.Reset()
 		if !c.tcp.Accept(s.now, &s.cfg.FSM, s.cookies, t, &seg, c.buf, &s.out) {
 			s.tab.remove(i)
-			if !asked {
+			if asked == notAsked {
 				s.recover(flowKey(t), f)
 				return
 			}
 			s.drop(DropNoFlow)
-			if len(seg.Payload) == 0 {
+			if len(seg.Payload) == 0 || asked == noOwnerAgain {
 				// A bare ACK with a bad cookie: tell the client there is no
 				// connection. Data is only dropped: if it is a first segment
 				// that overtook a lost one, the retransmission will succeed.
@@ -416,7 +419,7 @@ func (s *Shard) newFlow(t *tcpfsm.Tuple, f *ring.Frame, tcp header.TCP, asked bo
 		c.parked = false
 		s.C.Flows.Add(1)
 		s.C.ActiveFlows.Add(1)
-		if asked && data {
+		if asked != notAsked && data {
 			s.C.Recovered[RecoveredCookie].Add(1)
 		}
 		s.after(i)
@@ -457,23 +460,34 @@ func (s *Shard) makeRoom(t *tcpfsm.Tuple, tcp header.TCP) {
 func (s *Shard) after(i int32) {
 	fl := &s.tab.flows[i]
 	c := fl.conn
-	s.sendOut(fl)
+	st, mismatch := l7.NeedMore, false
+	if c.tcp.State() == tcpfsm.RequestWait && s.out.Delivered && !s.out.Free {
+		buf := c.tcp.Request()
+		// Plain HTTP on a TLS port, or TLS on an HTTP port: the client
+		// expects another protocol.
+		if mismatch = c.tls != l7.LooksLikeTLS(buf[0]); !mismatch {
+			st = c.parse(buf)
+		}
+	}
+	if st != l7.Done {
+		// A complete request head is not acknowledged here, nor a FIN
+		// that came with it: the back-end's re-created socket does, so
+		// that a switch that dies before the handoff leaves the client
+		// retransmitting its request (recover.go).
+		s.sendOut(fl)
+	}
 	if s.out.Free {
 		s.free(i)
 		return
 	}
 	if c.tcp.State() == tcpfsm.RequestWait {
 		switch {
+		case s.out.Delivered && mismatch:
+			s.C.ProtocolMismatch.Add(1)
+			s.respond(i, 0)
+			return
 		case s.out.Delivered:
-			buf := c.tcp.Request()
-			if c.tls != l7.LooksLikeTLS(buf[0]) {
-				// Plain HTTP on a TLS port, or TLS on an HTTP port: the
-				// client expects another protocol; close, and count.
-				s.C.ProtocolMismatch.Add(1)
-				s.respond(i, 0)
-				return
-			}
-			switch st := c.parse(buf); st {
+			switch st {
 			case l7.NeedMore:
 				if s.out.PeerFIN {
 					s.respond(i, 400)

@@ -100,8 +100,8 @@ func TestHalfCloseReplaysFIN(t *testing.T) {
 	const req = "GET /static/b HTTP/1.0\r\n\r\n"
 	c.data(header.FlagFIN|header.FlagPSH, req)
 	out := h.tx.take()
-	if len(out) != 1 || parseFrame(t, out[0]).ack != c.isn.Add(2+seqnum.Size(len(req))) {
-		t.Fatalf("request+FIN: %d frames, want one ACK of the FIN", len(out))
+	if len(out) != 0 {
+		t.Fatalf("request+FIN: %d frames, want none (the back-end's socket acknowledges both)", len(out))
 	}
 	id, st, got := h.handoff(0)
 	if string(got) != req || st.RcvNxt != uint32(c.isn.Add(1+seqnum.Size(len(req)))) {
