@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -191,4 +192,36 @@ func TestPendingHandoff(t *testing.T) {
 		t.Errorf("be1's agent did not log a delivery without an answer")
 	}
 	t.Logf("answered %.2f s after the hold was released (after the restart); recovered %v", time.Since(released).Seconds(), s.recovered())
+}
+
+// TestStopStart is what `systemctl restart webswitch` does: SIGTERM (a
+// drain, here with drain_timeout 1 s), the process exits with a download
+// still under way, and a new one starts. The new process recovers the
+// download's flow: byte-exact.
+func TestStopStart(t *testing.T) {
+	needRoot(t, "ip", "curl", "sha256sum")
+	www := t.TempDir()
+	writeFile(t, filepath.Join(www, "static", "small.txt"), smallBody)
+	bigSum := randomFile(t, filepath.Join(www, "static", "100m.bin"), 100*mib)
+	cfg := siteConfig(t, true, www)
+	cfg.SwitchKeys = "drain_timeout = \"1s\"\n"
+	s := startSiteConfig(t, cfg)
+
+	big := s.download(vipURL+"/static/100m.bin", "25M")
+	time.Sleep(time.Second)
+	if err := s.Switch.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Switch.Wait(); err != nil {
+		t.Fatalf("the switch exited with %v after its drain, want status 0", err)
+	}
+	if err := s.StartSwitch(); err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := big(); err != nil || sum != bigSum {
+		t.Fatalf("100 MiB download across the stop and start: %v, sha256 %q, want %s", err, sum, bigSum)
+	}
+	if rec := s.recovered(); rec["lookup"] < 1 {
+		t.Errorf("recovered %v, want the download's flow by lookup", rec)
+	}
 }
