@@ -570,10 +570,10 @@ func (s *Shard) handOff(i int32) {
 	}
 	st.Client, st.VIP = s.addrs(fl.key)
 	if err := s.ctl.SendHandoff(b, handoffID(fl, i), &st, c.tcp.Request()); err != nil {
+		// The HANDOFF did not leave (the agent's connection broke): no
+		// socket was made there, so another back-end may take it.
 		s.flowLog.Warn().Err(err).Int("shard", s.id).Msg("handoff send")
-		s.C.HandoffsErr.Add(1)
-		s.bc[b].HandoffsFailed.Add(1)
-		s.respond(i, 503)
+		s.retryElsewhere(i, b)
 		return
 	}
 	s.tab.unwait(i)
@@ -615,18 +615,9 @@ func (s *Shard) Answered(backend int, id uint64, ok bool) {
 	s.C.HandoffLatency.observe(s.now.Sub(fl.conn.handoffAt))
 	if !ok {
 		// The agent refused and made no socket: another back-end of the
-		// pool may take the connection. (After a timeout or a broken
-		// control connection the first agent may still have made one, so
-		// those are never retried.)
-		s.C.HandoffsErr.Add(1)
-		s.bc[backend].HandoffsFailed.Add(1)
-		c := fl.conn
-		if len(c.refused) < len(s.cfg.Backends) {
-			c.refused = make([]bool, len(s.cfg.Backends)) // once per pooled conn
-		}
-		c.refused[backend] = true
-		s.C.HandoffRetries.Add(1)
-		s.handOff(i)
+		// pool may take the connection. (After a timeout the first agent
+		// may still make one, so that is never retried.)
+		s.retryElsewhere(i, backend)
 		return
 	}
 	s.C.HandoffsOK.Add(1)
@@ -653,6 +644,21 @@ func (s *Shard) Answered(backend int, id uint64, ok bool) {
 	s.link.Flush() // the queue goes back to the pool
 	s.tab.release(fl)
 	s.schedule(i)
+}
+
+// retryElsewhere hands flow i off again, to a back-end of its pool other
+// than backend, which made no socket for it; or answers 503 when none is
+// left.
+func (s *Shard) retryElsewhere(i int32, backend int) {
+	s.C.HandoffsErr.Add(1)
+	s.bc[backend].HandoffsFailed.Add(1)
+	c := s.tab.flows[i].conn
+	if len(c.refused) < len(s.cfg.Backends) {
+		c.refused = make([]bool, len(s.cfg.Backends)) // once per pooled conn
+	}
+	c.refused[backend] = true
+	s.C.HandoffRetries.Add(1)
+	s.handOff(i)
 }
 
 // Down counts a back-end the control connections took down

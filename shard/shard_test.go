@@ -474,9 +474,9 @@ func TestFlowLogSampled(t *testing.T) {
 }
 
 // TestHandoffWriteFails: when writing a HANDOFF finds the agent's
-// connection broken, the connection is failed and the client is answered
-// 503 at once, counted as a failed handoff; it does not wait for the
-// handoff timeout (504).
+// connection broken, the connection is failed and, the pool having no
+// other back-end, the client is answered 503 at once, counted as a failed
+// handoff; it does not wait for the handoff timeout (504).
 func TestHandoffWriteFails(t *testing.T) {
 	h := newHarness(t)
 	h.agents[0].Sock.Close() // be1's agent dies; the switch has not read it yet
@@ -522,5 +522,22 @@ func TestStartingSwitchWaits(t *testing.T) {
 	d.data(header.FlagPSH, "GET /static/x HTTP/1.1\r\nHost: x\r\n\r\n")
 	if body, _ := d.response(h.tx.take()); !strings.HasPrefix(string(body), "HTTP/1.1 503 ") {
 		t.Errorf("be1 down after it was up: answer %q, want a 503 at once", body)
+	}
+}
+
+// TestHandoffWriteFailsRetried: a HANDOFF that could not be written made
+// no socket: the request goes to another back-end of its pool, without
+// an error.
+func TestHandoffWriteFailsRetried(t *testing.T) {
+	h := newHarness(t)
+	h.agents[0].Sock.Close() // be1's agent dies; the switch has not read it yet
+	c := h.client(46101)
+	c.handshake()
+	c.data(header.FlagPSH, "GET / HTTP/1.1\r\nHost: both.example\r\n\r\n")
+	if _, _, req := h.handoff(1); len(req) == 0 {
+		t.Fatal("not handed off to be2")
+	}
+	if r, e := h.s.C.HandoffRetries.Load(), h.s.C.HTTPErrors[503].Load(); r != 1 || e != 0 {
+		t.Errorf("retries %d, 503s %d; want 1 (be1 picked first, its write failed) and 0", r, e)
 	}
 }
