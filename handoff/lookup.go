@@ -115,18 +115,31 @@ type Owner struct {
 // Owns reports whether the entry names a socket.
 func (o Owner) Owns() bool { return o.State != SockNone }
 
-// Rank orders the owners of one connection when two hosts claim it: a
-// socket that still sends (ESTABLISHED, CLOSE_WAIT) outranks one closing
-// its side, which outranks TIME_WAIT; between equals, the one that heard
-// from the client last. Rank is 0 for SockNone.
+// Live reports whether the socket carries the connection, so that the
+// client's segments must reach it: ESTABLISHED, CLOSE_WAIT (the client
+// has closed, the server still sends) or FIN_WAIT1 (the server's last
+// data or FIN is not acknowledged). A socket in a later closing state
+// (FIN_WAIT2, LAST_ACK, CLOSING, TIME_WAIT) needs nothing more from the
+// client, and may be left from an earlier connection on the same 4-tuple:
+// a client that reuses the port must not be sent to it.
+func (o Owner) Live() bool {
+	switch o.State {
+	case SockEstablished, SockCloseWait, SockFinWait1:
+		return true
+	}
+	return false
+}
+
+// Rank orders the live owners of one connection when two hosts claim it:
+// a socket that still sends (ESTABLISHED, CLOSE_WAIT) outranks one
+// closing its side (FIN_WAIT1); between equals, the one that heard from
+// the client last. Rank is 0 for a socket that is not Live.
 func (o Owner) Rank() uint64 {
 	var class uint64
-	switch o.State {
-	case SockNone:
+	switch {
+	case !o.Live():
 		return 0
-	case SockEstablished, SockCloseWait:
-		class = 3
-	case SockTimeWait:
+	case o.State == SockFinWait1:
 		class = 1
 	default:
 		class = 2

@@ -103,8 +103,7 @@ func TestOwnerRank(t *testing.T) {
 	order := []Owner{
 		{SockEstablished, 5},
 		{SockCloseWait, 900},
-		{SockFinWait2, 0},
-		{SockTimeWait, NoIdle},
+		{SockFinWait1, 0},
 		{},
 	}
 	for i := 1; i < len(order); i++ {
@@ -112,8 +111,13 @@ func TestOwnerRank(t *testing.T) {
 			t.Errorf("%+v does not outrank %+v", order[i-1], order[i])
 		}
 	}
-	if (Owner{}).Owns() || !order[3].Owns() {
-		t.Error("Owns: only SockNone owns nothing")
+	for _, o := range []Owner{{SockFinWait2, 1}, {SockTimeWait, NoIdle}, {SockLastAck, 1}, {SockClosing, 1}} {
+		if !o.Owns() || o.Live() || o.Rank() != 0 {
+			t.Errorf("%+v: owns %v, live %v, rank %d; want a socket that is not live, rank 0", o, o.Owns(), o.Live(), o.Rank())
+		}
+	}
+	if (Owner{}).Owns() || (Owner{}).Live() {
+		t.Error("SockNone owns nothing")
 	}
 }
 

@@ -17,7 +17,7 @@ const (
 	opFrame      = 0 // the frame as it is
 	opFrameFixed = 1 // the frame with its IPv4 header and TCP checksums made right, if it has them
 	opAdvance    = 2 // the clock moves by op>>2 times 100 ms, and the timers run
-	opAnswer     = 3 // every agent answers the handoffs and LOOKUPs it has: OK if op&4, else ERR; OWNERS claiming every connection if op&8 (be1 ESTABLISHED, be2 TIME_WAIT), else none
+	opAnswer     = 3 // every agent answers the handoffs and LOOKUPs it has: OK if op&4, else ERR; OWNERS claiming every connection if op&8 (be1 ESTABLISHED, be2 FIN_WAIT1), else none
 )
 
 func appendFrameOp(script []byte, op byte, frame []byte) []byte {
@@ -138,7 +138,7 @@ func fixChecksums(frame []byte) {
 
 // answerAll makes every agent answer the HANDOFFs and LOOKUPs it
 // received: ERR to all unless ok; OWNERS claiming every connection if
-// claim (be1's sockets ESTABLISHED, the others' in TIME_WAIT), else none.
+// claim (be1's sockets ESTABLISHED, the others' in FIN_WAIT1), else none.
 func (h *harness) answerAll(ok, claim bool) {
 	h.pump()
 	for b, a := range append(h.agents[:len(h.agents):len(h.agents)], h.old...) {
@@ -152,7 +152,7 @@ func (h *harness) answerAll(ok, claim bool) {
 			case m.Type == handoff.MsgLookup:
 				o := handoff.Owner{}
 				if claim {
-					o = map[bool]handoff.Owner{true: established, false: {State: handoff.SockTimeWait, IdleMS: handoff.NoIdle}}[b == 0]
+					o = map[bool]handoff.Owner{true: established, false: {State: handoff.SockFinWait1, IdleMS: 1}}[b == 0]
 				}
 				var body []byte
 				n := int(m.Body[1])

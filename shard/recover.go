@@ -307,8 +307,8 @@ func (s *Shard) Owners(backend int, id uint64, body []byte, ok bool) {
 		}
 		for i, key := range b.keys {
 			o := handoff.OwnerAt(body, i)
-			if !o.Owns() {
-				continue
+			if !o.Live() {
+				continue // no socket, or one that needs nothing more (maybe an older connection's)
 			}
 			e := &r.ents[r.index[key]]
 			e.owners++
@@ -421,8 +421,7 @@ func (s *Shard) adopt(e *recovering) {
 		s.log.Info().Int("shard", s.id).Dur("since_start", s.now.Sub(s.rec.started)).Msg("first flow recovered from the agents")
 	}
 	s.loads.add(e.owner, 1)
-	switch e.best.State {
-	case handoff.SockCloseWait, handoff.SockLastAck, handoff.SockClosing, handoff.SockTimeWait:
+	if e.best.State == handoff.SockCloseWait {
 		s.ending(fl) // the client's FIN came before
 	}
 	if len(e.held) > 0 {

@@ -111,17 +111,43 @@ func TestRecoverFromOwner(t *testing.T) {
 }
 
 // TestRecoverTwoOwners: when two agents claim a connection, the socket
-// that still sends wins over one in TIME_WAIT, and the conflict is
-// counted.
+// that still sends wins over one closing its side (FIN_WAIT1), and the
+// conflict is counted.
 func TestRecoverTwoOwners(t *testing.T) {
 	h := newHarness(t)
 	_, m := askedAbout(t, h, 41001)
 	h.owners(0, m[0], owns(41001, established))
-	h.owners(1, m[1], owns(41001, handoff.Owner{State: handoff.SockTimeWait, IdleMS: handoff.NoIdle}))
+	h.owners(1, m[1], owns(41001, handoff.Owner{State: handoff.SockFinWait1, IdleMS: 1}))
 	h.advance(0)
 	forwarded(t, h, 0) // ESTABLISHED wins
 	if n := h.s.C.RecoveryConflicts.Load(); n != 1 {
 		t.Errorf("conflicts %d, want 1", n)
+	}
+}
+
+// TestRecoverStaleSocket: a socket past the connection's end (TIME_WAIT,
+// FIN_WAIT2) is no owner: it may be left from an earlier connection on the
+// same port. A client that reused the port and whose request was lost
+// with its switch (or its back-end) starts again from its cookie, and
+// does not end at the stale socket.
+func TestRecoverStaleSocket(t *testing.T) {
+	h := newHarness(t)
+	c := h.client(41010)
+	c.handshake()
+	req := "GET / HTTP/1.1\r\nHost: both.example\r\n\r\n"
+	h2 := newHarness(t) // the switch restarted before the handoff
+	c.h = h2
+	c.send(c.isn+1, c.iss+1, header.FlagPSH|header.FlagACK, req)
+	m := [2]handoff.Msg{oneLookup(t, h2, 0, 41010), oneLookup(t, h2, 1, 41010)}
+	h2.owners(0, m[0], owns(41010, handoff.Owner{State: handoff.SockTimeWait, IdleMS: handoff.NoIdle}))
+	h2.owners(1, m[1], owns(41010, handoff.Owner{State: handoff.SockFinWait2, IdleMS: 40000}))
+	h2.advance(0)
+	h2.pump()
+	if n := h2.s.C.Recovered[RecoveredCookie].Load(); n != 1 {
+		t.Fatalf("recovered by cookie %d, want 1 (the stale sockets own nothing)", n)
+	}
+	if n := h2.s.C.Recovered[RecoveredLookup].Load(); n != 0 {
+		t.Errorf("recovered by lookup %d, want 0", n)
 	}
 }
 

@@ -275,9 +275,13 @@ func (s *Shard) segment(f *ring.Frame, ip header.IPv4, tcp header.TCP, asked ans
 	if i, ok := s.tab.lookup(key); ok {
 		fl := &s.tab.flows[i]
 		switch {
-		case fl.state == flowSpliced && fl.endAt != 0 && tcp.Flags()&(header.FlagSYN|header.FlagACK) == header.FlagSYN:
-			// The client reuses the port of a connection that is closing:
-			// a new connection (the back-end would refuse the SYN).
+		case fl.state == flowSpliced && tcp.Flags()&(header.FlagSYN|header.FlagACK) == header.FlagSYN:
+			// A SYN on a spliced flow's 4-tuple: the client starts a new
+			// connection on that port, so the old one is over, whether
+			// the switch saw it end (a FIN) or not (its back-end reset
+			// it, or died). The back-end would refuse the SYN; the
+			// switch answers it. (The spliced flow's own SYN was answered
+			// by its cookie long before.)
 			s.free(i)
 		case fl.state == flowSpliced:
 			s.forward(i, f, tcp.Flags())

@@ -265,20 +265,26 @@ func TestSplicedIdleTimeout(t *testing.T) {
 	}
 }
 
-// TestPortReuse: a SYN on the tuple of a spliced flow that is closing
-// starts a new connection.
+// TestPortReuse: a SYN on the tuple of a spliced flow starts a new
+// connection, whether the switch saw the old one end (the client's FIN)
+// or not (its back-end reset it, or died: the reset went to the client
+// only).
 func TestPortReuse(t *testing.T) {
-	h := newHarness(t)
-	c := h.client(40005)
-	c.splice(0, "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n")
-	c.data(header.FlagFIN, "")
-	h.tx.take()
-	c.isn += 1 << 20
-	c.off = 0
-	c.handshake()
-	c.data(header.FlagPSH, "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n")
-	if _, _, req := h.handoff(1); !bytes.HasPrefix(req, []byte("GET / ")) {
-		t.Errorf("second connection handed off %q", req)
+	for _, fin := range []bool{true, false} {
+		h := newHarness(t)
+		c := h.client(40005)
+		c.splice(0, "GET /static/ HTTP/1.1\r\nHost: x\r\n\r\n")
+		if fin {
+			c.data(header.FlagFIN, "")
+		}
+		h.tx.take()
+		c.isn += 1 << 20
+		c.off = 0
+		c.handshake()
+		c.data(header.FlagPSH, "GET / HTTP/1.1\r\nHost: web.example\r\n\r\n")
+		if _, _, req := h.handoff(1); !bytes.HasPrefix(req, []byte("GET / ")) {
+			t.Errorf("FIN seen %v: second connection handed off %q", fin, req)
+		}
 	}
 }
 
