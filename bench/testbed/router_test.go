@@ -1,0 +1,302 @@
+package testbed
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseBIRDProtocols(t *testing.T) {
+	out := `BIRD 2.0.12 ready.
+Name       Proto      Table      State  Since         Info
+device1    Device     ---        up     00:41:07      
+kernel1    Kernel     master4    up     00:41:07      
+sw2        BGP        ---        start  00:41:07      Active        Socket: Connection closed
+sw1        BGP        ---        up     00:41:09      Established   
+sw3        BGP        ---        start  00:41:07      Idle          
+other      BGP        ---        start  00:41:07      Active
+sw9        BGP        ---        start  00:41:07      Active
+`
+	want := []BGPSession{
+		{Switch: 1, Name: "sw1", State: "up", BGP: "Established"},
+		{Switch: 2, Name: "sw2", State: "start", BGP: "Active", Info: "Socket: Connection closed"},
+		{Switch: 3, Name: "sw3", State: "start", BGP: "Idle"},
+	}
+	got, err := parseBIRDProtocols(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("parseBIRDProtocols (-want +got):\n%s", diff)
+	}
+	if _, err := parseBIRDProtocols("sw1 BGP ---  up\n"); err == nil {
+		t.Error("parseBIRDProtocols: no error for a line without its time")
+	}
+}
+
+func TestParseRoutes(t *testing.T) {
+	tests := []struct {
+		name string
+		json string
+		want []Route
+	}{
+		{"none", `[]`, []Route{}},
+		{"one next hop", `[{"dst":"198.18.0.100","gateway":"198.18.0.2","dev":"eth0","protocol":"bird","metric":32,"flags":[]}]`,
+			[]Route{{Protocol: "bird", Metric: 32, NextHops: []string{"198.18.0.2"}}}},
+		{"ECMP and a static route", `[{"dst":"198.18.0.100","protocol":"static","flags":[],"nexthops":[` +
+			`{"gateway":"198.18.0.4","dev":"eth0","weight":1,"flags":[]},{"gateway":"198.18.0.2","dev":"eth0","weight":1,"flags":[]}]},` +
+			`{"dst":"198.18.0.100","gateway":"198.18.0.3","dev":"eth0","protocol":"bird","metric":32,"flags":[]}]`,
+			[]Route{{Protocol: "static", NextHops: []string{"198.18.0.2", "198.18.0.4"}}, {Protocol: "bird", Metric: 32, NextHops: []string{"198.18.0.3"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseRoutes([]byte(tt.json))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("parseRoutes (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, err := parseRoutes([]byte("Error: ...")); err == nil {
+		t.Error("parseRoutes: no error for text that is not JSON")
+	}
+}
+
+// TestBIRDConfig checks that BIRD parses the router's configuration
+// (bird -p), for one switch and for the most.
+func TestBIRDConfig(t *testing.T) {
+	if _, err := exec.LookPath("bird"); err != nil {
+		t.Skip("skipping: needs bird (Debian package bird2)")
+	}
+	for _, n := range []int{1, MaxSwitches} {
+		conf := BIRDConfig(n)
+		if got := strings.Count(conf, "protocol bgp sw"); got != n {
+			t.Errorf("BIRDConfig(%d) has %d BGP sessions", n, got)
+		}
+		path := filepath.Join(t.TempDir(), "bird.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command("bird", "-p", "-c", path).CombinedOutput(); err != nil {
+			t.Errorf("bird -p on BIRDConfig(%d): %v\n%s\n%s", n, err, out, conf)
+		}
+	}
+}
+
+// speakerConfig is the configuration of a stand-in for switch i's BGP
+// speaker, BIRD itself: it connects to the router from the switch's
+// address as SwitchAS and announces the VIP/32 with itself as next hop,
+// as a switch with [bgp] does.
+func speakerConfig(i int) string {
+	return fmt.Sprintf(`log stderr all;
+router id %[1]s;
+protocol device {
+}
+protocol static {
+	ipv4;
+	route %[2]s/32 blackhole;
+}
+protocol bgp upstream {
+	local %[1]s as %[3]d;
+	neighbor %[4]s as %[5]d;
+	connect delay time 1;
+	connect retry time 1;
+	error wait time 1, 2;
+	ipv4 {
+		import none;
+		export where net = %[2]s/32;
+	};
+}
+`, SwitchAddr(i), VIP, SwitchAS, RouterIP, RouterAS)
+}
+
+// startSpeaker starts BIRD in switch i's namespace as its BGP speaker
+// (speakerConfig).
+func startSpeaker(t *testing.T, tb *Testbed, i int) *Proc {
+	t.Helper()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "speaker.conf")
+	if err := os.WriteFile(conf, []byte(speakerConfig(i)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := tb.Start(SwitchHost(i), filepath.Join(dir, "speaker.log"), "bird", "-f", "-c", conf, "-s", filepath.Join(dir, "speaker.ctl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(p.Log)
+			t.Logf("switch %d's speaker log:\n%s", i, log)
+		}
+	})
+	return p
+}
+
+// TestRouted brings the routed testbed up with BIRD and 3 switches, and
+// checks the plumbing: the router's sysctls, reachability through it, its
+// BGP sessions waiting for the switches, a static route to the VIP, then
+// BGP with stand-in speakers (BIRD in the switch namespaces): one ECMP
+// route with 3 next hops, a killed speaker's next hop gone, back when it
+// starts again; and Down leaves nothing behind.
+func TestRouted(t *testing.T) {
+	needRoot(t)
+	if err := routerCommandsInstalled(RouterBIRD); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	start := time.Now()
+	tb := upTestbed(t, Config{Switches: 3, Router: RouterBIRD})
+	t.Logf("Up took %v: %s", time.Since(start), tb.Describe())
+	logRouter := func(t *testing.T) {
+		if t.Failed() {
+			log, _ := os.ReadFile(tb.RouterLog())
+			t.Logf("router log:\n%s", log)
+		}
+	}
+
+	t.Run("namespaces", func(t *testing.T) {
+		var want []string
+		for _, h := range []string{"be1", "be2", "cli", "lan", "rtr", "sw", "sw2", "sw3"} {
+			want = append(want, tb.NS(h))
+		}
+		if got := namespacesWithPrefix(t, tb.Prefix); !slices.Equal(got, want) {
+			t.Errorf("namespaces %v, want %v", got, want)
+		}
+	})
+
+	t.Run("router sysctls", func(t *testing.T) {
+		for file, want := range map[string]string{
+			"ip_forward":                  "1",
+			"fib_multipath_hash_policy":   "1",
+			"conf/all/rp_filter":          "0",
+			"conf/eth0/rp_filter":         "0",
+			"conf/eth1/rp_filter":         "0",
+			"conf/default/send_redirects": "0",
+		} {
+			out, err := tb.Run("rtr", "cat", "/proc/sys/net/ipv4/"+file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSpace(out); got != want {
+				t.Errorf("rtr net.ipv4.%s = %s, want %s", file, got, want)
+			}
+		}
+	})
+
+	t.Run("through the router", func(t *testing.T) {
+		for _, h := range []string{"be1", "sw3", "rtr"} {
+			if err := ping(tb, "cli", tb.IP(h)); err != nil {
+				t.Errorf("client to %s: %v", h, err)
+			}
+		}
+		if err := ping(tb, "be2", RoutedClientIP); err != nil {
+			t.Errorf("be2 to the client: %v", err)
+		}
+		cliCC, beCC, err := transfer(tb, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cliCC != "cubic" || beCC != "cubic" {
+			t.Errorf("congestion control: client %q, back-end %q, want cubic", cliCC, beCC)
+		}
+		out, err := tb.Run("be1", "ip", "route", "get", RoutedClientIP, "from", VIP)
+		if err != nil || !strings.Contains(out, "via "+RouterIP) {
+			t.Errorf("be1's route from the VIP to the client: %q %v, want via %s", out, err, RouterIP)
+		}
+	})
+
+	t.Run("sessions wait for the switches", func(t *testing.T) {
+		sessions, err := tb.BGPSessions()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(sessions) != 3 {
+			t.Fatalf("BGP sessions %+v, want 3", sessions)
+		}
+		for i, s := range sessions {
+			if s.Switch != i+1 || s.State != "start" || s.BGP == "Established" {
+				t.Errorf("session %d: %+v, want switch %d started and waiting", i, s, i+1)
+			}
+		}
+		if rt, err := tb.VIPRoute(); err != nil || len(rt.NextHops) != 0 {
+			t.Errorf("route to the VIP with no switch announcing it: %+v %v, want none", rt, err)
+		}
+	})
+
+	t.Run("static route", func(t *testing.T) {
+		if err := tb.RouteVIP(1, 3); err != nil {
+			t.Fatal(err)
+		}
+		want := Route{Protocol: "static", NextHops: []string{SwitchAddr(1), SwitchAddr(3)}}
+		if rt, err := tb.VIPRoute(); err != nil || !cmp.Equal(rt, want) {
+			t.Errorf("VIPRoute after RouteVIP(1, 3) = %+v %v, want %+v", rt, err, want)
+		}
+		for range 2 {
+			if err := tb.RouteVIP(); err != nil {
+				t.Errorf("RouteVIP(): %v", err)
+			}
+		}
+		if rt, err := tb.VIPRoute(); err != nil || len(rt.NextHops) != 0 {
+			t.Errorf("VIPRoute after RouteVIP() = %+v %v, want none", rt, err)
+		}
+		if err := tb.RouteVIP(4); err == nil {
+			t.Error("RouteVIP(4) with 3 switches: no error")
+		}
+	})
+
+	t.Run("BGP", func(t *testing.T) {
+		defer logRouter(t)
+		speakers := make([]*Proc, 4)
+		for i := 1; i <= 3; i++ {
+			speakers[i] = startSpeaker(t, tb, i)
+		}
+		if _, err := tb.WaitBGP("Established", 15*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		rt, err := tb.WaitVIPNextHops(3, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (Route{Protocol: "bird", Metric: 32, NextHops: []string{SwitchAddr(1), SwitchAddr(2), SwitchAddr(3)}}); !cmp.Equal(rt, want) {
+			t.Errorf("route %+v, want %+v", rt, want)
+		}
+		killed := time.Now()
+		if err := speakers[2].Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tb.WaitVIPNextHops(2, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("switch 2's next hop gone %v after its speaker was killed", time.Since(killed).Round(time.Millisecond))
+		restarted := time.Now()
+		speakers[2] = startSpeaker(t, tb, 2)
+		if _, err := tb.WaitVIPNextHops(3, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("switch 2's next hop back %v after its speaker started again", time.Since(restarted).Round(time.Millisecond))
+	})
+
+	t.Run("Down", func(t *testing.T) {
+		bird := tb.router.Cmd.Process.Pid
+		if err := tb.Down(); err != nil {
+			t.Fatal(err)
+		}
+		if left := namespacesWithPrefix(t, tb.Prefix); len(left) != 0 {
+			t.Errorf("namespaces left after Down: %v", left)
+		}
+		if alive(bird) {
+			t.Errorf("bird (pid %d) survived Down", bird)
+		}
+		if _, err := os.Stat(RouterDir(tb.Prefix)); !os.IsNotExist(err) {
+			t.Errorf("router directory after Down: %v, want it gone", err)
+		}
+	})
+}
