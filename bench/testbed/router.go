@@ -222,15 +222,29 @@ func (tb *Testbed) WaitBGP(state string, timeout time.Duration, switches ...int)
 			switches = append(switches, i)
 		}
 	}
+	var sessions []BGPSession
+	err := poll(timeout, func() (bool, string) {
+		var err error
+		sessions, err = tb.BGPSessions()
+		if err == nil && sessionsIn(sessions, state, switches) {
+			return true, ""
+		}
+		return false, fmt.Sprintf("BGP sessions with switches %v not %s: %+v %v", switches, state, sessions, err)
+	})
+	return sessions, err
+}
+
+// poll calls check every routerPoll until it returns true, for timeout at
+// most; then it returns ErrTimeout with what check last said.
+func poll(timeout time.Duration, check func() (ok bool, status string)) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		sessions, err := tb.BGPSessions()
-		if err == nil && sessionsIn(sessions, state, switches) {
-			return sessions, nil
+		ok, status := check()
+		if ok {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return sessions, fmt.Errorf("%w: BGP sessions with switches %v not %s after %v: %+v %v",
-				ErrTimeout, switches, state, timeout, sessions, err)
+			return fmt.Errorf("%w after %v: %s", ErrTimeout, timeout, status)
 		}
 		time.Sleep(routerPoll)
 	}
@@ -303,22 +317,35 @@ func parseRoutes(data []byte) ([]Route, error) {
 }
 
 // WaitVIPNextHops waits up to timeout until the router's route to the VIP
-// has n next hops (0: no route), and returns the route it saw last. The
-// error on a timeout gives that route and the BGP sessions.
+// has n next hops (0: no route), and returns the route it saw last.
 func (tb *Testbed) WaitVIPNextHops(n int, timeout time.Duration) (Route, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		rt, err := tb.VIPRoute()
-		if err == nil && len(rt.NextHops) == n {
-			return rt, nil
+	return tb.WaitVIPRoute(fmt.Sprintf("%d next hops", n), timeout, func(rt Route) bool { return len(rt.NextHops) == n })
+}
+
+// WaitVIPRouteVia waits up to timeout until the router's route to the VIP
+// goes through switch i (counting from 1), with others or alone, and
+// returns the route it saw last.
+func (tb *Testbed) WaitVIPRouteVia(i int, timeout time.Duration) (Route, error) {
+	return tb.WaitVIPRoute("switch "+strconv.Itoa(i)+" as a next hop", timeout,
+		func(rt Route) bool { return slices.Contains(rt.NextHops, SwitchAddr(i)) })
+}
+
+// WaitVIPRoute waits up to timeout until the router's route to the VIP
+// (VIPRoute) is what ok accepts, and returns the route it saw last. The
+// error on a timeout says what was awaited (want), and gives that route
+// and the BGP sessions.
+func (tb *Testbed) WaitVIPRoute(want string, timeout time.Duration, ok func(Route) bool) (Route, error) {
+	var rt Route
+	err := poll(timeout, func() (bool, string) {
+		var err error
+		rt, err = tb.VIPRoute()
+		if err == nil && ok(rt) {
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			sessions, serr := tb.BGPSessions()
-			return rt, fmt.Errorf("%w: the router's route to the VIP has not %d next hops after %v: %+v %v; BGP sessions %+v %v",
-				ErrTimeout, n, timeout, rt, err, sessions, serr)
-		}
-		time.Sleep(routerPoll)
-	}
+		sessions, serr := tb.BGPSessions()
+		return false, fmt.Sprintf("the router's route to the VIP has not %s: %+v %v; BGP sessions %+v %v", want, rt, err, sessions, serr)
+	})
+	return rt, err
 }
 
 // RouteVIP gives the router a static route to the VIP through switches
