@@ -20,14 +20,14 @@ device1    Device     ---        up     00:41:07
 kernel1    Kernel     master4    up     00:41:07      
 sw2        BGP        ---        start  00:41:07      Active        Socket: Connection closed
 sw1        BGP        ---        up     00:41:09      Established   
-sw3        BGP        ---        start  00:41:07      Idle          
+sw3        BGP        ---        start  00:41:07      Passive       
 other      BGP        ---        start  00:41:07      Active
 sw9        BGP        ---        start  00:41:07      Active
 `
 	want := []BGPSession{
 		{Switch: 1, Name: "sw1", State: "up", BGP: "Established"},
 		{Switch: 2, Name: "sw2", State: "start", BGP: "Active", Info: "Socket: Connection closed"},
-		{Switch: 3, Name: "sw3", State: "start", BGP: "Idle"},
+		{Switch: 3, Name: "sw3", State: "start", BGP: "Passive"},
 	}
 	got, err := parseBIRDProtocols(out)
 	if err != nil {

@@ -91,7 +91,7 @@ var (
 	ErrBadPrefix = errors.New("testbed: prefix must be 1-24 characters from [A-Za-z0-9_] starting with a letter")
 	ErrBackends  = errors.New("testbed: Backends must be between 1 and 64")
 	ErrSwitches  = errors.New("testbed: Switches must be between 1 and 8")
-	ErrRouter    = errors.New("testbed: unknown router (want \"\" or \"bird\")")
+	ErrRouter    = errors.New("testbed: unknown router: the routed testbed runs \"bird\" (FRR is not done yet)")
 	ErrExists    = errors.New("testbed: a namespace with this prefix already exists")
 	ErrAttacker  = errors.New("testbed: the testbed already has its attacker host")
 	ErrHost      = errors.New("testbed: unknown host")
