@@ -17,11 +17,17 @@ import (
 // The router of a routed testbed (Config.Router) runs BIRD 2 in the
 // foreground in its namespace, with its configuration, control socket and
 // log in RouterDir. BIRD takes the VIP/32 by BGP from every switch
-// (RouterAS at RouterIP, passive: each switch connects to RouterIP:179
-// from its own address, as SwitchAS, and announces the VIP with itself as
-// next hop), accepts nothing else, announces nothing, and installs the
-// equal routes as one ECMP route (merge paths) that the kernel spreads
-// over the switches by an L4 hash (fib_multipath_hash_policy=1).
+// (RouterAS at RouterIP, the switch as SwitchAS at its own address,
+// announcing the VIP with itself as next hop), accepts nothing else,
+// announces nothing, and installs the equal routes as one ECMP route
+// (merge paths) that the kernel spreads over the switches by an L4 hash
+// (fib_multipath_hash_policy=1).
+//
+// BIRD connects to each switch's port 179 every second until a session
+// is up, and accepts the switch's own connections as well: a switch that
+// listens is back in the route within about a second of its start; one
+// that only connects out waits for its own retry timer (GoBGP's first
+// attempt comes 5 to 10 s after it starts).
 
 // routerPoll is how often the Wait helpers look at the router.
 const routerPoll = 100 * time.Millisecond
@@ -79,11 +85,12 @@ func (tb *Testbed) routerSysctls() error {
 }
 
 // BIRDConfig returns the configuration of the testbed's router for this
-// many switches: one passive BGP session a switch, named "sw1" to "swN",
-// each importing the VIP/32 alone and exporting nothing, and a kernel
-// protocol that merges the equal routes into one ECMP route. A failed
-// session is accepted again after 1 s (BIRD's default waits at least a
-// minute after an error, which would keep a restarted switch out).
+// many switches: one BGP session a switch, named "sw1" to "swN", each
+// importing the VIP/32 alone and exporting nothing, and a kernel protocol
+// that merges the equal routes into one ECMP route. BIRD connects after
+// 1 s and retries every second; after a session fails it waits 1 to 2 s
+// before it connects or accepts again (its default waits at least a
+// minute, which would keep a restarted switch out).
 func BIRDConfig(switches int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# The router of a webswitch testbed, written by bench/testbed.
@@ -110,7 +117,8 @@ protocol kernel {
 
 template bgp switch {
 	local %[1]s as %[3]d;
-	passive on;
+	connect delay time 1;
+	connect retry time 1;
 	error wait time 1, 2;
 	ipv4 {
 		import filter vip_only;
@@ -395,7 +403,10 @@ func stopNamespaceProcs(ns string, grace time.Duration) {
 	}
 }
 
-// namespacePids returns the processes in namespace ns ("ip netns pids").
+// namespacePids returns the processes in namespace ns ("ip netns pids")
+// but this one: "ip netns pids" goes by the namespace of a process's main
+// thread, and a goroutine of Do that ran on the main thread leaves it in
+// the namespace it joined (the runtime cannot end that thread).
 func namespacePids(ns string) []int {
 	out, err := run("ip", "netns", "pids", ns)
 	if err != nil {
@@ -403,7 +414,7 @@ func namespacePids(ns string) []int {
 	}
 	var pids []int
 	for _, f := range strings.Fields(out) {
-		if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 0 && pid != os.Getpid() {
 			pids = append(pids, pid)
 		}
 	}
