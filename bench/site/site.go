@@ -419,8 +419,9 @@ agent = "%s:7070"
 // BGPConfig returns the [bgp] table of switch i's configuration (counting
 // from 1) in a routed site with Config.BGP: the switch, as
 // testbed.SwitchAS with its own address as router id, peers with the
-// router (testbed.RouterIP, testbed.RouterAS; passive, so the switch
-// connects) and announces the VIP/32 with itself as next hop. The keys are
+// router (testbed.RouterIP, testbed.RouterAS), which connects to the
+// switch's port 179 and accepts its connections too, and announces the
+// VIP/32 with itself as next hop. The keys are
 // those of issue 12; this is the one place to change if the switch's keys
 // differ.
 func BGPConfig(i int) string {
