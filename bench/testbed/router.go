@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,7 +91,10 @@ func (tb *Testbed) routerSysctls() error {
 // that merges the equal routes into one ECMP route. BIRD connects after
 // 1 s and retries every second; after a session fails it waits 1 to 2 s
 // before it connects or accepts again (its default waits at least a
-// minute, which would keep a restarted switch out).
+// minute, which would keep a restarted switch out). Each session asks for
+// BFD on the LAN (300 ms x 3: a dead switch is out in about 0.9 s): a
+// switch that runs BFD is watched by it, one that does not keeps its
+// session, watched by the hold time alone.
 func BIRDConfig(switches int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `# The router of a webswitch testbed, written by bench/testbed.
@@ -115,11 +119,19 @@ protocol kernel {
 	merge paths on;
 }
 
+protocol bfd {
+	interface "eth0" {
+		interval 300 ms;
+		multiplier 3;
+	};
+}
+
 template bgp switch {
 	local %[1]s as %[3]d;
 	connect delay time 1;
 	connect retry time 1;
 	error wait time 1, 2;
+	bfd on;
 	ipv4 {
 		import filter vip_only;
 		export none;
@@ -181,6 +193,30 @@ type BGPSession struct {
 	State  string // BIRD's protocol state: "up", "start", "down"
 	BGP    string // the BGP state: "Established", "Active", "Connect", "Idle", "OpenSent", "OpenConfirm"
 	Info   string // the rest of BIRD's line, such as the last error
+}
+
+// BFDSessions returns the router's BFD sessions: its neighbour's address
+// and the state ("Up", "Down", "Init", "AdminDown"), from "birdc show bfd
+// sessions".
+func (tb *Testbed) BFDSessions() (map[string]string, error) {
+	out, err := tb.Birdc("show", "bfd", "sessions")
+	if err != nil {
+		return nil, err
+	}
+	return parseBFDSessions(out), nil
+}
+
+// parseBFDSessions reads the lines "IP address Interface State Since
+// Interval Timeout" of "birdc show bfd sessions"; other lines are skipped.
+func parseBFDSessions(out string) map[string]string {
+	sessions := map[string]string{}
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) >= 3 && net.ParseIP(f[0]) != nil {
+			sessions[f[0]] = f[2]
+		}
+	}
+	return sessions
 }
 
 // BGPSessions returns the router's BGP sessions, one a switch in switch

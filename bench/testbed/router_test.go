@@ -41,6 +41,19 @@ sw9        BGP        ---        start  00:41:07      Active
 	}
 }
 
+func TestParseBFDSessions(t *testing.T) {
+	out := `BIRD 2.0.12 ready.
+bfd1:
+IP address                Interface  State      Since         Interval  Timeout
+198.18.0.4                eth0       Up         01:02:03         0.300    0.900
+198.18.0.2                eth0       Down       01:02:03         1.000    0.000
+`
+	want := map[string]string{"198.18.0.4": "Up", "198.18.0.2": "Down"}
+	if diff := cmp.Diff(want, parseBFDSessions(out)); diff != "" {
+		t.Errorf("parseBFDSessions (-want +got):\n%s", diff)
+	}
+}
+
 func TestParseRoutes(t *testing.T) {
 	tests := []struct {
 		name string
@@ -95,8 +108,13 @@ func TestBIRDConfig(t *testing.T) {
 // speakerConfig is the configuration of a stand-in for switch i's BGP
 // speaker, BIRD itself: it connects to the router from the switch's
 // address as SwitchAS and announces the VIP/32 with itself as next hop,
-// as a switch with [bgp] does.
-func speakerConfig(i int) string {
+// as a switch with [bgp] does; with bfd, it runs BFD on the session too.
+func speakerConfig(i int, bfd bool) string {
+	var bfdProto, bfdOn string
+	if bfd {
+		bfdProto = "protocol bfd {\n\tinterface \"eth0\" {\n\t\tinterval 300 ms;\n\t\tmultiplier 3;\n\t};\n}\n"
+		bfdOn = "\tbfd on;\n"
+	}
 	return fmt.Sprintf(`log stderr all;
 router id %[1]s;
 protocol device {
@@ -105,27 +123,27 @@ protocol static {
 	ipv4;
 	route %[2]s/32 blackhole;
 }
-protocol bgp upstream {
+%[6]sprotocol bgp upstream {
 	local %[1]s as %[3]d;
 	neighbor %[4]s as %[5]d;
 	connect delay time 1;
 	connect retry time 1;
 	error wait time 1, 2;
-	ipv4 {
+%[7]s	ipv4 {
 		import none;
 		export where net = %[2]s/32;
 	};
 }
-`, SwitchAddr(i), VIP, SwitchAS, RouterIP, RouterAS)
+`, SwitchAddr(i), VIP, SwitchAS, RouterIP, RouterAS, bfdProto, bfdOn)
 }
 
 // startSpeaker starts BIRD in switch i's namespace as its BGP speaker
 // (speakerConfig).
-func startSpeaker(t *testing.T, tb *Testbed, i int) *Proc {
+func startSpeaker(t *testing.T, tb *Testbed, i int, bfd bool) *Proc {
 	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "speaker.conf")
-	if err := os.WriteFile(conf, []byte(speakerConfig(i)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(speakerConfig(i, bfd)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p, err := tb.Start(SwitchHost(i), filepath.Join(dir, "speaker.log"), "bird", "-f", "-c", conf, "-s", filepath.Join(dir, "speaker.ctl"))
@@ -256,7 +274,7 @@ func TestRouted(t *testing.T) {
 		defer logRouter(t)
 		speakers := make([]*Proc, 4)
 		for i := 1; i <= 3; i++ {
-			speakers[i] = startSpeaker(t, tb, i)
+			speakers[i] = startSpeaker(t, tb, i, i == 3)
 		}
 		if _, err := tb.WaitBGP("Established", 15*time.Second); err != nil {
 			t.Fatal(err)
@@ -277,11 +295,26 @@ func TestRouted(t *testing.T) {
 		}
 		t.Logf("switch 2's next hop gone %v after its speaker was killed", time.Since(killed).Round(time.Millisecond))
 		restarted := time.Now()
-		speakers[2] = startSpeaker(t, tb, 2)
+		speakers[2] = startSpeaker(t, tb, 2, false)
 		if _, err := tb.WaitVIPNextHops(3, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("switch 2's next hop back %v after its speaker started again", time.Since(restarted).Round(time.Millisecond))
+
+		// Switch 3 runs BFD; its host dies without closing its session
+		// (the BGP hold time, 240 s here, would take minutes).
+		bfd, err := tb.BFDSessions()
+		if err != nil || bfd[SwitchAddr(3)] != "Up" || bfd[SwitchAddr(1)] == "Up" {
+			t.Errorf("BFD sessions %v %v, want switch 3's up, switch 1's not", bfd, err)
+		}
+		dead := time.Now()
+		if _, err := tb.Run(SwitchHost(3), "ip", "link", "set", "eth0", "down"); err != nil {
+			t.Fatal(err)
+		}
+		if rt, err := tb.WaitVIPNextHops(2, 3*time.Second); err != nil || slices.Contains(rt.NextHops, SwitchAddr(3)) {
+			t.Fatalf("route %+v %v, want switch 3's next hop gone by BFD", rt, err)
+		}
+		t.Logf("switch 3's next hop gone %v after its link went down (BFD)", time.Since(dead).Round(time.Millisecond))
 	})
 
 	t.Run("Down", func(t *testing.T) {

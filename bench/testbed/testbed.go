@@ -670,7 +670,7 @@ func (tb *Testbed) Describe() string {
 		if router == "" {
 			router = "its routing daemon"
 		}
-		fmt.Fprintf(&b, ", %s (router %s, %s on %s; ip_forward=1, L4 multipath hash, rp_filter off; %s: BGP AS %d with each switch as AS %d, VIP/32 only, ECMP)",
+		fmt.Fprintf(&b, ", %s (router %s, %s on %s; ip_forward=1, L4 multipath hash, rp_filter off; %s: BGP AS %d with each switch as AS %d, VIP/32 only, ECMP, BFD 300 ms x 3 with switches that run it)",
 			tb.NS("rtr"), RouterIP, RouterClientIP, ClientNet, router, RouterAS, SwitchAS)
 	}
 	for i := 1; i <= tb.Switches; i++ {
