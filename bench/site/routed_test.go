@@ -88,7 +88,7 @@ func TestRoutedSite(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, err := Start(Config{BinDir: bin, Dir: t.TempDir(), Static1: www, Static2: www, Shards: 1,
-		Switches: 2, Router: testbed.RouterBIRD})
+		Switches: 2, Router: testbed.RouterBIRD, AdminPort: 9100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +109,14 @@ func TestRoutedSite(t *testing.T) {
 	}
 	if len(s.Switches) != 2 || s.Switch != s.Switches[0] || s.SwitchLogs[1] != filepath.Join(s.Dir, "webswitch-sw2.log") {
 		t.Errorf("switches %v, logs %v", s.Switches, s.SwitchLogs)
+	}
+	for i, want := range []string{"198.18.0.2:9100", "198.18.0.3:9100"} {
+		if s.AdminAddr(i) != want {
+			t.Errorf("AdminAddr(%d) = %s, want %s", i, s.AdminAddr(i), want)
+		}
+		if out, err := tb.Run(testbed.SwitchHost(i+1), "curl", "-sS", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "http://"+want+"/readyz"); err != nil || out != "200" {
+			t.Errorf("switch %d's admin API: %q %v", i, out, err)
+		}
 	}
 
 	// fetch downloads the 1 MiB file on n connections, one after the

@@ -6,9 +6,11 @@ package site
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,6 +75,10 @@ type Config struct {
 	// (testbed.RouteVIP), which they serve since they answer ARP for the
 	// VIP anyway.
 	BGP bool
+	// AdminPort, when not 0, makes each switch serve its admin API and
+	// metrics on its own address and this port (AdminAddr); SwitchKeys
+	// must then have no [admin] table.
+	AdminPort int
 }
 
 // Errors of Start for a Config it cannot run.
@@ -132,6 +138,9 @@ func Start(cfg Config) (_ *Site, err error) {
 		if cfg.BGP {
 			conf += BGPConfig(i + 1)
 		}
+		if cfg.AdminPort != 0 {
+			conf += fmt.Sprintf("\n[admin]\nlisten = %q\n", s.AdminAddr(i))
+		}
 		files[filepath.Base(s.SwitchConfigFile(i))] = conf
 	}
 	if cfg.Upstream != nil {
@@ -180,6 +189,15 @@ func (s *Site) SwitchConfigFile(i int) string {
 		return filepath.Join(s.Dir, "switch.toml")
 	}
 	return filepath.Join(s.Dir, fmt.Sprintf("switch-%d.toml", i+1))
+}
+
+// AdminAddr returns the address of switch i's admin API (counting from
+// 0), "" without Config.AdminPort.
+func (s *Site) AdminAddr(i int) string {
+	if s.cfg.AdminPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(testbed.SwitchAddr(i+1), strconv.Itoa(s.cfg.AdminPort))
 }
 
 // StartSwitch starts switch 0: StartSwitchN(0).
