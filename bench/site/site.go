@@ -66,7 +66,7 @@ type Config struct {
 	// SwitchKeys, Rules and SwitchArgs. More than one needs a Router.
 	Switches int
 	// Router puts the client behind a router namespace running this
-	// routing daemon (testbed.Config.Router: "bird").
+	// routing daemon (testbed.Config.Router: "bird" or "frr").
 	Router string
 	// BGP makes every switch announce the VIP to the router ([bgp] in its
 	// configuration, from BGPConfig), and each start of a switch wait
@@ -362,7 +362,7 @@ func (s *Site) Logs() string {
 	var b strings.Builder
 	files, _ := filepath.Glob(filepath.Join(s.Dir, "*.log"))
 	if s.TB.Routed() {
-		files = append(files, s.TB.RouterLog())
+		files = append(files, s.TB.RouterLogs()...)
 		sessions, err := s.TB.BGPSessions()
 		fmt.Fprintf(&b, "=== router: BGP sessions %+v %v\n", sessions, err)
 		rt, err := s.TB.VIPRoute()

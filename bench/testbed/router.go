@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,59 +13,136 @@ import (
 	"time"
 )
 
-// The router of a routed testbed (Config.Router) runs BIRD 2 in the
-// foreground in its namespace, with its configuration, control socket and
-// log in RouterDir. BIRD takes the VIP/32 by BGP from every switch
-// (RouterAS at RouterIP, the switch as SwitchAS at its own address,
-// announcing the VIP with itself as next hop), accepts nothing else,
-// announces nothing, and installs the equal routes as one ECMP route
-// (merge paths) that the kernel spreads over the switches by an L4 hash
-// (fib_multipath_hash_policy=1).
+// The router of a routed testbed (Config.Router) runs a routing daemon in
+// the foreground in its namespace, BIRD 2 (bird.go) or FRR (frr.go), with
+// its configuration, control sockets and logs in RouterDir. The daemon
+// takes the VIP/32 by BGP from every switch (RouterAS at RouterIP, the
+// switch as SwitchAS at its own address, announcing the VIP with itself as
+// next hop), accepts nothing else, announces nothing, and installs the
+// equal routes as one ECMP route that the kernel spreads over the
+// switches by an L4 hash (fib_multipath_hash_policy=1). It asks for BFD
+// on every session (300 ms x 3): a switch that runs BFD is watched by it,
+// one that does not keeps its session, watched by the hold time alone.
 //
-// BIRD connects to each switch's port 179 every second until a session
-// is up, and accepts the switch's own connections as well: a switch that
-// listens is back in the route within about a second of its start; one
-// that only connects out waits for its own retry timer (GoBGP's first
-// attempt comes 5 to 10 s after it starts).
+// The router connects to each switch's port 179 every second until a
+// session is up, and accepts the switch's own connections as well: a
+// switch that listens is back in the route within about a second of its
+// start; one that only connects out waits for its own retry timer
+// (GoBGP's first attempt comes 5 to 10 s after it starts).
 
 // routerPoll is how often the Wait helpers look at the router.
 const routerPoll = 100 * time.Millisecond
 
-// routerStartWait bounds how long Up waits for BIRD's control socket.
-const routerStartWait = 5 * time.Second
+// routerStartWait bounds how long Up waits for the router's daemon to
+// answer with its sessions.
+const routerStartWait = 10 * time.Second
 
 // Errors of the router helpers.
 var (
-	ErrNotRouted = errors.New("testbed: the testbed has no router")
-	ErrTimeout   = errors.New("testbed: timed out")
-	errBIRDState = errors.New("testbed: unexpected birdc output")
+	ErrNotRouted    = errors.New("testbed: the testbed has no router")
+	ErrTimeout      = errors.New("testbed: timed out")
+	errRouterOutput = errors.New("testbed: unexpected output of the router's daemon")
 )
 
+// routerDaemon is a routing daemon the router namespace can run.
+type routerDaemon interface {
+	// missing returns an error naming a command of the daemon that is
+	// not installed, nil if none is missing.
+	missing() error
+	// start writes the daemon's files into RouterDir and starts its
+	// processes in the router's namespace (Testbed.start).
+	start(tb *Testbed) ([]*Proc, error)
+	// bgpSessions returns its BGP sessions with the switches.
+	bgpSessions(tb *Testbed) ([]BGPSession, error)
+	// bfdSessions returns its BFD sessions: neighbour address to state.
+	bfdSessions(tb *Testbed) (map[string]string, error)
+	// status returns the shell command that shows its BGP sessions.
+	status(tb *Testbed) string
+}
+
+// routerDaemons are the values of Config.Router and their daemons.
+var routerDaemons = map[string]routerDaemon{
+	RouterBIRD: birdDaemon{},
+	RouterFRR:  frrDaemon{},
+}
+
+// daemon returns the testbed's routing daemon, or an error if it has none
+// (no router, or an attached testbed whose daemon is not known).
+func (tb *Testbed) daemon() (routerDaemon, error) {
+	if d, ok := routerDaemons[tb.Router]; ok && tb.routed {
+		return d, nil
+	}
+	return nil, ErrNotRouted
+}
+
 // RouterDir returns the directory of the router files of the testbed with
-// this prefix: BIRD's configuration (bird.conf), control socket (bird.ctl)
-// and log (bird.log). Up creates it and Down deletes it.
+// this prefix: the daemon's configuration, control sockets and logs. Up
+// creates it and Down deletes it.
 func RouterDir(prefix string) string {
 	return filepath.Join(os.TempDir(), "webswitch-testbed-"+prefix)
 }
 
-// BIRDSocket returns the path of BIRD's control socket, for birdc -s.
-func (tb *Testbed) BIRDSocket() string { return filepath.Join(RouterDir(tb.Prefix), "bird.ctl") }
+// RouterLogs returns the paths of the router daemon's logs (their stdout
+// and stderr), which Down deletes: read them before.
+func (tb *Testbed) RouterLogs() []string {
+	logs, _ := filepath.Glob(filepath.Join(RouterDir(tb.Prefix), "*.log"))
+	return logs
+}
 
-// RouterLog returns the path of the router daemon's log (its stdout and
-// stderr), which Down deletes: read it before.
-func (tb *Testbed) RouterLog() string { return filepath.Join(RouterDir(tb.Prefix), "bird.log") }
+// RouterStatus returns a shell command that shows the router's BGP
+// sessions, for people.
+func (tb *Testbed) RouterStatus() string {
+	d, err := tb.daemon()
+	if err != nil {
+		return ""
+	}
+	return d.status(tb)
+}
 
-// routerConfig returns the path of BIRD's configuration file.
-func (tb *Testbed) routerConfig() string { return filepath.Join(RouterDir(tb.Prefix), "bird.conf") }
-
-// routerCommandsInstalled checks that the commands of router are there.
-func routerCommandsInstalled(router string) error {
-	for _, c := range []string{"bird", "birdc"} {
-		if _, err := exec.LookPath(c); err != nil {
-			return fmt.Errorf("testbed: Router %q needs the %s command (Debian package bird2): %w", router, c, err)
+// routerOf returns the routing daemon whose configuration is in dir
+// (Config.Router), "" if none.
+func routerOf(dir string) string {
+	for _, c := range []struct{ file, router string }{{"bird.conf", RouterBIRD}, {"bgpd.conf", RouterFRR}} {
+		if _, err := os.Stat(filepath.Join(dir, c.file)); err == nil {
+			return c.router
 		}
 	}
-	return nil
+	return ""
+}
+
+// startRouter starts the router's daemon and waits until it answers with
+// a session for every switch.
+func (tb *Testbed) startRouter() error {
+	d, err := tb.daemon()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(RouterDir(tb.Prefix), 0o700); err != nil {
+		return fmt.Errorf("testbed: router directory: %w", err)
+	}
+	procs, err := d.start(tb)
+	tb.routerProcs = procs
+	if err != nil {
+		return err
+	}
+	var exited error
+	err = poll(routerStartWait, func() (bool, string) {
+		sessions, err := d.bgpSessions(tb)
+		if err == nil && len(sessions) == tb.Switches {
+			return true, ""
+		}
+		for _, p := range procs {
+			select {
+			case <-p.Done():
+				log, _ := os.ReadFile(p.Log)
+				exited = fmt.Errorf("testbed: the router's %s exited: %v: %s", p.Cmd.Args[3], p.Wait(), strings.TrimSpace(string(log)))
+				return true, ""
+			default:
+			}
+		}
+		return false, fmt.Sprintf("the router's daemon has sessions %+v %v", sessions, err)
+	})
+	return errors.Join(exited, err)
 }
 
 // routerSysctls makes the router namespace forward with an L4 multipath
@@ -85,176 +160,33 @@ func (tb *Testbed) routerSysctls() error {
 		"net.ipv4.conf.default.send_redirects", "0")
 }
 
-// BIRDConfig returns the configuration of the testbed's router for this
-// many switches: one BGP session a switch, named "sw1" to "swN", each
-// importing the VIP/32 alone and exporting nothing, and a kernel protocol
-// that merges the equal routes into one ECMP route. BIRD connects after
-// 1 s and retries every second; after a session fails it waits 1 to 2 s
-// before it connects or accepts again (its default waits at least a
-// minute, which would keep a restarted switch out). Each session asks for
-// BFD on the LAN (300 ms x 3: a dead switch is out in about 0.9 s): a
-// switch that runs BFD is watched by it, one that does not keeps its
-// session, watched by the hold time alone.
-func BIRDConfig(switches int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `# The router of a webswitch testbed, written by bench/testbed.
-log stderr all;
-router id %[1]s;
-timeformat protocol "%%T";
-debug protocols { states, routes, events };
-
-filter vip_only {
-	if net = %[2]s/32 then accept;
-	reject;
-}
-
-protocol device {
-}
-
-protocol kernel {
-	ipv4 {
-		import none;
-		export filter vip_only;
-	};
-	merge paths on;
-}
-
-protocol bfd {
-	interface "eth0" {
-		interval 300 ms;
-		multiplier 3;
-	};
-}
-
-template bgp switch {
-	local %[1]s as %[3]d;
-	connect delay time 1;
-	connect retry time 1;
-	error wait time 1, 2;
-	bfd on;
-	ipv4 {
-		import filter vip_only;
-		export none;
-	};
-}
-`, RouterIP, VIP, RouterAS)
-	for i := 1; i <= switches; i++ {
-		fmt.Fprintf(&b, "\nprotocol bgp sw%d from switch {\n\tneighbor %s as %d;\n}\n", i, SwitchAddr(i), SwitchAS)
-	}
-	return b.String()
-}
-
-// startRouter writes BIRD's configuration and starts it in the router's
-// namespace, and waits until its control socket answers.
-func (tb *Testbed) startRouter() error {
-	if err := os.MkdirAll(RouterDir(tb.Prefix), 0o700); err != nil {
-		return fmt.Errorf("testbed: router directory: %w", err)
-	}
-	if err := os.WriteFile(tb.routerConfig(), []byte(BIRDConfig(tb.Switches)), 0o600); err != nil {
-		return fmt.Errorf("testbed: router configuration: %w", err)
-	}
-	p, err := tb.start("rtr", tb.RouterLog(), tb.detach, "bird", "-f", "-c", tb.routerConfig(), "-s", tb.BIRDSocket())
-	if err != nil {
-		return err
-	}
-	tb.router = p
-	deadline := time.Now().Add(routerStartWait)
-	for {
-		out, err := tb.Birdc("show", "status")
-		if err == nil && strings.Contains(out, "Daemon is up and running") {
-			return nil
-		}
-		select {
-		case <-p.Done():
-			log, _ := os.ReadFile(p.Log)
-			return fmt.Errorf("testbed: bird exited: %v: %s", p.Wait(), strings.TrimSpace(string(log)))
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: bird's control socket after %v: %v", ErrTimeout, routerStartWait, err)
-		}
-		time.Sleep(routerPoll)
-	}
-}
-
-// Birdc runs birdc on the router's control socket with args ("show",
-// "protocols") and returns its output.
-func (tb *Testbed) Birdc(args ...string) (string, error) {
-	if !tb.routed {
-		return "", ErrNotRouted
-	}
-	return run("birdc", append([]string{"-s", tb.BIRDSocket()}, args...)...)
-}
-
 // BGPSession is the router's view of its BGP session with one switch.
 type BGPSession struct {
 	Switch int    // the switch, counting from 1
 	Name   string // BIRD's protocol name: "sw1" for switch 1
-	State  string // BIRD's protocol state: "up", "start", "down"
+	State  string // BIRD's protocol state: "up", "start", "down" (the same words for FRR)
 	BGP    string // the BGP state: "Established", "Active", "Connect", "Idle", "OpenSent", "OpenConfirm"
 	Info   string // the rest of BIRD's line, such as the last error
 }
 
-// BFDSessions returns the router's BFD sessions: its neighbour's address
-// and the state ("Up", "Down", "Init", "AdminDown"), from "birdc show bfd
-// sessions".
-func (tb *Testbed) BFDSessions() (map[string]string, error) {
-	out, err := tb.Birdc("show", "bfd", "sessions")
-	if err != nil {
-		return nil, err
-	}
-	return parseBFDSessions(out), nil
-}
-
-// parseBFDSessions reads the lines "IP address Interface State Since
-// Interval Timeout" of "birdc show bfd sessions"; other lines are skipped.
-func parseBFDSessions(out string) map[string]string {
-	sessions := map[string]string{}
-	for line := range strings.Lines(out) {
-		f := strings.Fields(line)
-		if len(f) >= 3 && net.ParseIP(f[0]) != nil {
-			sessions[f[0]] = f[2]
-		}
-	}
-	return sessions
-}
-
 // BGPSessions returns the router's BGP sessions, one a switch in switch
-// order, from "birdc show protocols".
+// order.
 func (tb *Testbed) BGPSessions() ([]BGPSession, error) {
-	out, err := tb.Birdc("show", "protocols")
+	d, err := tb.daemon()
 	if err != nil {
 		return nil, err
 	}
-	return parseBIRDProtocols(out)
+	return d.bgpSessions(tb)
 }
 
-// parseBIRDProtocols reads the BGP protocols named "swN" from the output
-// of "birdc show protocols": a line a protocol, "Name Proto Table State
-// Since Info", where Since is one word (timeformat protocol "%T") and Info
-// starts with the BGP state. Other lines are skipped.
-func parseBIRDProtocols(out string) ([]BGPSession, error) {
-	var sessions []BGPSession
-	for line := range strings.Lines(out) {
-		f := strings.Fields(line)
-		if len(f) < 4 || f[1] != "BGP" {
-			continue
-		}
-		i := hostIndex(f[0], "sw", MaxSwitches)
-		if i == 0 {
-			continue
-		}
-		if len(f) < 5 {
-			return nil, fmt.Errorf("%w: %q", errBIRDState, strings.TrimSpace(line))
-		}
-		s := BGPSession{Switch: i, Name: f[0], State: f[3]}
-		if len(f) > 5 {
-			s.BGP, s.Info = f[5], strings.Join(f[6:], " ")
-		}
-		sessions = append(sessions, s)
+// BFDSessions returns the router's BFD sessions: the neighbour's address
+// and the state, "Up", "Down", "Init" or "AdminDown".
+func (tb *Testbed) BFDSessions() (map[string]string, error) {
+	d, err := tb.daemon()
+	if err != nil {
+		return nil, err
 	}
-	slices.SortFunc(sessions, func(a, b BGPSession) int { return a.Switch - b.Switch })
-	return sessions, nil
+	return d.bfdSessions(tb)
 }
 
 // WaitBGP waits up to timeout until the router's session with each of

@@ -54,6 +54,33 @@ IP address                Interface  State      Since         Interval  Timeout
 	}
 }
 
+func TestParseFRR(t *testing.T) {
+	summary := `{"ipv4Unicast":{"routerId":"198.18.0.1","as":65000,"peers":{
+		"198.18.0.2":{"remoteAs":65010,"state":"Established","peerState":"OK"},
+		"198.18.0.3":{"remoteAs":65010,"state":"Active","peerState":"OK"},
+		"198.18.0.4":{"remoteAs":65010,"state":"Idle (Admin)","peerState":"Admin"},
+		"198.18.0.99":{"remoteAs":65010,"state":"Active","peerState":"OK"}}}}`
+	want := []BGPSession{
+		{Switch: 1, Name: "sw1", State: "up", BGP: "Established", Info: "OK"},
+		{Switch: 2, Name: "sw2", State: "start", BGP: "Active", Info: "OK"},
+		{Switch: 3, Name: "sw3", State: "down", BGP: "Idle", Info: "Admin"},
+	}
+	got, err := parseFRRSummary([]byte(summary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("parseFRRSummary (-want +got):\n%s", diff)
+	}
+	bfd, err := parseFRRBFDPeers([]byte(`[{"multihop":false,"peer":"198.18.0.2","status":"down"},{"peer":"198.18.0.4","status":"up"}]`))
+	if diff := cmp.Diff(map[string]string{"198.18.0.2": "Down", "198.18.0.4": "Up"}, bfd); err != nil || diff != "" {
+		t.Errorf("parseFRRBFDPeers: %v (-want +got):\n%s", err, diff)
+	}
+	if _, err := parseFRRSummary([]byte("% Unknown command")); err == nil {
+		t.Error("parseFRRSummary: no error for text that is not JSON")
+	}
+}
+
 func TestParseRoutes(t *testing.T) {
 	tests := []struct {
 		name string
@@ -101,6 +128,41 @@ func TestBIRDConfig(t *testing.T) {
 		}
 		if out, err := exec.Command("bird", "-p", "-c", path).CombinedOutput(); err != nil {
 			t.Errorf("bird -p on BIRDConfig(%d): %v\n%s\n%s", n, err, out, conf)
+		}
+	}
+}
+
+// TestFRRConfig checks that FRR's daemons take the router's configuration
+// without an error: their -C dry run exits 0 either way, and names the
+// "config line" of each error, or the "configuration file" it could not
+// read.
+func TestFRRConfig(t *testing.T) {
+	if err := (frrDaemon{}).missing(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	for _, n := range []int{1, MaxSwitches} {
+		// Not t.TempDir, inside a directory the frr user cannot enter.
+		dir, err := os.MkdirTemp("", "frrconfig")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, content := range FRRConfig(n) {
+			path := filepath.Join(dir, name)
+			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			daemon := strings.TrimSuffix(name, ".conf")
+			out, err := exec.Command(frrDir+daemon, "-C", "-f", path, "--log", "stdout", "-u", "frr", "-g", "frr").CombinedOutput()
+			if err != nil || strings.Contains(string(out), "config line") || strings.Contains(string(out), "configuration file") {
+				t.Errorf("%s -C on FRRConfig(%d)'s %s: %v\n%s\n%s", daemon, n, name, err, out, content)
+			}
+		}
+		if got := strings.Count(FRRConfig(n)["bgpd.conf"], "peer-group switches\n"); got != n {
+			t.Errorf("FRRConfig(%d) has %d switches in its peer group", n, got)
 		}
 	}
 }
@@ -159,24 +221,39 @@ func startSpeaker(t *testing.T, tb *Testbed, i int, bfd bool) *Proc {
 	return p
 }
 
-// TestRouted brings the routed testbed up with BIRD and 3 switches, and
-// checks the plumbing: the router's sysctls, reachability through it, its
-// BGP sessions waiting for the switches, a static route to the VIP, then
-// BGP with stand-in speakers (BIRD in the switch namespaces): one ECMP
-// route with 3 next hops, a killed speaker's next hop gone, back when it
-// starts again; and Down leaves nothing behind.
+// TestRouted brings the routed testbed up with 3 switches and each
+// router, BIRD and FRR, and checks the plumbing: the router's sysctls,
+// reachability through it, its BGP sessions waiting for the switches, a
+// static route to the VIP, then BGP with stand-in speakers (BIRD in the
+// switch namespaces): one ECMP route with 3 next hops, a killed speaker's
+// next hop gone and back when it starts again, a dead host's gone by BFD;
+// and Down leaves nothing behind.
 func TestRouted(t *testing.T) {
 	needRoot(t)
-	if err := routerCommandsInstalled(RouterBIRD); err != nil {
-		t.Skipf("skipping: %v", err)
+	// The route each router installs.
+	routes := map[string]Route{RouterBIRD: {Protocol: "bird", Metric: 32}, RouterFRR: {Protocol: "bgp", Metric: 20}}
+	for _, router := range []string{RouterBIRD, RouterFRR} {
+		t.Run(router, func(t *testing.T) {
+			if err := routerDaemons[router].missing(); err != nil {
+				t.Skipf("skipping: %v", err)
+			}
+			testRouted(t, router, routes[router])
+		})
 	}
+}
+
+// testRouted is TestRouted with one router, whose route to the VIP is
+// like route.
+func testRouted(t *testing.T, router string, route Route) {
 	start := time.Now()
-	tb := upTestbed(t, Config{Switches: 3, Router: RouterBIRD})
+	tb := upTestbed(t, Config{Switches: 3, Router: router})
 	t.Logf("Up took %v: %s", time.Since(start), tb.Describe())
 	logRouter := func(t *testing.T) {
 		if t.Failed() {
-			log, _ := os.ReadFile(tb.RouterLog())
-			t.Logf("router log:\n%s", log)
+			for _, f := range tb.RouterLogs() {
+				log, _ := os.ReadFile(f)
+				t.Logf("router log %s:\n%s", filepath.Base(f), log)
+			}
 		}
 	}
 
@@ -283,7 +360,8 @@ func TestRouted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (Route{Protocol: "bird", Metric: 32, NextHops: []string{SwitchAddr(1), SwitchAddr(2), SwitchAddr(3)}}); !cmp.Equal(rt, want) {
+		route.NextHops = []string{SwitchAddr(1), SwitchAddr(2), SwitchAddr(3)}
+		if want := route; !cmp.Equal(rt, want) {
 			t.Errorf("route %+v, want %+v", rt, want)
 		}
 		killed := time.Now()
@@ -318,15 +396,20 @@ func TestRouted(t *testing.T) {
 	})
 
 	t.Run("Down", func(t *testing.T) {
-		bird := tb.router.Cmd.Process.Pid
+		procs := tb.routerProcs
+		if len(procs) == 0 {
+			t.Fatal("no router processes")
+		}
 		if err := tb.Down(); err != nil {
 			t.Fatal(err)
 		}
 		if left := namespacesWithPrefix(t, tb.Prefix); len(left) != 0 {
 			t.Errorf("namespaces left after Down: %v", left)
 		}
-		if alive(bird) {
-			t.Errorf("bird (pid %d) survived Down", bird)
+		for _, p := range procs {
+			if alive(p.Cmd.Process.Pid) {
+				t.Errorf("%s (pid %d) survived Down", p.Cmd.Args[3], p.Cmd.Process.Pid)
+			}
 		}
 		if _, err := os.Stat(RouterDir(tb.Prefix)); !os.IsNotExist(err) {
 			t.Errorf("router directory after Down: %v, want it gone", err)

@@ -15,7 +15,7 @@
 // (by BGP and ECMP; see router.go):
 //
 //	<prefix>-rtr   eth0 198.18.0.1/24 on the LAN, eth1 198.19.0.1/24 to the client,
-//	               ip_forward=1, L4 multipath hash, rp_filter off; runs BIRD
+//	               ip_forward=1, L4 multipath hash, rp_filter off; runs BIRD or FRR
 //	<prefix>-cli   eth0 198.19.0.2/24, default route via 198.19.0.1 (no LAN port)
 //	<prefix>-beN   as above, with a route to 198.19.0.0/24 via 198.18.0.1
 //
@@ -69,6 +69,7 @@ const (
 // Routers that Config.Router names.
 const (
 	RouterBIRD = "bird" // BIRD 2, from Debian's bird2
+	RouterFRR  = "frr"  // FRR's zebra, bgpd and bfdd, from Debian's frr
 )
 
 // Limits on Config values.
@@ -91,7 +92,7 @@ var (
 	ErrBadPrefix = errors.New("testbed: prefix must be 1-24 characters from [A-Za-z0-9_] starting with a letter")
 	ErrBackends  = errors.New("testbed: Backends must be between 1 and 64")
 	ErrSwitches  = errors.New("testbed: Switches must be between 1 and 8")
-	ErrRouter    = errors.New("testbed: unknown router: the routed testbed runs \"bird\" (FRR is not done yet)")
+	ErrRouter    = errors.New("testbed: unknown router (want \"bird\" or \"frr\")")
 	ErrExists    = errors.New("testbed: a namespace with this prefix already exists")
 	ErrAttacker  = errors.New("testbed: the testbed already has its attacker host")
 	ErrHost      = errors.New("testbed: unknown host")
@@ -132,10 +133,10 @@ type Config struct {
 	// it by BGP: give them a Router.
 	Switches int
 	// Router, when not empty, puts the client behind a router namespace
-	// running that routing daemon (RouterBIRD), configured to take the
-	// VIP/32 from every switch by BGP and to install one ECMP route for it
-	// (see router.go). Its files (configuration, control socket, log) are
-	// in RouterDir(Prefix), which Down deletes.
+	// running that routing daemon (RouterBIRD, RouterFRR), configured to
+	// take the VIP/32 from every switch by BGP and to install one ECMP
+	// route for it (see router.go). Its files (configuration, control
+	// sockets, logs) are in RouterDir(Prefix), which Down deletes.
 	Router string
 	// Detach lets the router daemon outlive this process, as "wsbench
 	// testbed up" needs: it gets no death signal. Down stops it, also
@@ -158,14 +159,14 @@ type Testbed struct {
 	Prefix            string // namespace name prefix
 	Backends          int    // number of back-end namespaces
 	Switches          int    // number of switch namespaces
-	Router            string // the routing daemon (RouterBIRD), "" without a router or for an attached testbed
+	Router            string // the routing daemon (RouterBIRD, RouterFRR), "" without a router
 	CongestionControl string // per-route congestion control; empty for an attached testbed
 	ClientOffloads    bool   // whether the client's offloads were left on
 
-	attacker atomic.Bool // the host "atk" exists (AddAttacker, Attach)
-	routed   bool        // the host "rtr" exists and the client is behind it
-	detach   bool        // Config.Detach
-	router   *Proc       // the routing daemon started by Up, nil when attached
+	attacker    atomic.Bool // the host "atk" exists (AddAttacker, Attach)
+	routed      bool        // the host "rtr" exists and the client is behind it
+	detach      bool        // Config.Detach
+	routerProcs []*Proc     // the routing daemon's processes started by Up, none when attached
 
 	mu    sync.Mutex
 	owned []string // namespaces this Testbed deletes on Down, in creation order
@@ -188,8 +189,8 @@ func Up(cfg Config) (_ *Testbed, err error) {
 			return nil, fmt.Errorf("testbed: ClientOffloads=false needs the ethtool command: %w", err)
 		}
 	}
-	if tb.routed {
-		if err := routerCommandsInstalled(tb.Router); err != nil {
+	if d, err := tb.daemon(); err == nil {
+		if err := d.missing(); err != nil {
 			return nil, err
 		}
 	}
@@ -276,7 +277,7 @@ func newTestbed(cfg Config) (*Testbed, error) {
 	if tb.Switches < 1 || tb.Switches > MaxSwitches {
 		return nil, fmt.Errorf("%w: %d", ErrSwitches, tb.Switches)
 	}
-	if tb.Router != "" && tb.Router != RouterBIRD {
+	if _, ok := routerDaemons[tb.Router]; tb.Router != "" && !ok {
 		return nil, fmt.Errorf("%w: %q", ErrRouter, tb.Router)
 	}
 	if tb.CongestionControl == "" {
@@ -623,8 +624,9 @@ func (tb *Testbed) AddAttacker() error {
 // now, typically made by Up (and AddAttacker) in another process. Down
 // deletes exactly those, and stops the processes in prefix-rtr (the
 // router's daemon). Attach finds nothing to delete (and returns no error)
-// when none exist. CongestionControl and Router are left empty and
-// ClientOffloads true, since none is recorded in the namespaces' names.
+// when none exist. Router is read from the files in RouterDir;
+// CongestionControl is left empty and ClientOffloads true, since neither
+// is recorded.
 func Attach(prefix string) (*Testbed, error) {
 	if !validPrefix(prefix) {
 		return nil, fmt.Errorf("%w: %q", ErrBadPrefix, prefix)
@@ -645,6 +647,9 @@ func Attach(prefix string) (*Testbed, error) {
 	}
 	tb.attacker.Store(existing[prefix+"-atk"])
 	tb.routed = existing[prefix+"-rtr"]
+	if tb.routed {
+		tb.Router = routerOf(RouterDir(prefix))
+	}
 	for _, h := range tb.Hosts() {
 		if ns := tb.NS(h); existing[ns] {
 			tb.owned = append(tb.owned, ns)

@@ -41,7 +41,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "bad prefix", args: []string{"testbed", "down", "-prefix", "../etc"}, wantStatus: 1, wantStderr: "prefix must be"},
 		{name: "too many back-ends", args: []string{"testbed", "up", "-prefix", "wsHFx", "-backends", "1000"}, wantStatus: 1, wantStderr: "Backends must be"},
 		{name: "too many switches", args: []string{"testbed", "up", "-prefix", "wsHFx", "-switches", "9"}, wantStatus: 1, wantStderr: "Switches must be"},
-		{name: "unknown router", args: []string{"testbed", "up", "-prefix", "wsHFx", "-router", "frr"}, wantStatus: 1, wantStderr: "unknown router"},
+		{name: "unknown router", args: []string{"testbed", "up", "-prefix", "wsHFx", "-router", "quagga"}, wantStatus: 1, wantStderr: "unknown router"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

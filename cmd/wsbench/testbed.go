@@ -40,7 +40,7 @@ func statePath(prefix string) string {
 
 // testbedUsage is printed for a bad "wsbench testbed" command line.
 const testbedUsage = `usage:
-  wsbench testbed up [-prefix P] [-backends N] [-switches N] [-router bird] [-offloads=true|false] [-cc cubic]
+  wsbench testbed up [-prefix P] [-backends N] [-switches N] [-router bird|frr] [-offloads=true|false] [-cc cubic]
   wsbench testbed down -prefix P
   wsbench testbed list`
 
@@ -93,7 +93,7 @@ func testbedUp(args []string, stdout, stderr io.Writer) error {
 	prefix := flags.String("prefix", "", "namespace name prefix (default: generated, unique)")
 	backends := flags.Int("backends", 2, "number of back-end namespaces")
 	switches := flags.Int("switches", 1, "number of switch namespaces (sw, sw2 ... swN); more than one wants a -router")
-	router := flags.String("router", "", `put the client behind a router namespace running this daemon: "bird" (BGP from each switch, ECMP to the VIP)`)
+	router := flags.String("router", "", `put the client behind a router namespace running this daemon: "bird" or "frr" (BGP from each switch, ECMP to the VIP)`)
 	offloads := flags.Bool("offloads", true, "leave the client's NIC offloads on (false: tx checksumming, TSO, GSO, GRO off)")
 	cc := flags.String("cc", "cubic", "TCP congestion control set on every LAN route")
 	if err := parseFlags(flags, args); err != nil {
@@ -132,7 +132,7 @@ func testbedUp(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout, tb.Describe())
 	fmt.Fprintf(stdout, "prefix: %s\nstate: %s\n", tb.Prefix, statePath(tb.Prefix))
 	if tb.Routed() {
-		fmt.Fprintf(stdout, "router: BIRD's log %s; its BGP sessions: birdc -s %s show protocols\n", tb.RouterLog(), tb.BIRDSocket())
+		fmt.Fprintf(stdout, "router: %s, files in %s; its BGP sessions: %s\n", tb.Router, testbed.RouterDir(tb.Prefix), tb.RouterStatus())
 	}
 	fmt.Fprintf(stdout, "tear down with: wsbench testbed down -prefix %s\n", tb.Prefix)
 	return nil
