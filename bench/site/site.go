@@ -212,10 +212,9 @@ func (s *Site) KillSwitch() error { return s.KillSwitchN(0) }
 // (and Switch and SwitchLog for switch 0), and waits: among several
 // switches until its log says it runs; with BGP until the router routes
 // the VIP through it; then, as Start does, until every ready path answers
-// 200 through the VIP. Its log is
-// webswitch.log for switch 0, webswitch-sw2.log for switch 1 and so on,
-// then NAME-N.log for a restart. Down stops whichever switches are the
-// current ones.
+// 200 through the VIP. Its log is webswitch.log for switch 0,
+// webswitch-sw2.log for switch 1 and so on, then NAME-N.log for a
+// restart. Down stops whichever switches are the current ones.
 func (s *Site) StartSwitchN(i int) error {
 	host := testbed.SwitchHost(i + 1)
 	name := "webswitch"
