@@ -61,7 +61,8 @@ func (birdDaemon) status(tb *Testbed) string {
 // many switches: one BGP session a switch, named "sw1" to "swN", each
 // importing the VIP/32 alone and exporting nothing, and a kernel protocol
 // that merges the equal routes into one ECMP route (merge paths), with
-// BFD on every session. BIRD connects after 1 s and retries every second;
+// BFD on every session and no graceful restart (a switch's routes must go
+// with its session, even if it offers to restart gracefully). BIRD connects after 1 s and retries every second;
 // after a session fails it waits 1 to 2 s before it connects or accepts
 // again (its default waits at least a minute, which would keep a
 // restarted switch out).
@@ -101,6 +102,7 @@ template bgp switch {
 	connect delay time 1;
 	connect retry time 1;
 	error wait time 1, 2;
+	graceful restart off;
 	bfd on;
 	ipv4 {
 		import filter vip_only;

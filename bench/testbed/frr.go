@@ -42,8 +42,8 @@ func (frrDaemon) missing() error {
 // FRR for this many switches, by name: zebra.conf, bfdd.conf (a BFD
 // profile of 300 ms x 3) and bgpd.conf: one BGP session a switch, in a
 // peer group that imports the VIP/32 alone and exports nothing, with up
-// to 8 equal paths in one ECMP route, BFD, and a connection attempt every
-// second.
+// to 8 equal paths in one ECMP route, BFD, a connection attempt every
+// second, and no graceful restart (a switch's routes go with its session).
 func FRRConfig(switches int) map[string]string {
 	var neighbors strings.Builder
 	for i := 1; i <= switches; i++ {
@@ -69,6 +69,7 @@ route-map nothing deny 10
 exit
 router bgp %[2]d
  bgp router-id %[3]s
+ bgp graceful-restart-disable
  no bgp ebgp-requires-policy
  bgp bestpath as-path multipath-relax
  neighbor switches peer-group

@@ -22,7 +22,8 @@ import (
 // equal routes as one ECMP route that the kernel spreads over the
 // switches by an L4 hash (fib_multipath_hash_policy=1). It asks for BFD
 // on every session (300 ms x 3): a switch that runs BFD is watched by it,
-// one that does not keeps its session, watched by the hold time alone.
+// one that does not keeps its session, watched by the hold time alone. It
+// does no graceful restart: a switch's route goes with its session.
 //
 // The router connects to each switch's port 179 every second until a
 // session is up, and accepts the switch's own connections as well: a

@@ -171,6 +171,8 @@ func TestFRRConfig(t *testing.T) {
 // speaker, BIRD itself: it connects to the router from the switch's
 // address as SwitchAS and announces the VIP/32 with itself as next hop,
 // as a switch with [bgp] does; with bfd, it runs BFD on the session too.
+// It sends its route 3 s after the session is up when the router does no
+// graceful restart (GoBGP at once: its route is in within a second).
 func speakerConfig(i int, bfd bool) string {
 	var bfdProto, bfdOn string
 	if bfd {
