@@ -44,7 +44,7 @@ if ! command -v apt-get >/dev/null; then
 fi
 echo "dist/deps.sh: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-# Packages must not start their daemons (haproxy, nginx): the tests and the
+# Packages must not start their daemons (haproxy, nginx, bird, frr): the tests and the
 # bench start their own, in the test network. Docker images deny it already;
 # else deny it for the time of the install.
 if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -71,7 +71,13 @@ func (l switchLog) latest(from int) (map[int]map[string]any, bool) {
 // those of the moment the switch took the signal; it waits at most 5 s for
 // them.
 func (s *Site) ShardCounters() (map[int]map[string]any, error) {
-	data, err := os.ReadFile(s.SwitchLog)
+	return s.ShardCountersN(0)
+}
+
+// ShardCountersN is ShardCounters for switch i (counting from 0).
+func (s *Site) ShardCountersN(i int) (map[int]map[string]any, error) {
+	sw, log := s.Switches[i], s.SwitchLogs[i]
+	data, err := os.ReadFile(log)
 	if err != nil {
 		return nil, err
 	}
@@ -79,13 +85,13 @@ func (s *Site) ShardCounters() (map[int]map[string]any, error) {
 	if before.shards == 0 {
 		return nil, errNoShards
 	}
-	if err := s.Switch.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		return nil, fmt.Errorf("site: signal the switch: %w", err)
+	if err := sw.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return nil, fmt.Errorf("site: signal switch %d: %w", i, err)
 	}
 	deadline := time.Now().Add(counterWait)
 	for {
 		time.Sleep(5 * time.Millisecond)
-		if data, err = os.ReadFile(s.SwitchLog); err != nil {
+		if data, err = os.ReadFile(log); err != nil {
 			return nil, err
 		}
 		got, ok := parseSwitchLog(data).latest(len(before.counters))
@@ -93,7 +99,19 @@ func (s *Site) ShardCounters() (map[int]map[string]any, error) {
 			return got, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("site: the switch logged no counters within %v of SIGUSR1 (log %s)", counterWait, s.SwitchLog)
+			return nil, fmt.Errorf("site: switch %d logged no counters within %v of SIGUSR1 (log %s)", i, counterWait, log)
 		}
 	}
+}
+
+// SumCounter returns the sum over the shards of a numeric counter in
+// counters (as ShardCounters returns them), 0 where a shard lacks it.
+func SumCounter(counters map[int]map[string]any, name string) float64 {
+	var sum float64
+	for _, c := range counters {
+		if v, ok := c[name].(float64); ok {
+			sum += v
+		}
+	}
+	return sum
 }

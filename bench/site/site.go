@@ -1,13 +1,16 @@
 // Package site runs a whole webswitch installation in a testbed: the switch
-// and two back-ends with their agents. The end-to-end tests, the demo and
-// the bench harness share it.
+// (or several, behind a router) and two back-ends with their agents. The
+// end-to-end tests, the demo and the bench harness share it.
 package site
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,16 +60,47 @@ type Config struct {
 	// program serving handed-off connections itself (cmd/httpagent).
 	// "-config FILE", be2's agent configuration, is appended to it.
 	Agent2 []string
+	// Switches is the number of switches; 0 means 1. Switch i (counting
+	// from 0) runs in the testbed host testbed.SwitchHost(i+1) with its
+	// own configuration file, SwitchConfigFile(i); all have the same
+	// SwitchKeys, Rules and SwitchArgs. More than one needs a Router.
+	Switches int
+	// Router puts the client behind a router namespace running this
+	// routing daemon (testbed.Config.Router: "bird" or "frr").
+	Router string
+	// BGP makes every switch announce the VIP to the router ([bgp] in its
+	// configuration, from BGPConfig), and each start of a switch wait
+	// until the router routes through it. Without it, a routed site gives
+	// the router a static route to the VIP through all the switches
+	// (testbed.RouteVIP), which they serve since they answer ARP for the
+	// VIP anyway.
+	BGP bool
+	// AdminPort, when not 0, makes each switch serve its admin API and
+	// metrics on its own address and this port (AdminAddr); SwitchKeys
+	// must then have no [admin] table.
+	AdminPort int
 }
+
+// Errors of Start for a Config it cannot run.
+var (
+	ErrSwitches = errors.New("site: several switches need a Router (each would answer ARP for the VIP)")
+	ErrBGP      = errors.New("site: BGP needs a Router")
+)
+
+// routeWait bounds how long a switch's start waits for the router to route
+// the VIP through it (Config.BGP): its BGP session and announcement.
+const routeWait = 30 * time.Second
 
 // Site is a running installation.
 type Site struct {
-	TB        *testbed.Testbed
-	Dir       string
-	Switch    *testbed.Proc   // the switch process now (StartSwitch replaces it)
-	SwitchLog string          // the current switch's log
-	Agents    []*testbed.Proc // the agents of be1, be2: handoffd, or Agent2
-	Upstream  *testbed.Proc   // be2's upstream server, with Config.Upstream
+	TB         *testbed.Testbed
+	Dir        string
+	Switch     *testbed.Proc   // switch 0's process now (StartSwitch replaces it)
+	SwitchLog  string          // switch 0's current log
+	Switches   []*testbed.Proc // every switch's process now, switch 0 first (StartSwitchN replaces one)
+	SwitchLogs []string        // their current logs
+	Agents     []*testbed.Proc // the agents of be1, be2: handoffd, or Agent2
+	Upstream   *testbed.Proc   // be2's upstream server, with Config.Upstream
 
 	cfg    Config
 	starts int // processes started, for unique log names
@@ -75,12 +109,20 @@ type Site struct {
 // Start brings up the testbed and the processes and waits until both pools
 // answer through the VIP. On error everything it started is torn down.
 func Start(cfg Config) (_ *Site, err error) {
+	cfg.Switches = max(cfg.Switches, 1)
+	switch {
+	case cfg.Switches > 1 && cfg.Router == "":
+		return nil, ErrSwitches
+	case cfg.BGP && cfg.Router == "":
+		return nil, ErrBGP
+	}
 	offloads := cfg.Offloads
-	tb, err := testbed.Up(testbed.Config{Prefix: cfg.Prefix, ClientOffloads: &offloads})
+	tb, err := testbed.Up(testbed.Config{Prefix: cfg.Prefix, ClientOffloads: &offloads, Switches: cfg.Switches, Router: cfg.Router})
 	if err != nil {
 		return nil, err
 	}
-	s := &Site{TB: tb, Dir: cfg.Dir, cfg: cfg}
+	s := &Site{TB: tb, Dir: cfg.Dir, cfg: cfg,
+		Switches: make([]*testbed.Proc, cfg.Switches), SwitchLogs: make([]string, cfg.Switches)}
 	defer func() {
 		if err != nil {
 			tb.Down()
@@ -88,9 +130,18 @@ func Start(cfg Config) (_ *Site, err error) {
 	}()
 	secret := filepath.Join(cfg.Dir, "secret")
 	files := map[string]string{
-		"secret":      "webswitch-" + tb.Prefix + "-0123456789abcdef\n",
-		"switch.toml": SwitchConfig(secret, max(cfg.Shards, 1), cfg.Balanced, cfg.SwitchKeys, cfg.Rules),
-		"be1.toml":    agentConfig(secret, 1, fmt.Sprintf("static_root = %q\n%s", cfg.Static1, cfg.AgentKeys[0]), cfg.DirectPort),
+		"secret":   "webswitch-" + tb.Prefix + "-0123456789abcdef\n",
+		"be1.toml": agentConfig(secret, 1, fmt.Sprintf("static_root = %q\n%s", cfg.Static1, cfg.AgentKeys[0]), cfg.DirectPort),
+	}
+	for i := range cfg.Switches {
+		conf := SwitchConfig(secret, max(cfg.Shards, 1), cfg.Balanced, cfg.SwitchKeys, cfg.Rules)
+		if cfg.BGP {
+			conf += BGPConfig(i + 1)
+		}
+		if cfg.AdminPort != 0 {
+			conf += fmt.Sprintf("\n[admin]\nlisten = %q\n", s.AdminAddr(i))
+		}
+		files[filepath.Base(s.SwitchConfigFile(i))] = conf
 	}
 	if cfg.Upstream != nil {
 		files["be2.toml"] = agentConfig(secret, 2, fmt.Sprintf("upstream = \"127.0.0.1:8080\"\nproxy_protocol = %d\n%s", cfg.ProxyProtocol, cfg.AgentKeys[1]), cfg.DirectPort)
@@ -113,28 +164,112 @@ func Start(cfg Config) (_ *Site, err error) {
 			return nil, err
 		}
 	}
-	return s, s.StartSwitch()
+	if tb.Routed() && !cfg.BGP {
+		var all []int
+		for i := range cfg.Switches {
+			all = append(all, i+1)
+		}
+		if err := tb.RouteVIP(all...); err != nil {
+			return nil, err
+		}
+	}
+	for i := range cfg.Switches {
+		if err := s.StartSwitchN(i); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
-// StartSwitch starts the switch, again after it died, was killed
-// (KillSwitch) or was stopped (Switch.Stop: SIGTERM, a drain), with the
-// same arguments and configuration file, makes it Switch and SwitchLog
-// (webswitch.log, then webswitch-N.log), and waits, as Start does, until
-// every ready path answers 200 through the VIP. Down stops whichever
-// switch is the current one.
-func (s *Site) StartSwitch() error {
-	sw, err := s.start("sw", "webswitch", filepath.Join(s.cfg.BinDir, "webswitch"),
-		append([]string{"-config", filepath.Join(s.Dir, "switch.toml")}, s.cfg.SwitchArgs...)...)
+// SwitchConfigFile returns the configuration file of switch i (counting
+// from 0): switch.toml for switch 0, switch-2.toml for switch 1, and so on
+// (after the switch's testbed host, sw, sw2 ...).
+func (s *Site) SwitchConfigFile(i int) string {
+	if i == 0 {
+		return filepath.Join(s.Dir, "switch.toml")
+	}
+	return filepath.Join(s.Dir, fmt.Sprintf("switch-%d.toml", i+1))
+}
+
+// AdminAddr returns the address of switch i's admin API (counting from
+// 0), "" without Config.AdminPort.
+func (s *Site) AdminAddr(i int) string {
+	if s.cfg.AdminPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(testbed.SwitchAddr(i+1), strconv.Itoa(s.cfg.AdminPort))
+}
+
+// StartSwitch starts switch 0: StartSwitchN(0).
+func (s *Site) StartSwitch() error { return s.StartSwitchN(0) }
+
+// KillSwitch kills switch 0: KillSwitchN(0).
+func (s *Site) KillSwitch() error { return s.KillSwitchN(0) }
+
+// StartSwitchN starts switch i (counting from 0), again after it died, was
+// killed (KillSwitchN) or was stopped (SIGTERM, a drain), with the same
+// arguments and configuration file, makes it Switches[i] and SwitchLogs[i]
+// (and Switch and SwitchLog for switch 0), and waits: among several
+// switches until its log says it runs; with BGP until the router routes
+// the VIP through it; then, as Start does, until every ready path answers
+// 200 through the VIP. Its log is webswitch.log for switch 0,
+// webswitch-sw2.log for switch 1 and so on, then NAME-N.log for a
+// restart. Down stops whichever switches are the current ones.
+func (s *Site) StartSwitchN(i int) error {
+	host := testbed.SwitchHost(i + 1)
+	name := "webswitch"
+	if i > 0 {
+		name += "-" + host
+	}
+	sw, err := s.start(host, name, filepath.Join(s.cfg.BinDir, "webswitch"),
+		append([]string{"-config", s.SwitchConfigFile(i)}, s.cfg.SwitchArgs...)...)
 	if err != nil {
 		return err
 	}
-	s.Switch, s.SwitchLog = sw, sw.Log
+	s.Switches[i], s.SwitchLogs[i] = sw, sw.Log
+	if i == 0 {
+		s.Switch, s.SwitchLog = sw, sw.Log
+	}
+	if len(s.Switches) > 1 {
+		// The VIP's answer may come from another switch.
+		if err := waitRunning(sw); err != nil {
+			return err
+		}
+	}
+	if s.cfg.BGP {
+		if _, err := s.TB.WaitVIPRouteVia(i+1, routeWait); err != nil {
+			return fmt.Errorf("switch %d: %w", i, err)
+		}
+	}
 	return s.waitReady(readyPaths(s.cfg))
 }
 
-// KillSwitch kills the switch with SIGKILL (a crash: no drain, no final
-// counters) and waits until the process has been reaped.
-func (s *Site) KillSwitch() error { return s.Switch.Kill() }
+// KillSwitchN kills switch i (counting from 0) with SIGKILL (a crash: no
+// drain, no final counters, its BGP session closed by its kernel) and
+// waits until the process has been reaped.
+func (s *Site) KillSwitchN(i int) error { return s.Switches[i].Kill() }
+
+// waitRunning waits until the switch's log says it runs ("switch running",
+// with its number of shards, at the info level of the default JSON log),
+// or it exits.
+func waitRunning(sw *testbed.Proc) error {
+	deadline := time.Now().Add(readyWait)
+	for {
+		data, err := os.ReadFile(sw.Log)
+		if err == nil && parseSwitchLog(data).shards > 0 {
+			return nil
+		}
+		select {
+		case <-sw.Done():
+			return fmt.Errorf("site: switch exited before it ran: %v (log %s)", sw.Wait(), sw.Log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("site: switch not running after %v (log %s)", readyWait, sw.Log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // readyPaths returns the paths Start and StartSwitch wait for: cfg's
 // ReadyPaths, else one per pool.
@@ -198,9 +333,13 @@ func (s *Site) StartUpstream() error {
 	return nil
 }
 
+// readyWait bounds how long a start waits for the switch to run, and then
+// for the ready paths to answer.
+const readyWait = 15 * time.Second
+
 // waitReady waits until a request for each path succeeds.
 func (s *Site) waitReady(paths []string) error {
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(readyWait)
 	for _, path := range paths {
 		for {
 			out, err := s.TB.Run("cli", "curl", "-sS", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", VIPURL+path)
@@ -216,10 +355,18 @@ func (s *Site) waitReady(paths []string) error {
 	return nil
 }
 
-// Logs returns the tail of every process log, for a failure report.
+// Logs returns the tail of every process log, for a failure report, and
+// with a router its log, BGP sessions and route to the VIP.
 func (s *Site) Logs() string {
 	var b strings.Builder
 	files, _ := filepath.Glob(filepath.Join(s.Dir, "*.log"))
+	if s.TB.Routed() {
+		files = append(files, s.TB.RouterLogs()...)
+		sessions, err := s.TB.BGPSessions()
+		fmt.Fprintf(&b, "=== router: BGP sessions %+v %v\n", sessions, err)
+		rt, err := s.TB.VIPRoute()
+		fmt.Fprintf(&b, "=== router: route to the VIP %+v %v\n", rt, err)
+	}
 	for _, f := range files {
 		data, _ := os.ReadFile(f)
 		if len(data) > 8000 {
@@ -284,6 +431,27 @@ address = %q
 agent = "%s:7070"
 %s%s%s`, testbed.VIP, shards, extra, secret,
 		testbed.BackendIP(1), testbed.BackendIP(1), testbed.BackendIP(2), testbed.BackendIP(2), pools, rules, own)
+}
+
+// BGPConfig returns the [bgp] table of switch i's configuration (counting
+// from 1) in a routed site with Config.BGP: the switch, as
+// testbed.SwitchAS with its own address as router id, peers with the
+// router (testbed.RouterIP, testbed.RouterAS), which connects to the
+// switch's port 179 and accepts its connections too, and announces the
+// VIP/32 with itself as next hop. The keys are
+// those of issue 12; this is the one place to change if the switch's keys
+// differ.
+func BGPConfig(i int) string {
+	return fmt.Sprintf(`
+[bgp]
+asn = %d
+router_id = %q
+hold_time = "3s"
+
+[[bgp.peer]]
+address = %q
+asn = %d
+`, testbed.SwitchAS, testbed.SwitchAddr(i), testbed.RouterIP, testbed.RouterAS)
 }
 
 // testDrainTimeout is the test network switch's drain_timeout: well within

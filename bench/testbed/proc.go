@@ -54,6 +54,12 @@ type Proc struct {
 // gets its own process group and SIGKILL when this process dies; Down stops
 // it.
 func (tb *Testbed) Start(host, logPath string, name string, args ...string) (*Proc, error) {
+	return tb.start(host, logPath, false, name, args...)
+}
+
+// start is Start; a detached process gets no death signal, and outlives
+// this process.
+func (tb *Testbed) start(host, logPath string, detach bool, name string, args ...string) (*Proc, error) {
 	log, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("testbed: process log: %w", err)
@@ -61,6 +67,9 @@ func (tb *Testbed) Start(host, logPath string, name string, args ...string) (*Pr
 	cmd := tb.Command(host, name, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if detach {
+		cmd.SysProcAttr.Pdeathsig = 0
+	}
 
 	tb.mu.Lock()
 	defer tb.mu.Unlock()

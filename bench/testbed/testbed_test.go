@@ -65,6 +65,8 @@ func TestConfigDefaults(t *testing.T) {
 	type settings struct {
 		Prefix            string
 		Backends          int
+		Switches          int
+		Router            string
 		CongestionControl string
 		ClientOffloads    bool
 	}
@@ -75,14 +77,19 @@ func TestConfigDefaults(t *testing.T) {
 		want    settings
 		wantErr error
 	}{
-		{name: "explicit", cfg: Config{Prefix: "wsX", Backends: 3, ClientOffloads: &off, CongestionControl: "reno"},
-			want: settings{Prefix: "wsX", Backends: 3, CongestionControl: "reno", ClientOffloads: false}},
+		{name: "explicit", cfg: Config{Prefix: "wsX", Backends: 3, Switches: 3, Router: RouterBIRD, ClientOffloads: &off, CongestionControl: "reno"},
+			want: settings{Prefix: "wsX", Backends: 3, Switches: 3, Router: "bird", CongestionControl: "reno", ClientOffloads: false}},
 		{name: "defaults", cfg: Config{Prefix: "wsX"},
-			want: settings{Prefix: "wsX", Backends: 2, CongestionControl: "cubic", ClientOffloads: true}},
+			want: settings{Prefix: "wsX", Backends: 2, Switches: 1, CongestionControl: "cubic", ClientOffloads: true}},
 		{name: "max backends", cfg: Config{Prefix: "wsX", Backends: MaxBackends},
-			want: settings{Prefix: "wsX", Backends: MaxBackends, CongestionControl: "cubic", ClientOffloads: true}},
+			want: settings{Prefix: "wsX", Backends: MaxBackends, Switches: 1, CongestionControl: "cubic", ClientOffloads: true}},
+		{name: "max switches", cfg: Config{Prefix: "wsX", Switches: MaxSwitches},
+			want: settings{Prefix: "wsX", Backends: 2, Switches: MaxSwitches, CongestionControl: "cubic", ClientOffloads: true}},
 		{name: "too many backends", cfg: Config{Prefix: "wsX", Backends: MaxBackends + 1}, wantErr: ErrBackends},
 		{name: "negative backends", cfg: Config{Prefix: "wsX", Backends: -1}, wantErr: ErrBackends},
+		{name: "too many switches", cfg: Config{Prefix: "wsX", Switches: MaxSwitches + 1}, wantErr: ErrSwitches},
+		{name: "negative switches", cfg: Config{Prefix: "wsX", Switches: -1}, wantErr: ErrSwitches},
+		{name: "unknown router", cfg: Config{Prefix: "wsX", Router: "quagga"}, wantErr: ErrRouter},
 		{name: "bad prefix", cfg: Config{Prefix: "ws-x"}, wantErr: ErrBadPrefix},
 	}
 	for _, tt := range tests {
@@ -94,7 +101,8 @@ func TestConfigDefaults(t *testing.T) {
 			if err != nil {
 				return
 			}
-			got := settings{Prefix: tb.Prefix, Backends: tb.Backends, CongestionControl: tb.CongestionControl, ClientOffloads: tb.ClientOffloads}
+			got := settings{Prefix: tb.Prefix, Backends: tb.Backends, Switches: tb.Switches, Router: tb.Router,
+				CongestionControl: tb.CongestionControl, ClientOffloads: tb.ClientOffloads}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("newTestbed (-want +got):\n%s", diff)
 			}
@@ -107,67 +115,97 @@ func TestConfigDefaults(t *testing.T) {
 }
 
 // TestNames checks the name shapes for the largest testbed, without and
-// with its attacker host: namespace names, LAN-side interface names (at
-// most 15 characters, IFNAMSIZ-1) and addresses, which must not reach the
-// VIP nor each other.
+// with its attacker host and its router: namespace names, LAN-side
+// interface names (at most 15 characters, IFNAMSIZ-1) and addresses, which
+// must not reach the VIP nor each other.
 func TestNames(t *testing.T) {
 	for _, attacker := range []bool{false, true} {
-		t.Run(fmt.Sprintf("attacker=%v", attacker), func(t *testing.T) {
-			tb := &Testbed{Prefix: strings.Repeat("w", MaxPrefixLen), Backends: MaxBackends}
-			tb.attacker.Store(attacker)
-			hosts := tb.Hosts()
-			want := 3 + MaxBackends
-			if attacker {
-				want++
-				if last := hosts[len(hosts)-1]; last != "atk" {
-					t.Errorf("Hosts() ends with %q, want atk", last)
-				}
-				if ip := tb.IP("atk"); ip != AttackerIP {
-					t.Errorf("IP(atk) = %q, want %q", ip, AttackerIP)
-				}
+		for _, routed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("attacker=%v,routed=%v", attacker, routed), func(t *testing.T) {
+				checkNames(t, attacker, routed)
+			})
+		}
+	}
+}
+
+func checkNames(t *testing.T, attacker, routed bool) {
+	tb := &Testbed{Prefix: strings.Repeat("w", MaxPrefixLen), Backends: MaxBackends, Switches: MaxSwitches, routed: routed}
+	tb.attacker.Store(attacker)
+	hosts := tb.Hosts()
+	want := 2 + MaxSwitches + MaxBackends
+	if attacker {
+		want++
+		if last := hosts[len(hosts)-1]; last != "atk" {
+			t.Errorf("Hosts() ends with %q, want atk", last)
+		}
+		if ip := tb.IP("atk"); ip != AttackerIP {
+			t.Errorf("IP(atk) = %q, want %q", ip, AttackerIP)
+		}
+	}
+	wantCli := ClientIP
+	if routed {
+		want++
+		wantCli = RoutedClientIP
+		if ip := tb.IP("rtr"); ip != RouterIP {
+			t.Errorf("IP(rtr) = %q, want %q", ip, RouterIP)
+		}
+	}
+	if ip := tb.IP("cli"); ip != wantCli {
+		t.Errorf("IP(cli) = %q, want %q", ip, wantCli)
+	}
+	if len(hosts) != want {
+		t.Fatalf("Hosts() has %d names, want %d", len(hosts), want)
+	}
+	if tb.IP("sw") != SwitchIP || SwitchHost(1) != "sw" || SwitchHost(2) != "sw2" || tb.IP("sw2") != "198.18.0.3" {
+		t.Errorf("switch names and addresses: %s %s, %s %s", SwitchHost(1), tb.IP("sw"), SwitchHost(2), tb.IP("sw2"))
+	}
+	seenIP := map[string]string{}
+	for _, h := range hosts {
+		if len(h) > 15 {
+			t.Errorf("interface name %q is longer than 15 characters", h)
+		}
+		if want := tb.Prefix + "-" + h; tb.NS(h) != want {
+			t.Errorf("NS(%q) = %q, want %q", h, tb.NS(h), want)
+		}
+		ip := tb.IP(h)
+		if h == "lan" {
+			if ip != "" {
+				t.Errorf("IP(lan) = %q, want none", ip)
 			}
-			if len(hosts) != want {
-				t.Fatalf("Hosts() has %d names, want %d", len(hosts), want)
+			continue
+		}
+		if h == "cli" && routed {
+			if !strings.HasPrefix(ip, "198.19.0.") {
+				t.Errorf("IP(cli) = %q, want an address in %s", ip, ClientNet)
 			}
-			seenIP := map[string]string{}
-			for _, h := range hosts {
-				if len(h) > 15 {
-					t.Errorf("interface name %q is longer than 15 characters", h)
-				}
-				if want := tb.Prefix + "-" + h; tb.NS(h) != want {
-					t.Errorf("NS(%q) = %q, want %q", h, tb.NS(h), want)
-				}
-				ip := tb.IP(h)
-				if h == "lan" {
-					if ip != "" {
-						t.Errorf("IP(lan) = %q, want none", ip)
-					}
-					continue
-				}
-				if !strings.HasPrefix(ip, "198.18.0.") || ip == VIP {
-					t.Errorf("IP(%q) = %q, want an address in %s other than the VIP", h, ip, LAN)
-				}
-				if other, dup := seenIP[ip]; dup {
-					t.Errorf("IP(%q) = IP(%q) = %q", h, other, ip)
-				}
-				seenIP[ip] = h
-			}
-			bad := []string{"", "be0", "be01", "be65", "bex", "be", "eth0", "root", "lan2", "atk1"}
-			if !attacker {
-				bad = append(bad, "atk")
-			}
-			for _, h := range bad {
-				if ns := tb.NS(h); ns != "" {
-					t.Errorf("NS(%q) = %q, want none", h, ns)
-				}
-				if ip := tb.IP(h); ip != "" {
-					t.Errorf("IP(%q) = %q, want none", h, ip)
-				}
-			}
-			if err := tb.Command("be65", "true").Run(); !errors.Is(err, ErrHost) {
-				t.Errorf("Command on an unknown host: Run error %v, want ErrHost", err)
-			}
-		})
+		} else if !strings.HasPrefix(ip, "198.18.0.") || ip == VIP {
+			t.Errorf("IP(%q) = %q, want an address in %s other than the VIP", h, ip, LAN)
+		}
+		if other, dup := seenIP[ip]; dup {
+			t.Errorf("IP(%q) = IP(%q) = %q", h, other, ip)
+		}
+		seenIP[ip] = h
+	}
+	if other, dup := seenIP[ClientIP]; dup && routed {
+		t.Errorf("IP(%q) = %s, the LAN client's address", other, ClientIP)
+	}
+	bad := []string{"", "be0", "be01", "be65", "bex", "be", "eth0", "root", "lan2", "atk1", "sw0", "sw1", "sw9", "sw02", "rtr1"}
+	if !attacker {
+		bad = append(bad, "atk")
+	}
+	if !routed {
+		bad = append(bad, "rtr")
+	}
+	for _, h := range bad {
+		if ns := tb.NS(h); ns != "" {
+			t.Errorf("NS(%q) = %q, want none", h, ns)
+		}
+		if ip := tb.IP(h); ip != "" {
+			t.Errorf("IP(%q) = %q, want none", h, ip)
+		}
+	}
+	if err := tb.Command("be65", "true").Run(); !errors.Is(err, ErrHost) {
+		t.Errorf("Command on an unknown host: Run error %v, want ErrHost", err)
 	}
 }
 

@@ -1,6 +1,6 @@
 // Command wsbench runs the webswitch test network and benchmarks.
 //
-//	wsbench testbed up [-prefix P] [-backends N] [-offloads=true|false] [-cc cubic]
+//	wsbench testbed up [-prefix P] [-backends N] [-switches N] [-router bird|frr] [-offloads=true|false] [-cc cubic]
 //	wsbench testbed down -prefix P
 //	wsbench testbed list
 //	wsbench demo [-bin DIR] [-mib N]

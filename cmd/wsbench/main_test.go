@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"webswitch/bench/testbed"
 )
 
 // runCLI runs wsbench with args and returns its exit status and output.
@@ -36,6 +40,8 @@ func TestUsageErrors(t *testing.T) {
 		{name: "list with arguments", args: []string{"testbed", "list", "x"}, wantStatus: 2, wantStderr: "wsbench testbed list"},
 		{name: "bad prefix", args: []string{"testbed", "down", "-prefix", "../etc"}, wantStatus: 1, wantStderr: "prefix must be"},
 		{name: "too many back-ends", args: []string{"testbed", "up", "-prefix", "wsHFx", "-backends", "1000"}, wantStatus: 1, wantStderr: "Backends must be"},
+		{name: "too many switches", args: []string{"testbed", "up", "-prefix", "wsHFx", "-switches", "9"}, wantStatus: 1, wantStderr: "Switches must be"},
+		{name: "unknown router", args: []string{"testbed", "up", "-prefix", "wsHFx", "-router", "quagga"}, wantStatus: 1, wantStderr: "unknown router"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,5 +123,59 @@ func TestTestbedUpDown(t *testing.T) {
 	}
 	if status, stdout, _ := runCLI("testbed", "down", "-prefix", prefix); status != 0 || !strings.Contains(stdout, "no testbed") {
 		t.Errorf("second down: status %d: %s", status, stdout)
+	}
+}
+
+// TestTestbedUpRouted brings a routed testbed up with the command, checks
+// that its router runs after "up" returned and answers on its socket, and
+// that "down" stops it and deletes everything.
+func TestTestbedUpRouted(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root to create network namespaces")
+	}
+	for _, c := range []string{"ip", "bird", "birdc"} {
+		if _, err := exec.LookPath(c); err != nil {
+			t.Skipf("skipping: needs %s", c)
+		}
+	}
+	stateDir = t.TempDir()
+	prefix := fmt.Sprintf("wsHF%dr", os.Getpid())
+	t.Cleanup(func() { runCLI("testbed", "down", "-prefix", prefix) })
+
+	status, stdout, stderr := runCLI("testbed", "up", "-prefix", prefix, "-backends", "1", "-switches", "3", "-router", "bird")
+	if status != 0 {
+		t.Fatalf("up: status %d: %s", status, stderr)
+	}
+	if !strings.Contains(stdout, prefix+"-rtr (router 198.18.0.1") || !strings.Contains(stdout, "birdc -s ") {
+		t.Errorf("up output does not describe the router:\n%s", stdout)
+	}
+	if status, stdout, _ := runCLI("testbed", "list"); status != 0 || !strings.Contains(stdout, " 3  ") || !strings.Contains(stdout, "bird") || !strings.Contains(stdout, "7 of 7") {
+		t.Errorf("list: status %d:\n%s\nwant 3 switches, bird and 7 of 7 namespaces", status, stdout)
+	}
+	tb, err := testbed.Attach(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sessions, err := tb.BGPSessions(); err != nil || len(sessions) != 3 {
+		t.Errorf("the router's BGP sessions after up: %+v %v, want 3", sessions, err)
+	}
+	out, err := exec.Command("ip", "netns", "pids", prefix+"-rtr").Output()
+	// This process is listed too if its main thread joined the namespace
+	// (testbed.Do).
+	pids := slices.DeleteFunc(strings.Fields(string(out)), func(pid string) bool { return pid == strconv.Itoa(os.Getpid()) })
+	if err != nil || len(pids) != 1 {
+		t.Fatalf("processes in the router's namespace: %q %v, want bird", out, err)
+	}
+	bird := pids[0]
+
+	status, stdout, stderr = runCLI("testbed", "down", "-prefix", prefix)
+	if status != 0 || !strings.Contains(stdout, "deleted 7 namespaces") {
+		t.Fatalf("down: status %d: %s%s", status, stdout, stderr)
+	}
+	if _, err := os.Stat("/proc/" + bird); err == nil {
+		t.Errorf("bird (pid %s) survived down", bird)
+	}
+	if _, err := os.Stat(testbed.RouterDir(prefix)); !os.IsNotExist(err) {
+		t.Errorf("router directory after down: %v", err)
 	}
 }

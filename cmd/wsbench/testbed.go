@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,6 +26,8 @@ var stateDir = "/run"
 type testbedState struct {
 	Prefix            string    `json:"prefix"`
 	Backends          int       `json:"backends"`
+	Switches          int       `json:"switches,omitempty"` // 0 in files of older versions: 1
+	Router            string    `json:"router,omitempty"`
 	CongestionControl string    `json:"congestion_control"`
 	ClientOffloads    bool      `json:"client_offloads"`
 	Created           time.Time `json:"created"`
@@ -36,7 +40,7 @@ func statePath(prefix string) string {
 
 // testbedUsage is printed for a bad "wsbench testbed" command line.
 const testbedUsage = `usage:
-  wsbench testbed up [-prefix P] [-backends N] [-offloads=true|false] [-cc cubic]
+  wsbench testbed up [-prefix P] [-backends N] [-switches N] [-router bird|frr] [-offloads=true|false] [-cc cubic]
   wsbench testbed down -prefix P
   wsbench testbed list`
 
@@ -88,14 +92,22 @@ func testbedUp(args []string, stdout, stderr io.Writer) error {
 	flags := newFlagSet("up", stderr)
 	prefix := flags.String("prefix", "", "namespace name prefix (default: generated, unique)")
 	backends := flags.Int("backends", 2, "number of back-end namespaces")
+	switches := flags.Int("switches", 1, "number of switch namespaces (sw, sw2 ... swN); more than one wants a -router")
+	router := flags.String("router", "", `put the client behind a router namespace running this daemon: "bird" or "frr" (BGP from each switch, ECMP to the VIP)`)
 	offloads := flags.Bool("offloads", true, "leave the client's NIC offloads on (false: tx checksumming, TSO, GSO, GRO off)")
 	cc := flags.String("cc", "cubic", "TCP congestion control set on every LAN route")
 	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
+	if *prefix == "" {
+		*prefix = newPrefix()
+	}
 	tb, err := testbed.Up(testbed.Config{
 		Prefix:            *prefix,
 		Backends:          *backends,
+		Switches:          *switches,
+		Router:            *router,
+		Detach:            true, // the router outlives this command
 		ClientOffloads:    offloads,
 		CongestionControl: *cc,
 	})
@@ -105,6 +117,8 @@ func testbedUp(args []string, stdout, stderr io.Writer) error {
 	state, err := json.MarshalIndent(testbedState{
 		Prefix:            tb.Prefix,
 		Backends:          tb.Backends,
+		Switches:          tb.Switches,
+		Router:            tb.Router,
 		CongestionControl: tb.CongestionControl,
 		ClientOffloads:    tb.ClientOffloads,
 		Created:           time.Now().UTC().Truncate(time.Second),
@@ -116,14 +130,28 @@ func testbedUp(args []string, stdout, stderr io.Writer) error {
 		return errors.Join(fmt.Errorf("state file: %w", err), tb.Down())
 	}
 	fmt.Fprintln(stdout, tb.Describe())
-	fmt.Fprintf(stdout, "prefix: %s\nstate: %s\ntear down with: wsbench testbed down -prefix %s\n",
-		tb.Prefix, statePath(tb.Prefix), tb.Prefix)
+	fmt.Fprintf(stdout, "prefix: %s\nstate: %s\n", tb.Prefix, statePath(tb.Prefix))
+	if tb.Routed() {
+		fmt.Fprintf(stdout, "router: %s, files in %s; its BGP sessions: %s\n", tb.Router, testbed.RouterDir(tb.Prefix), tb.RouterStatus())
+	}
+	fmt.Fprintf(stdout, "tear down with: wsbench testbed down -prefix %s\n", tb.Prefix)
 	return nil
+}
+
+// newPrefix returns a namespace prefix for a testbed that outlives this
+// command: "wsup" and 4 random hex digits. Unlike the testbed's default
+// (which names the process), it is never taken for an orphan by a later
+// testbed.Up once this command has exited.
+func newPrefix() string {
+	var b [2]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics instead)
+	return "wsup" + hex.EncodeToString(b[:])
 }
 
 // testbedDown deletes the namespaces of a testbed and its state file. It
 // works without the state file: it deletes the namespaces named
-// <prefix>-lan, -cli, -sw and -beN that exist.
+// <prefix>-lan, -cli, -rtr, -sw, -swN and -beN that exist, and stops the
+// router's daemon.
 func testbedDown(args []string, stdout, stderr io.Writer) error {
 	flags := newFlagSet("down", stderr)
 	prefix := flags.String("prefix", "", "namespace name prefix of the testbed (required)")
@@ -166,7 +194,7 @@ func testbedList(stdout io.Writer) error {
 		return err
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "PREFIX\tBACKENDS\tCC\tOFFLOADS\tCREATED\tNAMESPACES")
+	fmt.Fprintln(w, "PREFIX\tBACKENDS\tSWITCHES\tROUTER\tCC\tOFFLOADS\tCREATED\tNAMESPACES")
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -180,8 +208,13 @@ func testbedList(stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t%v\t%s\t%d of %d\n", st.Prefix, st.Backends, st.CongestionControl,
-			st.ClientOffloads, st.Created.Format(time.RFC3339), len(tb.Namespaces()), 3+st.Backends)
+		switches, router, namespaces := max(st.Switches, 1), "-", 2+max(st.Switches, 1)+st.Backends
+		if st.Router != "" {
+			router = st.Router
+			namespaces++
+		}
+		fmt.Fprintf(w, "%s\t%d\t%d\t%s\t%s\t%v\t%s\t%d of %d\n", st.Prefix, st.Backends, switches, router, st.CongestionControl,
+			st.ClientOffloads, st.Created.Format(time.RFC3339), len(tb.Namespaces()), namespaces)
 	}
 	return w.Flush()
 }
