@@ -127,8 +127,8 @@ type Health struct {
 // Admin is the [admin] table: the admin API and metrics listener.
 type Admin struct {
 	// Listen is the HTTP address of /metrics (Prometheus), /healthz,
-	// /readyz, /backends, /flows, /reload and /capture; never the VIP.
-	// Empty (the default): no admin listener.
+	// /readyz, /backends, /flows, /reload, /capture and, with [bgp], /bgp;
+	// never the VIP. Empty (the default): no admin listener.
 	Listen netip.AddrPort `toml:"listen" reload:"restart"`
 }
 

@@ -55,11 +55,22 @@ const (
 
 // adminHandler serves the admin API: /metrics, /healthz, /readyz,
 // /backends, /flows, /reload (POST), /capture, /version and /upgrade
-// (POST).
-func adminHandler(dp dataPath, reload func() error, proc process) http.Handler {
+// (POST), and /bgp with a BGP speaker (bgp not nil).
+func adminHandler(dp dataPath, reload func() error, proc process, bgp bgpStatus) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(dp), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
+	if bgp != nil {
+		reg.MustRegister(newBGPCollector(bgp))
+		mux.HandleFunc("GET /bgp", func(w http.ResponseWriter, r *http.Request) {
+			st, err := bgp.Status(r.Context())
+			if err != nil {
+				httpError(w, http.StatusServiceUnavailable, "%v", err)
+				return
+			}
+			writeJSON(w, http.StatusOK, st)
+		})
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if problems := dp.Health(); len(problems) > 0 {

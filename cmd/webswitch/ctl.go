@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"webswitch/conf"
+	"webswitch/internal/announce"
 )
 
 const ctlUsage = `usage: webswitch ctl [-admin ADDR | -config FILE] COMMAND
@@ -26,6 +27,7 @@ commands:
                                 keeping the PID, if its -check accepts the flags and the configuration
                                 (as SIGUSR2 does); wait until the new process answers, healthy
   capture -n N -o FILE          write the next N frames the switch receives as a pcap file
+  bgp                           with [bgp]: whether the VIP is announced, and the sessions with the routers
 The admin address is -admin, else [admin] listen of the configuration file.
 `
 
@@ -69,6 +71,8 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 		err = cl.upgrade(rest, stdout, stderr)
 	case "capture":
 		err = cl.capture(rest, stdout, stderr)
+	case "bgp":
+		err = cl.bgp(stdout)
 	default:
 		fmt.Fprintf(stderr, "webswitch ctl: unknown command %q\n", cmd)
 		fs.Usage()
@@ -133,6 +137,31 @@ func (c *ctlClient) backends(out io.Writer) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d shards\t%d\t%d\t%d\t%d\n", b.Name, b.Address, b.Agent, state,
 			b.UsableShards, b.Shards, b.ActiveFlows, b.HandoffsOK, b.HandoffsFailed, b.Downs)
+	}
+	return tw.Flush()
+}
+
+func (c *ctlClient) bgp(out io.Writer) error {
+	var st announce.Status
+	if err := c.do("GET", "/bgp", &st); err != nil {
+		return err
+	}
+	state := "withdrawn"
+	switch {
+	case st.Left:
+		state = "withdrawn for good (draining or upgrading)"
+	case st.Announced:
+		state = "announced"
+	}
+	fmt.Fprintf(out, "VIP %v via %v: %s (%d changes)\n", st.Prefix, st.NextHop, state, st.Changes)
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tASN\tSESSION\tBFD")
+	for _, p := range st.Peers {
+		bfd := p.BFD
+		if bfd == "" {
+			bfd = "-"
+		}
+		fmt.Fprintf(tw, "%v\t%d\t%s\t%s\n", p.Address, p.ASN, p.State, bfd)
 	}
 	return tw.Flush()
 }
