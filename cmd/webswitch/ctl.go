@@ -157,13 +157,17 @@ func (c *ctlClient) bgp(out io.Writer) error {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PEER\tASN\tSESSION\tBFD")
 	for _, p := range st.Peers {
-		bfd := p.BFD
-		if bfd == "" {
-			bfd = "-"
-		}
-		fmt.Fprintf(tw, "%v\t%d\t%s\t%s\n", p.Address, p.ASN, p.State, bfd)
+		fmt.Fprintf(tw, "%v\t%d\t%s\t%s\n", p.Address, p.ASN, p.State, orDash(p.BFD))
 	}
 	return tw.Flush()
+}
+
+// orDash returns s, or "-" for an empty table cell.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func (c *ctlClient) flows(args []string, out, stderr io.Writer) error {
@@ -190,11 +194,7 @@ func (c *ctlClient) flows(args []string, out, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SHARD\tCLIENT\tPORT\tSTATE\tBACKEND\tIDLE")
 	for _, f := range page.Flows {
-		backend := f.Backend
-		if backend == "" {
-			backend = "-"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", f.Shard, f.Client, f.VIPPort, f.State, backend,
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", f.Shard, f.Client, f.VIPPort, f.State, orDash(f.Backend),
 			(time.Duration(f.Idle * float64(time.Second))).Round(time.Millisecond))
 	}
 	if err := tw.Flush(); err != nil {
