@@ -141,7 +141,7 @@ func (sw *Switch) reopenResolver() bool {
 // neighConfig is what the neighbour resolver needs of cfg. Removed
 // back-ends stay: their flows still need their MAC addresses.
 func neighConfig(cfg *Config) neigh.Config {
-	nc := neigh.Config{VIP: netip.AddrFrom4(cfg.VIP), Refresh: cfg.ARPRefresh, AnswerVIP: cfg.AnswerARP}
+	nc := neigh.Config{VIP: netip.AddrFrom4(cfg.VIP), Refresh: cfg.ARPRefresh, AnswerVIP: !cfg.RoutedVIP}
 	for _, b := range cfg.Backends {
 		nc.Backends = append(nc.Backends, netip.AddrFrom4(b.IP))
 	}
