@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -95,6 +96,10 @@ type Speaker struct {
 	left      atomic.Bool
 	changes   atomic.Uint64
 	stopOnce  sync.Once
+
+	peers     map[netip.Addr]*api.Peer // as added, by address: what renewBFD updates
+	bfdRenews atomic.Uint64
+	unwatch   context.CancelFunc // ends watchBFD
 }
 
 // Start starts a speaker for cfg and adds its peers: it connects to them
@@ -117,8 +122,9 @@ func Start(cfg Config, log zerolog.Logger) (*Speaker, error) {
 	// message at debug. The logger's own level filters them.
 	srv := server.NewBgpServer(server.LoggerOption(slog.New(zerolog.NewSlogHandler(log)), nil))
 	go srv.Serve()
-	s := &Speaker{cfg: cfg, srv: srv, log: log}
+	s := &Speaker{cfg: cfg, srv: srv, log: log, peers: make(map[netip.Addr]*api.Peer), unwatch: func() {}}
 	if err := s.start(); err != nil {
+		s.unwatch()
 		srv.Stop()
 		return nil, fmt.Errorf("announce: %w", err)
 	}
@@ -179,7 +185,71 @@ func (s *Speaker) start() error {
 		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer}); err != nil {
 			return fmt.Errorf("peer %v: %w", p.Address, err)
 		}
+		s.peers[p.Address] = peer
 	}
+	return s.watchBFD()
+}
+
+// watchBFD works around GoBGP 4.8's BFD (fixed in 4.9, which is not
+// served here): its BFD session keeps the router's discriminator for good,
+// while a router may start a new BFD session whenever the BGP session
+// restarts (BIRD does). The router then refuses the switch's BFD packets
+// ("unknown session id"), the switch's side expires, resets the BGP
+// session, the router starts yet another BFD session, and the BGP session
+// flaps every few seconds for ever (seen with BIRD 2.0.12 after the switch
+// froze for a second). So whenever the BGP session with a BFD peer goes
+// down, its BFD session is made anew (renewBFD): it then takes the
+// router's new one.
+func (s *Speaker) watchBFD() error {
+	if !slices.ContainsFunc(s.cfg.Peers, func(p Peer) bool { return p.BFD }) {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.unwatch = cancel
+	down := make(chan netip.Addr, 16)
+	err := s.srv.WatchEvent(ctx, server.WatchEventMessageCallbacks{
+		OnPeerUpdate: func(e *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+			if e.Type != apiutil.PEER_EVENT_STATE || e.Peer.State.SessionState != bgp.BGP_FSM_IDLE {
+				return
+			}
+			select {
+			case down <- e.Peer.State.NeighborAddress:
+			default: // renewals pending already
+			}
+		},
+	}, server.WatchPeer())
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case addr := <-down:
+				if err := s.renewBFD(ctx, addr); err != nil && ctx.Err() == nil {
+					s.log.Warn().Err(err).Stringer("peer", addr).Msg("BFD session not renewed")
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// renewBFD makes the BFD session with peer addr anew, if it has one: GoBGP
+// recreates it when its configuration changes, so the transmit interval
+// is moved by one microsecond, up or down, which nobody can tell.
+func (s *Speaker) renewBFD(ctx context.Context, addr netip.Addr) error {
+	peer, ok := s.peers[addr]
+	if !ok || peer.Bfd == nil {
+		return nil
+	}
+	peer.Bfd.DesiredMinimumTxInterval ^= 1
+	if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: peer}); err != nil {
+		return err
+	}
+	s.bfdRenews.Add(1)
+	s.log.Debug().Stringer("peer", addr).Msg("BFD session renewed after the BGP session went down")
 	return nil
 }
 
@@ -361,6 +431,7 @@ func (s *Speaker) Stop() {
 		if err := s.Leave(ctx); err != nil {
 			s.log.Warn().Err(err).Msg("stop")
 		}
+		s.unwatch()
 		s.srv.Stop()
 	})
 }

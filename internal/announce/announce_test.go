@@ -196,3 +196,32 @@ func TestStartRefusesIPv6(t *testing.T) {
 		t.Fatal("Start with an IPv6 local address succeeded")
 	}
 }
+
+// TestBFDRenewed: when the BGP session with a BFD peer goes down, its BFD
+// session is made anew (the GoBGP 4.8 work-around, see watchBFD), and the
+// BGP session comes back. (The router here runs no BFD: the switch's BFD
+// session stays down and never resets the BGP session itself.)
+func TestBFDRenewed(t *testing.T) {
+	r := announcetest.NewRouter(t)
+	s := startSpeaker(t, r, func(c *Config) { c.Peers[0].BFD = true })
+	waitUp(t, s)
+	if err := r.Srv.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: announcetest.SwitchAddr.String(), Communication: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(announcetest.Wait); s.bfdRenews.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the BFD session was not renewed after the BGP session went down")
+		}
+	}
+	st := waitUp(t, s)
+	if st.Peers[0].BFD == "" {
+		t.Errorf("peer %+v: no BFD state after the renewal", st.Peers[0])
+	}
+	var tx uint32
+	if err := s.srv.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) { tx = p.Bfd.GetDesiredMinimumTxInterval() }); err != nil {
+		t.Fatal(err)
+	}
+	if want := uint32(BFDInterval/time.Microsecond) + 1; tx != want {
+		t.Errorf("BFD transmit interval %d µs after one renewal, want %d", tx, want)
+	}
+}

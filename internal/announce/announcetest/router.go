@@ -65,6 +65,9 @@ func NewRouter(t testing.TB) *Router {
 	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: SwitchAddr.String(), PeerAsn: SwitchASN},
 		Transport: &api.Transport{PassiveMode: true},
+		// After a reset it sends, the router takes a new connection after
+		// a second (GoBGP's default: 30 s).
+		Timers: &api.Timers{Config: &api.TimersConfig{IdleHoldTimeAfterReset: 1}},
 	}}); err != nil {
 		t.Fatal(err)
 	}
