@@ -79,7 +79,7 @@ func startCluster(cfg *announce.Config, log zerolog.Logger) (*cluster, error) {
 	}
 	cl.sp = sp
 	log.Info().Stringer("vip", cfg.Prefix).Stringer("next_hop", cfg.LocalAddress).Int("peers", len(cfg.Peers)).
-		Msg("BGP: the VIP is announced while the switch serves")
+		Msg("BGP speaker started: the VIP is announced while the switch serves")
 	return cl, nil
 }
 
