@@ -20,6 +20,13 @@ type BGP struct {
 	// source of its sessions and the next hop it announces for the VIP.
 	// Default: the first IPv4 address of switch.interface.
 	LocalAddress netip.Addr `toml:"local_address" reload:"restart"`
+	// ListenPort, when not 0, makes the switch accept its peers'
+	// connections on LocalAddress:ListenPort too (179 needs
+	// CAP_NET_BIND_SERVICE): a router that connects as well as it accepts
+	// then has a restarted switch back in a second, rather than after the
+	// switch's own first attempt (2 s after its start, 7 s after a
+	// session loss). Default 0: the switch listens on no port.
+	ListenPort uint16 `toml:"listen_port" reload:"restart"`
 	// HoldTime is the BGP hold time the switch offers (a session uses the
 	// smaller of the two sides'): a peer that hears nothing for this long
 	// drops the session and the route. Whole seconds, 3s to 65535s.

@@ -271,6 +271,7 @@ func TestLoadSwitchBGP(t *testing.T) {
 		ASN:          65010,
 		RouterID:     netip.MustParseAddr("198.18.0.2"),
 		LocalAddress: netip.MustParseAddr("198.18.0.2"),
+		ListenPort:   179,
 		HoldTime:     Duration{3 * time.Second},
 		Peers: []BGPPeer{
 			{Address: netip.MustParseAddr("198.18.0.1"), Port: 1179, ASN: 65000, BFD: true},

@@ -49,8 +49,9 @@ func speakerConfig(path string, c *conf.Switch) (*announce.Config, error) {
 	}
 	cfg := &announce.Config{
 		ASN: b.ASN, RouterID: b.RouterID, LocalAddress: local,
-		Prefix:   netip.PrefixFrom(c.Switch.VIP, 32),
-		HoldTime: b.HoldTime.Duration,
+		Prefix:     netip.PrefixFrom(c.Switch.VIP, 32),
+		ListenPort: b.ListenPort,
+		HoldTime:   b.HoldTime.Duration,
 	}
 	for _, p := range b.Peers {
 		cfg.Peers = append(cfg.Peers, announce.Peer{Address: p.Address, Port: p.Port, ASN: p.ASN, BFD: p.BFD})

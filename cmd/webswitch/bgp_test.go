@@ -103,7 +103,7 @@ func TestSpeakerConfig(t *testing.T) {
 	}
 	want := &announce.Config{
 		ASN: 65010, RouterID: netip.MustParseAddr("198.18.0.2"), LocalAddress: netip.MustParseAddr("198.18.0.2"),
-		Prefix: netip.MustParsePrefix("198.18.0.100/32"), HoldTime: 3 * time.Second,
+		Prefix: netip.MustParsePrefix("198.18.0.100/32"), ListenPort: 179, HoldTime: 3 * time.Second,
 		Peers: []announce.Peer{
 			{Address: netip.MustParseAddr("198.18.0.1"), Port: 1179, ASN: 65000, BFD: true},
 			{Address: netip.MustParseAddr("198.18.0.3"), Port: 179, ASN: 65010},

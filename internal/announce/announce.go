@@ -2,8 +2,9 @@
 // run as a library, which connects to the routers in front of a cluster of
 // switches and announces one prefix, the VIP/32, with the switch's own
 // address as next hop, while the switch can serve (Follow). It writes no
-// BGP of its own, listens on no port (it connects to its peers), takes no
-// route from them, and logs through the switch's zerolog logger.
+// BGP of its own, connects to its peers (and listens for them only when
+// asked: Config.ListenPort), takes no route from them, and logs through
+// the switch's zerolog logger.
 //
 // Guarantee: when Withdraw or Leave returns nil, every peer whose session
 // carried the prefix has been sent its withdrawal (or its session is gone,
@@ -42,6 +43,10 @@ type Config struct {
 	LocalAddress netip.Addr
 	// Prefix is what is announced: the VIP/32.
 	Prefix netip.Prefix
+	// ListenPort, when not 0, makes the speaker accept its peers'
+	// connections on LocalAddress:ListenPort as well as connect to them.
+	// Zero: no listener.
+	ListenPort uint16
 	// HoldTime is the hold time offered, in whole seconds, at least 3s;
 	// keepalives go every third of it.
 	HoldTime time.Duration
@@ -135,11 +140,11 @@ func Start(cfg Config, log zerolog.Logger) (*Speaker, error) {
 // the peers, the peers.
 func (s *Speaker) start() error {
 	ctx := context.Background()
-	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn:        s.cfg.ASN,
-		RouterId:   s.cfg.RouterID.String(),
-		ListenPort: -1, // no listener: the switch connects to its peers
-	}}); err != nil {
+	global := &api.Global{Asn: s.cfg.ASN, RouterId: s.cfg.RouterID.String(), ListenPort: -1} // -1: no listener
+	if s.cfg.ListenPort != 0 {
+		global.ListenPort, global.ListenAddresses = int32(s.cfg.ListenPort), []string{s.cfg.LocalAddress.String()}
+	}
+	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: global}); err != nil {
 		return err
 	}
 	// The global import policy sees the switch's own path too: reject only

@@ -225,3 +225,20 @@ func TestBFDRenewed(t *testing.T) {
 		t.Errorf("BFD transmit interval %d µs after one renewal, want %d", tx, want)
 	}
 }
+
+// TestListen: with a listen port, a router that connects gets the session
+// (here the switch's own attempts go to a port where nobody listens).
+func TestListen(t *testing.T) {
+	r := announcetest.NewRouter(t)
+	port := announcetest.FreePort(t, announcetest.SwitchAddr)
+	s := startSpeaker(t, r, func(c *Config) {
+		c.ListenPort = port
+		c.Peers[0].Port = announcetest.FreePort(t, announcetest.RouterAddr)
+	})
+	r.Connect(port)
+	waitUp(t, s)
+	if err := s.Announce(); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitRoute(vip, announcetest.SwitchAddr)
+}

@@ -47,12 +47,7 @@ type Router struct {
 // NewRouter starts a router, stopped when the test ends.
 func NewRouter(t testing.TB) *Router {
 	t.Helper()
-	l, err := net.Listen("tcp", netip.AddrPortFrom(RouterAddr, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := uint16(l.Addr().(*net.TCPAddr).Port)
-	l.Close() // GoBGP listens there instead
+	port := FreePort(t, RouterAddr)
 	srv := server.NewBgpServer(server.LoggerOption(slog.New(zerolog.NewSlogHandler(Logger(t).With().Str("side", "router").Logger())), nil))
 	go srv.Serve()
 	t.Cleanup(srv.Stop)
@@ -72,6 +67,31 @@ func NewRouter(t testing.TB) *Router {
 		t.Fatal(err)
 	}
 	return &Router{t: t, Srv: srv, Port: port}
+}
+
+// FreePort returns a TCP port free on addr now, for a GoBGP server to
+// listen on.
+func FreePort(t testing.TB, addr netip.Addr) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// Connect makes the router connect to the switch at SwitchAddr:port, as
+// well as accept its connections.
+func (r *Router) Connect(port uint16) {
+	r.t.Helper()
+	if _, err := r.Srv.UpdatePeer(context.Background(), &api.UpdatePeerRequest{Peer: &api.Peer{
+		Conf:      &api.PeerConf{NeighborAddress: SwitchAddr.String(), PeerAsn: SwitchASN},
+		Transport: &api.Transport{RemotePort: uint32(port)},
+		Timers:    &api.Timers{Config: &api.TimersConfig{IdleHoldTimeAfterReset: 1, ConnectRetry: 1}},
+	}}); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // Routes returns the router's IPv4 routes: prefix to next hop.
