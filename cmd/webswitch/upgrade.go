@@ -154,10 +154,11 @@ func newUpgrader(args []string, start time.Time, upgraded *UpgradeRecord, log ze
 		return nil, fmt.Errorf("the binary to run on upgrade: %w", err)
 	}
 	return &upgrader{
-		id:   Identity{PID: os.Getpid(), Started: start, Version: buildVersion(), Executable: exe, Upgrade: upgraded},
-		args: args,
-		log:  log,
-		hash: sync.OnceValues(runningHash),
+		id:    Identity{PID: os.Getpid(), Started: start, Version: buildVersion(), Executable: exe, Upgrade: upgraded},
+		args:  args,
+		log:   log,
+		hash:  sync.OnceValues(runningHash),
+		leave: func() {}, // no [bgp]
 	}, nil
 }
 
