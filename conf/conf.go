@@ -14,7 +14,8 @@
 // that should hold it. Loading stops at the first error.
 //
 // testdata/switch.toml and testdata/agent.toml are complete, commented
-// examples of both files.
+// examples of both files; testdata/switch-bgp.toml is a switch of a
+// cluster, with [bgp].
 package conf
 
 import (

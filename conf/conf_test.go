@@ -93,6 +93,18 @@ func TestLoadErrors(t *testing.T) {
 		{"bad-cookie", loadSwitch, 38, "rule[1].cookie", `cookie value "a b"`},
 		{"bad-path-prefix", loadSwitch, 34, "rule[0].path_prefix", `does not start with "/"`},
 		{"bad-host", loadSwitch, 38, "rule[1].host", "not a valid host name"},
+		{"bgp-missing-asn", loadSwitch, 21, "bgp.asn", "required"},
+		{"bgp-as-trans", loadSwitch, 22, "bgp.asn", "AS_TRANS"},
+		{"bgp-asn-range", loadSwitch, 22, "bgp.asn", "4294967296 is out of range"},
+		{"bgp-hold-time", loadSwitch, 23, "bgp.hold_time", "shorter than the minimum 3s"},
+		{"bgp-hold-time-fraction", loadSwitch, 23, "bgp.hold_time", "not a whole number of seconds"},
+		{"bgp-no-peer", loadSwitch, 21, "bgp.peer", "at least one [[bgp.peer]]"},
+		{"bgp-peer-ipv6", loadSwitch, 25, "bgp.peer[0].address", "not an IPv4 address"},
+		{"bgp-duplicate-peer", loadSwitch, 29, "bgp.peer[1].address", "already used by bgp.peer[0]"},
+		{"bgp-peer-asn", loadSwitch, 24, "bgp.peer[0].asn", "required"},
+		{"bgp-local-vip", loadSwitch, 23, "bgp.local_address", "is the VIP"},
+		{"bgp-bfd-type", loadSwitch, 27, "bgp.peer[0].bfd", "expected a boolean, found a string"},
+		{"bgp-peer-port", loadSwitch, 27, "bgp.peer[0].port", "port 0"},
 		{"agent-both", loadAgent, 7, "serve", "both set"},
 		{"agent-neither", loadAgent, 7, "serve", "one of static_root and upstream is required"},
 		{"agent-upstream", loadAgent, 8, "serve.upstream", "port from 1 to 65535"},
@@ -245,6 +257,52 @@ func TestLoadSwitchExample(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got, cmpAddrs); diff != "" {
 		t.Errorf("LoadSwitch mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestLoadSwitchBGP loads a switch with a [bgp] table, and checks that a
+// file without one has none.
+func TestLoadSwitchBGP(t *testing.T) {
+	got, err := LoadSwitch("testdata/switch-bgp.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &BGP{
+		ASN:          65010,
+		RouterID:     netip.MustParseAddr("198.18.0.2"),
+		LocalAddress: netip.MustParseAddr("198.18.0.2"),
+		ListenPort:   179,
+		HoldTime:     Duration{3 * time.Second},
+		Peers: []BGPPeer{
+			{Address: netip.MustParseAddr("198.18.0.1"), Port: 1179, ASN: 65000, BFD: true},
+			{Address: netip.MustParseAddr("198.18.0.3"), Port: 179, ASN: 65010},
+		},
+	}
+	if diff := cmp.Diff(want, got.BGP, cmpAddrs); diff != "" {
+		t.Errorf("BGP mismatch (-want +got):\n%s", diff)
+	}
+
+	file := filepath.Join(t.TempDir(), "switch.toml")
+	if err := os.WriteFile(file, []byte("[switch]\ninterface = \"eth0\"\nvip = \"198.18.0.100\"\n[control]\nsecret_file = \"s\"\n"+
+		"[bgp]\nasn = 4200000000\n[[bgp.peer]]\naddress = \"198.18.0.1\"\nasn = 65000\n"+
+		"[[backend]]\nname = \"be1\"\naddress = \"198.18.0.21\"\nagent = \"198.18.0.21:7070\"\n[[pool]]\nname = \"all\"\nbackends = [\"be1\"]\n[[rule]]\npool = \"all\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defaults, err := LoadSwitch(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = &BGP{ASN: 4200000000, HoldTime: Duration{9 * time.Second}, Peers: []BGPPeer{{Address: netip.MustParseAddr("198.18.0.1"), Port: 179, ASN: 65000}}}
+	if diff := cmp.Diff(want, defaults.BGP, cmpAddrs); diff != "" {
+		t.Errorf("BGP defaults mismatch (-want +got):\n%s", diff)
+	}
+
+	plain, err := LoadSwitch("testdata/switch-minimal.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.BGP != nil {
+		t.Errorf("a file without [bgp]: BGP = %+v, want nil", plain.BGP)
 	}
 }
 
@@ -535,6 +593,7 @@ func TestRestartKeys(t *testing.T) {
 		{"switch.ring_block_timeout", func(s *Switch) { s.Switch.RingBlockTimeout.Duration *= 2 }},
 		{"control.secret_file", func(s *Switch) { s.Control.SecretFile = "/etc/webswitch/other" }},
 		{"admin.listen", func(s *Switch) { s.Admin.Listen = netip.MustParseAddrPort("127.0.0.1:9999") }},
+		{"bgp.asn", func(s *Switch) { s.BGP = &BGP{ASN: 65010} }}, // [bgp] added
 	} {
 		next, _ := LoadSwitch("testdata/switch.toml")
 		tt.edit(next)
@@ -548,5 +607,31 @@ func TestRestartKeys(t *testing.T) {
 	next.Backends = next.Backends[:1]
 	if err := cur.RestartKeys(next, "next.toml"); err != nil {
 		t.Errorf("changing timeouts, health and back-ends: %v, want it taken", err)
+	}
+
+	// The whole [bgp] table needs a restart, its removal too.
+	cur, err = LoadSwitch("testdata/switch-bgp.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		key  string
+		edit func(b *Switch)
+	}{
+		{"bgp.asn", func(s *Switch) { s.BGP = nil }},
+		{"bgp.hold_time", func(s *Switch) { s.BGP.HoldTime.Duration = 30 * time.Second }},
+		{"bgp.peer", func(s *Switch) { s.BGP.Peers[1].BFD = true }},
+		{"bgp.peer", func(s *Switch) { s.BGP.Peers = s.BGP.Peers[:1] }},
+	} {
+		next, _ := LoadSwitch("testdata/switch-bgp.toml")
+		tt.edit(next)
+		want := "next.toml: " + tt.key + ": cannot change while the switch runs; restart it"
+		if err := cur.RestartKeys(next, "next.toml"); err == nil || err.Error() != want {
+			t.Errorf("changing %s: %v, want %q", tt.key, err, want)
+		}
+	}
+	next, _ = LoadSwitch("testdata/switch-bgp.toml")
+	if err := cur.RestartKeys(next, "next.toml"); err != nil {
+		t.Errorf("the same [bgp]: %v, want it taken", err)
 	}
 }

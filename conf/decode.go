@@ -160,7 +160,13 @@ func (d *decoder) value(path string, v any, dst reflect.Value) error {
 			return d.errorf(path, "expected a string, found %s", tomlType(v))
 		}
 		dst.SetString(s)
-	case reflect.Int, reflect.Uint16:
+	case reflect.Bool:
+		b, ok := v.(bool)
+		if !ok {
+			return d.errorf(path, "expected a boolean, found %s", tomlType(v))
+		}
+		dst.SetBool(b)
+	case reflect.Int, reflect.Uint16, reflect.Uint32:
 		n, ok := v.(int64)
 		if !ok {
 			return d.errorf(path, "expected an integer, found %s", tomlType(v))
@@ -188,6 +194,15 @@ func (d *decoder) value(path string, v any, dst reflect.Value) error {
 			return d.errorf(path, "expected a table, found %s", tomlType(v))
 		}
 		return d.table(path, m, dst)
+	case reflect.Pointer: // an optional table: nil when the file has none
+		e := reflect.New(dst.Type().Elem())
+		if def, ok := e.Interface().(defaulter); ok {
+			def.setDefaults()
+		}
+		if err := d.value(path, v, e.Elem()); err != nil {
+			return err
+		}
+		dst.Set(e)
 	case reflect.Slice:
 		var items []any
 		switch a := v.(type) {

@@ -17,8 +17,8 @@ func tomlKeys(t reflect.Type, prefix string) []string {
 		f := t.Field(i)
 		key := joinPath(prefix, f.Tag.Get("toml"))
 		ft := f.Type
-		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
-			ft = ft.Elem() // an array of tables
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct || ft.Kind() == reflect.Pointer {
+			ft = ft.Elem() // an array of tables, or an optional table
 		}
 		if ft.Kind() == reflect.Struct && !reflect.PointerTo(ft).Implements(textUnmarshalerType) {
 			keys = append(keys, tomlKeys(ft, key)...)
@@ -31,7 +31,7 @@ func tomlKeys(t reflect.Type, prefix string) []string {
 
 // docKey matches the key in the first column of a table row of
 // docs/configuration.md: "| `switch.vip` |".
-var docKey = regexp.MustCompile("(?m)^\\| `([a-z_]+\\.[a-z_]+)` \\|")
+var docKey = regexp.MustCompile("(?m)^\\| `([a-z_]+(?:\\.[a-z_]+)+)` \\|")
 
 // TestConfigurationDoc checks that docs/configuration.md has a row for
 // every key of both files, and no row for a key they do not have.
@@ -55,8 +55,9 @@ func TestConfigurationDoc(t *testing.T) {
 			t.Errorf("docs/configuration.md documents %s, which is not a configuration key", k)
 		}
 	}
-	// One key of each shape: a table's, an array of tables', a text value's.
-	for _, k := range []string{"health.rise", "backend.address", "serve.drain_timeout"} {
+	// One key of each shape: a table's, an array of tables', a text
+	// value's, an optional table's, an array of tables in it.
+	for _, k := range []string{"health.rise", "backend.address", "serve.drain_timeout", "bgp.asn", "bgp.peer.address"} {
 		if !slices.Contains(keys, k) {
 			t.Errorf("tomlKeys missed %s: %q", k, keys)
 		}
@@ -79,7 +80,7 @@ func TestRestartKeysDoc(t *testing.T) {
 		t.Fatal("docs/configuration.md: no paragraph listing the keys that need a restart")
 	}
 	var listed []string
-	for _, m := range regexp.MustCompile("`([a-z_]+\\.[a-z_]+)`").FindAllSubmatch(p, -1) {
+	for _, m := range regexp.MustCompile("`([a-z_]+(?:\\.[a-z_]+)+)`").FindAllSubmatch(p, -1) {
 		listed = append(listed, string(m[1]))
 	}
 	if want := RestartOnly(); !slices.Equal(listed, want) {

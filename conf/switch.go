@@ -19,6 +19,7 @@ type Switch struct {
 	Control  Control       `toml:"control"`
 	Health   Health        `toml:"health"`
 	Admin    Admin         `toml:"admin"`
+	BGP      *BGP          `toml:"bgp"` // nil without a [bgp] table
 	Backends []Backend     `toml:"backend"`
 	Pools    []Pool        `toml:"pool"`
 	Rules    []Rule        `toml:"rule"`
@@ -126,8 +127,8 @@ type Health struct {
 // Admin is the [admin] table: the admin API and metrics listener.
 type Admin struct {
 	// Listen is the HTTP address of /metrics (Prometheus), /healthz,
-	// /readyz, /backends, /flows, /reload and /capture; never the VIP.
-	// Empty (the default): no admin listener.
+	// /readyz, /backends, /flows, /reload, /capture and, with [bgp], /bgp;
+	// never the VIP. Empty (the default): no admin listener.
 	Listen netip.AddrPort `toml:"listen" reload:"restart"`
 }
 
@@ -271,6 +272,9 @@ func (s *Switch) validate(v *validator) {
 		if a.Addr() == s.Switch.VIP {
 			v.fail("admin.listen", "%v is the VIP: the switch's kernel does not own it", a.Addr())
 		}
+	}
+	if s.BGP != nil {
+		s.BGP.validate(v, s.Switch.VIP)
 	}
 	s.validateBackends(v)
 	s.validatePools(v)

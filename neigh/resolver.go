@@ -123,21 +123,29 @@ func Listen(ifname string, cfg Config, tab *Table, log zerolog.Logger) (*Resolve
 		return nil, fmt.Errorf("neigh: interface %q has no Ethernet address", ifname)
 	}
 	link := Link{MAC: [6]byte(ifi.HardwareAddr)}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return nil, fmt.Errorf("neigh: addresses of %q: %w", ifname, err)
-	}
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
-			link.IPv4 = netip.AddrFrom4([4]byte(ipn.IP.To4()))
-			break
-		}
+	if link.IPv4, err = FirstIPv4(ifi); err != nil {
+		return nil, err
 	}
 	c, err := packet.Listen(ifi, packet.Raw, header.EtherTypeARP, nil)
 	if err != nil {
 		return nil, fmt.Errorf("neigh: ARP socket on %q: %w", ifname, err)
 	}
 	return New(c, link, cfg, tab, log), nil
+}
+
+// FirstIPv4 returns the first IPv4 address of the interface ifi, the zero
+// Addr when it has none.
+func FirstIPv4(ifi *net.Interface) (netip.Addr, error) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("neigh: addresses of %q: %w", ifi.Name, err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			return netip.AddrFrom4([4]byte(ipn.IP.To4())), nil
+		}
+	}
+	return netip.Addr{}, nil
 }
 
 // SetConfig makes the resolver run cfg from now on (a reload): it wakes

@@ -58,6 +58,11 @@ type Config struct {
 	RingBlocks       int
 	RingBlockTimeout time.Duration
 	ARPRefresh       time.Duration
+	// RoutedVIP is set with [bgp]: routers send the VIP's frames to the
+	// switch's own address, and the switch answers no ARP for the VIP.
+	// Unset, the switch owns the VIP at layer 2: it answers ARP for it
+	// and announces it by gratuitous ARP.
+	RoutedVIP bool
 
 	Control control.Config // the control connections to the agents
 }
@@ -102,6 +107,7 @@ func FromConf(c *conf.Switch, secret []byte) (*Config, error) {
 		RingBlocks:       s.RingBlocks,
 		RingBlockTimeout: s.RingBlockTimeout.Duration,
 		ARPRefresh:       s.ARPRefresh.Duration,
+		RoutedVIP:        c.BGP != nil,
 		Control: control.Config{
 			Secret:         secret,
 			ConnectTimeout: c.Control.ConnectTimeout.Duration,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"webswitch/internal/mono"
@@ -41,6 +42,47 @@ func (sw *Switch) Health() []string {
 		problems = append(problems, err.Error())
 	}
 	return problems
+}
+
+// Serving reports whether the switch can take new connections: it is not
+// draining, Health finds nothing wrong (every shard's loop runs, the
+// neighbour resolver runs, the interface is up with a carrier), and at
+// least one pool has a back-end usable on every shard. It is what a switch
+// of a cluster announces the VIP for. Any goroutine may call it.
+func (sw *Switch) Serving() bool {
+	if sw.Draining() || len(sw.Health()) > 0 {
+		return false
+	}
+	snaps := make([]Snapshot, len(sw.shards))
+	for i, s := range sw.shards {
+		snaps[i] = s.snapshot()
+	}
+	cfg := sw.Config()
+	return len(PoolsWithoutBackend(cfg, snaps)) < len(cfg.Pools)
+}
+
+// PoolsWithoutBackend returns the names of cfg's pools that have no
+// back-end usable on every shard of snaps: the switch would answer 503 to
+// some of their requests.
+func PoolsWithoutBackend(cfg *Config, snaps []Snapshot) []string {
+	var missing []string
+	for _, p := range cfg.Pools {
+		if !slices.ContainsFunc(p.Backends, func(b int) bool { return usableEverywhere(b, snaps) }) {
+			missing = append(missing, p.Name)
+		}
+	}
+	return missing
+}
+
+// usableEverywhere reports whether every shard of snaps (at least one) may
+// hand new connections to back-end b.
+func usableEverywhere(b int, snaps []Snapshot) bool {
+	for _, s := range snaps {
+		if b >= len(s.Backends) || !s.Backends[b].Usable {
+			return false
+		}
+	}
+	return len(snaps) > 0
 }
 
 // linkUp reports whether the interface ifname exists, is up and has a
@@ -99,7 +141,7 @@ func (sw *Switch) reopenResolver() bool {
 // neighConfig is what the neighbour resolver needs of cfg. Removed
 // back-ends stay: their flows still need their MAC addresses.
 func neighConfig(cfg *Config) neigh.Config {
-	nc := neigh.Config{VIP: netip.AddrFrom4(cfg.VIP), Refresh: cfg.ARPRefresh, AnswerVIP: true}
+	nc := neigh.Config{VIP: netip.AddrFrom4(cfg.VIP), Refresh: cfg.ARPRefresh, AnswerVIP: !cfg.RoutedVIP}
 	for _, b := range cfg.Backends {
 		nc.Backends = append(nc.Backends, netip.AddrFrom4(b.IP))
 	}

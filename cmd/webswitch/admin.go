@@ -55,11 +55,22 @@ const (
 
 // adminHandler serves the admin API: /metrics, /healthz, /readyz,
 // /backends, /flows, /reload (POST), /capture, /version and /upgrade
-// (POST).
-func adminHandler(dp dataPath, reload func() error, proc process) http.Handler {
+// (POST), and /bgp with a BGP speaker (bgp not nil).
+func adminHandler(dp dataPath, reload func() error, proc process, bgp bgpStatus) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(dp), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
+	if bgp != nil {
+		reg.MustRegister(newBGPCollector(bgp))
+		mux.HandleFunc("GET /bgp", func(w http.ResponseWriter, r *http.Request) {
+			st, err := bgp.Status(r.Context())
+			if err != nil {
+				httpError(w, http.StatusServiceUnavailable, "%v", err)
+				return
+			}
+			writeJSON(w, http.StatusOK, st)
+		})
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if problems := dp.Health(); len(problems) > 0 {
@@ -73,7 +84,7 @@ func adminHandler(dp dataPath, reload func() error, proc process) http.Handler {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "draining", "flows": activeFlows(dp.Snapshots())})
 			return
 		}
-		missing := poolsWithoutBackend(dp.Config(), dp.Snapshots())
+		missing := shard.PoolsWithoutBackend(dp.Config(), dp.Snapshots())
 		if len(missing) > 0 {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "pools_without_backend": missing})
 			return
@@ -162,23 +173,6 @@ func backendStatus(cfg *shard.Config, snaps []shard.Snapshot) []BackendStatus {
 		}
 	}
 	return out
-}
-
-// poolsWithoutBackend returns the pools that have no back-end usable on
-// every shard: the switch would answer 503 for some of their requests.
-func poolsWithoutBackend(cfg *shard.Config, snaps []shard.Snapshot) []string {
-	status := backendStatus(cfg, snaps)
-	var missing []string
-	for _, p := range cfg.Pools {
-		ok := false
-		for _, b := range p.Backends {
-			ok = ok || status[b].UsableShards == status[b].Shards && status[b].Shards > 0
-		}
-		if !ok {
-			missing = append(missing, p.Name)
-		}
-	}
-	return missing
 }
 
 // FlowsPage is the answer of /flows.

@@ -94,7 +94,7 @@ func get(t *testing.T, h http.Handler, method, target string) (int, string) {
 }
 
 func TestMetrics(t *testing.T) {
-	h := adminHandler(&fakePath{draining: true}, nil, nil)
+	h := adminHandler(&fakePath{draining: true}, nil, nil, nil)
 	code, body := get(t, h, "GET", "/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)
@@ -135,7 +135,7 @@ func TestMetrics(t *testing.T) {
 
 func TestHealthAndBackends(t *testing.T) {
 	dp := &fakePath{}
-	h := adminHandler(dp, nil, nil)
+	h := adminHandler(dp, nil, nil, nil)
 	if code, _ := get(t, h, "GET", "/healthz"); code != 200 {
 		t.Errorf("/healthz: %d", code)
 	}
@@ -167,7 +167,7 @@ func TestHealthAndBackends(t *testing.T) {
 
 func TestFlowsAPI(t *testing.T) {
 	fp := &fakePath{flows: []shard.FlowInfo{{Client: "198.18.0.10:1"}, {Client: "198.18.0.10:2"}, {Client: "198.18.0.10:3"}}}
-	h := adminHandler(fp, nil, nil)
+	h := adminHandler(fp, nil, nil, nil)
 	code, body := get(t, h, "GET", "/flows?client=198.18.0.10:2&backend=be1&state=spliced&offset=1&limit=1")
 	var page FlowsPage
 	if code != 200 || json.Unmarshal([]byte(body), &page) != nil {
@@ -189,14 +189,14 @@ func TestFlowsAPI(t *testing.T) {
 
 func TestReloadAPI(t *testing.T) {
 	err := errors.New("switch.vip: cannot change while the switch runs; restart it")
-	h := adminHandler(&fakePath{}, func() error { return err }, nil)
+	h := adminHandler(&fakePath{}, func() error { return err }, nil, nil)
 	if code, body := get(t, h, "POST", "/reload"); code != 400 || !strings.Contains(body, "switch.vip") {
 		t.Errorf("refused reload: %d %s", code, body)
 	}
 	if code, _ := get(t, h, "GET", "/reload"); code != 405 {
 		t.Errorf("GET /reload: %d, want 405", code)
 	}
-	h = adminHandler(&fakePath{}, func() error { return nil }, nil)
+	h = adminHandler(&fakePath{}, func() error { return nil }, nil, nil)
 	if code, body := get(t, h, "POST", "/reload"); code != 200 || !strings.Contains(body, "reloaded") {
 		t.Errorf("reload: %d %s", code, body)
 	}
@@ -208,7 +208,7 @@ func TestCtl(t *testing.T) {
 		flows:  []shard.FlowInfo{{Shard: 1, Client: "198.18.0.10:40000", VIPPort: 80, State: "spliced", Backend: "be2", Idle: 1.5}},
 		frames: [][]byte{bytes.Repeat([]byte{1}, 60), bytes.Repeat([]byte{2}, 1514)},
 	}
-	srv := httptest.NewServer(adminHandler(fp, func() error { return nil }, nil))
+	srv := httptest.NewServer(adminHandler(fp, func() error { return nil }, nil, nil))
 	defer srv.Close()
 	admin := strings.TrimPrefix(srv.URL, "http://")
 	run := func(args ...string) string {

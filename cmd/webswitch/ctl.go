@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"webswitch/conf"
+	"webswitch/internal/announce"
 )
 
 const ctlUsage = `usage: webswitch ctl [-admin ADDR | -config FILE] COMMAND
@@ -26,6 +27,7 @@ commands:
                                 keeping the PID, if its -check accepts the flags and the configuration
                                 (as SIGUSR2 does); wait until the new process answers, healthy
   capture -n N -o FILE          write the next N frames the switch receives as a pcap file
+  bgp                           with [bgp]: whether the VIP is announced, and the sessions with the routers
 The admin address is -admin, else [admin] listen of the configuration file.
 `
 
@@ -69,6 +71,8 @@ func ctl(args []string, stdout, stderr io.Writer) int {
 		err = cl.upgrade(rest, stdout, stderr)
 	case "capture":
 		err = cl.capture(rest, stdout, stderr)
+	case "bgp":
+		err = cl.bgp(stdout)
 	default:
 		fmt.Fprintf(stderr, "webswitch ctl: unknown command %q\n", cmd)
 		fs.Usage()
@@ -137,6 +141,35 @@ func (c *ctlClient) backends(out io.Writer) error {
 	return tw.Flush()
 }
 
+func (c *ctlClient) bgp(out io.Writer) error {
+	var st announce.Status
+	if err := c.do("GET", "/bgp", &st); err != nil {
+		return err
+	}
+	state := "withdrawn"
+	switch {
+	case st.Left:
+		state = "withdrawn for good (draining or upgrading)"
+	case st.Announced:
+		state = "announced"
+	}
+	fmt.Fprintf(out, "VIP %v via %v: %s (%d changes)\n", st.Prefix, st.NextHop, state, st.Changes)
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tASN\tSESSION\tBFD")
+	for _, p := range st.Peers {
+		fmt.Fprintf(tw, "%v\t%d\t%s\t%s\n", p.Address, p.ASN, p.State, orDash(p.BFD))
+	}
+	return tw.Flush()
+}
+
+// orDash returns s, or "-" for an empty table cell.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
 func (c *ctlClient) flows(args []string, out, stderr io.Writer) error {
 	fs := flag.NewFlagSet("webswitch ctl flows", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -161,11 +194,7 @@ func (c *ctlClient) flows(args []string, out, stderr io.Writer) error {
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SHARD\tCLIENT\tPORT\tSTATE\tBACKEND\tIDLE")
 	for _, f := range page.Flows {
-		backend := f.Backend
-		if backend == "" {
-			backend = "-"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", f.Shard, f.Client, f.VIPPort, f.State, backend,
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%s\n", f.Shard, f.Client, f.VIPPort, f.State, orDash(f.Backend),
 			(time.Duration(f.Idle * float64(time.Second))).Round(time.Millisecond))
 	}
 	if err := tw.Flush(); err != nil {

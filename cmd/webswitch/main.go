@@ -1,21 +1,24 @@
 // Command webswitch is the layer-7 one-way Web switch daemon: it owns the
-// VIP at layer 2, completes TCP handshakes itself, reads each request, picks
-// a back-end by content and hands the connection off to that back-end's
-// agent; responses go from the back-end straight to the client.
+// VIP at layer 2 (or, with [bgp], announces it to the routers in front of
+// a cluster of switches while it can serve), completes TCP handshakes
+// itself, reads each request, picks a back-end by content and hands the
+// connection off to that back-end's agent; responses go from the back-end
+// straight to the client.
 //
 //	webswitch [-config /etc/webswitch/switch.toml] [-log-level info] [-log-format json] [-cpuprofile FILE]
 //	webswitch -check [-config FILE ...]   check the configuration (and the flags), print the version
 //	webswitch -version
-//	webswitch ctl [-admin ADDR] backends | flows [...] | reload | upgrade [-timeout 30s] | capture -n N -o FILE
+//	webswitch ctl [-admin ADDR] backends | flows [...] | reload | upgrade [-timeout 30s] | capture -n N -o FILE | bgp
 //
 // SIGUSR1 logs every shard's counters; SIGHUP reloads the configuration
 // file (new rules, pools, back-ends and timeouts for new connections; a
 // file with errors, or one that changes a key needing a restart, is
 // refused and logged, and the running configuration stays); SIGINT or
-// SIGTERM stops it, draining first. SIGUSR2 (or `webswitch ctl upgrade`)
+// SIGTERM stops it, draining first (with [bgp], after withdrawing the
+// VIP). SIGUSR2 (or `webswitch ctl upgrade`)
 // upgrades in place: the binary now at the path webswitch was started as
-// is run with -check and the same flags; if it accepts them, the data path
-// stops and that binary is executed with the same arguments and
+// is run with -check and the same flags; if it accepts them, the VIP is
+// withdrawn ([bgp]), the data path stops and that binary is executed with the same arguments and
 // environment, keeping the PID; if not, the error is logged and this
 // process carries on. Spliced flows are not handed over: the new process
 // recovers them (docs/reliability.md, "Upgrade"). With [admin] listen set,
@@ -114,6 +117,11 @@ func run() (int, *upgrader) {
 		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
 		return 2, nil
 	}
+	bgp, err := speakerConfig(*configPath, c)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "webswitch: %v\n", err)
+		return 2, nil
+	}
 	if *check {
 		fmt.Printf("webswitch %s: %s: configuration ok\n", buildVersion(), *configPath)
 		return 0, nil
@@ -128,6 +136,12 @@ func run() (int, *upgrader) {
 		log.Error().Err(err).Msg("start")
 		return 1, nil
 	}
+	cl, err := startCluster(bgp, log)
+	if err != nil {
+		log.Error().Err(err).Msg("start")
+		return 1, nil
+	}
+	defer cl.stop()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -169,8 +183,9 @@ func run() (int, *upgrader) {
 	defer stop()
 	term := make(chan os.Signal, 2)
 	signal.Notify(term, syscall.SIGINT, syscall.SIGTERM)
-	go drain(sw, term, stop, log)
-	up.draining, up.stopData = sw.Draining, stop
+	go drain(sw, cl.leave, term, stop, log)
+	go cl.follow(ctx, sw.Serving)
+	up.draining, up.leave, up.stopData = sw.Draining, cl.leave, stop
 	up.stopAdmin = func(context.Context) error { return nil }
 	if upgraded != nil { // the rings are open: what the gap ends with
 		upgraded.Gap = time.Since(upgraded.Stopped)
@@ -184,7 +199,7 @@ func run() (int, *upgrader) {
 			log.Error().Err(err).Msg("admin listener")
 			return 1, nil
 		}
-		srv := &http.Server{Handler: adminHandler(sw, reload, up), ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: adminHandler(sw, reload, up, cl.status()), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Msg("admin server")
@@ -236,12 +251,23 @@ func dataPathConfig(path string, c *conf.Switch, secret []byte) (*shard.Config, 
 // drainProgress is how often a drain logs the flows it waits for.
 const drainProgress = time.Second
 
-// drain waits for a stop signal, then drains the switch: new connections
-// are refused while the flows in the table go on, until none is left, the
-// drain timeout (the running configuration's, when the signal comes)
-// passes, or a second signal comes; then it calls stop.
-func drain(sw *shard.Switch, term <-chan os.Signal, stop func(), log zerolog.Logger) {
+// drainable is what drain needs of the data path (a *shard.Switch; a
+// fake in tests).
+type drainable interface {
+	Config() *shard.Config
+	Drain()
+	ActiveFlows() int64
+}
+
+// drain waits for a stop signal, then drains the switch: it leaves its
+// cluster first (with [bgp]: the VIP is withdrawn, and the routers move
+// the flows to the other switches), then new connections are refused while
+// the flows in the table go on, until none is left, the drain timeout (the
+// running configuration's, when the signal comes) passes, or a second
+// signal comes; then it calls stop.
+func drain(sw drainable, leave func(), term <-chan os.Signal, stop func(), log zerolog.Logger) {
 	sig := <-term
+	leave()
 	timeout := sw.Config().DrainTimeout
 	log.Info().Stringer("signal", sig).Int64("flows", sw.ActiveFlows()).Dur("drain_timeout", timeout).
 		Msg("draining: new connections refused, the flows in the table go on")

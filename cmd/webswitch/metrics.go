@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -134,11 +136,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter("protocol_mismatch_total", s.ProtocolMismatch)
 		for _, b := range s.Backends {
-			usable := 0.0
-			if b.Usable {
-				usable = 1
-			}
-			gauge("backend_usable", usable, b.Name)
+			gauge("backend_usable", bool01(b.Usable), b.Name)
 			gauge("backend_active_flows", float64(b.Active), b.Name)
 			counter("backend_handoffs_total", b.HandoffsOK, b.Name, "ok")
 			counter("backend_handoffs_total", b.HandoffsFailed, b.Name, "failed")
@@ -169,4 +167,54 @@ func histogram(d *prometheus.Desc, counts []uint64, sum float64, labels ...strin
 		}
 	}
 	return prometheus.MustNewConstHistogram(d, cum, sum, buckets, labels...)
+}
+
+// bgpCollector exposes the BGP speaker's state to Prometheus, read at each
+// scrape.
+type bgpCollector struct {
+	bgp                       bgpStatus
+	sessionUp, announced, chg *prometheus.Desc
+}
+
+// bgpScrapeTimeout bounds a scrape's question to the speaker.
+const bgpScrapeTimeout = time.Second
+
+func newBGPCollector(bgp bgpStatus) *bgpCollector {
+	return &bgpCollector{
+		bgp: bgp,
+		sessionUp: prometheus.NewDesc("webswitch_bgp_session_up",
+			"1 while the BGP session with the peer (a router, address:port) is established.", []string{"peer"}, nil),
+		announced: prometheus.NewDesc("webswitch_bgp_announced",
+			"1 while the switch announces the VIP (it can serve and does not drain).", nil, nil),
+		chg: prometheus.NewDesc("webswitch_bgp_announcement_changes_total",
+			"Announcements and withdrawals of the VIP since the start.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *bgpCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.sessionUp
+	ch <- c.announced
+	ch <- c.chg
+}
+
+// Collect implements prometheus.Collector. A speaker that does not answer
+// in time shows its sessions down.
+func (c *bgpCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), bgpScrapeTimeout)
+	defer cancel()
+	st, _ := c.bgp.Status(ctx)
+	for _, p := range st.Peers {
+		ch <- prometheus.MustNewConstMetric(c.sessionUp, prometheus.GaugeValue, bool01(p.Up), p.Address.String())
+	}
+	ch <- prometheus.MustNewConstMetric(c.announced, prometheus.GaugeValue, bool01(st.Announced))
+	ch <- prometheus.MustNewConstMetric(c.chg, prometheus.CounterValue, float64(st.Changes))
+}
+
+// bool01 is 1 for true, 0 for false.
+func bool01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -118,8 +118,9 @@ const adminShutdown = time.Second
 
 // upgrader is the in-place upgrade: it checks the binary now at the path
 // the daemon was started as (running it with -check and the daemon's
-// arguments), stops the admin API and then the data path, and
-// re-executes that binary with the same arguments and environment, so that
+// arguments), stops the admin API, leaves the cluster (with [bgp]: the VIP
+// is withdrawn, and the routers move the flows to the other switches,
+// which recover them), stops the data path, and re-executes that binary with the same arguments and environment, so that
 // the PID stays. One upgrade at a time; none while the switch drains.
 type upgrader struct {
 	id   Identity // this process; Executable is the binary to run
@@ -130,6 +131,7 @@ type upgrader struct {
 	// Set by run before any upgrade can be asked for.
 	draining  func() bool // a stop signal came
 	stopAdmin func(context.Context) error
+	leave     func() // withdraws the VIP from the routers ([bgp]), before the data path stops
 	stopData  func()
 
 	state  atomic.Int32  // upgradeIdle, upgradeChecking, upgradeAccepted
@@ -152,10 +154,11 @@ func newUpgrader(args []string, start time.Time, upgraded *UpgradeRecord, log ze
 		return nil, fmt.Errorf("the binary to run on upgrade: %w", err)
 	}
 	return &upgrader{
-		id:   Identity{PID: os.Getpid(), Started: start, Version: buildVersion(), Executable: exe, Upgrade: upgraded},
-		args: args,
-		log:  log,
-		hash: sync.OnceValues(runningHash),
+		id:    Identity{PID: os.Getpid(), Started: start, Version: buildVersion(), Executable: exe, Upgrade: upgraded},
+		args:  args,
+		log:   log,
+		hash:  sync.OnceValues(runningHash),
+		leave: func() {}, // no [bgp]
 	}, nil
 }
 
@@ -203,7 +206,8 @@ func (u *upgrader) Identity() Identity {
 // Upgrade checks the binary at the upgrade path with the daemon's
 // arguments and, if it accepts them, starts the upgrade and returns the
 // check's output: the admin API is stopped (after it has sent its
-// answers), then the data path, and run returns the upgrader for main to
+// answers), the VIP withdrawn ([bgp]), then the data path stopped, and run
+// returns the upgrader for main to
 // exec. A refused check leaves the process as it was; the error carries
 // the check's output. Errors are logged.
 func (u *upgrader) Upgrade() (string, error) {
@@ -228,6 +232,7 @@ func (u *upgrader) Upgrade() (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), adminShutdown)
 		defer cancel()
 		u.stopAdmin(ctx) // a request still running after adminShutdown is cut
+		u.leave()        // the new process announces the VIP again once it serves
 		u.record.Stopped = time.Now()
 		u.stopData()
 	}()

@@ -92,7 +92,7 @@ func TestCtlUpgrade(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.proc.cur = old
-			srv := httptest.NewServer(adminHandler(&fakePath{problems: tc.problems}, nil, tc.proc))
+			srv := httptest.NewServer(adminHandler(&fakePath{problems: tc.problems}, nil, tc.proc, nil))
 			defer srv.Close()
 			var out, errOut bytes.Buffer
 			status := ctl([]string{"-admin", strings.TrimPrefix(srv.URL, "http://"), "upgrade", "-timeout", "500ms"}, &out, &errOut)
@@ -135,13 +135,15 @@ func testUpgrader(t *testing.T, exe string, stops *[]string, stopped chan struct
 	}
 	u.draining = func() bool { return false }
 	u.stopAdmin = func(context.Context) error { *stops = append(*stops, "admin"); return nil }
+	u.leave = func() { *stops = append(*stops, "bgp") }
 	u.stopData = func() { *stops = append(*stops, "data path"); close(stopped) }
 	return u
 }
 
 // TestUpgrader checks the binary before anything stops: a refusal (or no
 // binary) leaves the process as it was, ready for another try; an
-// acceptance stops the admin API, then the data path, once.
+// acceptance stops the admin API, withdraws the VIP from the routers, then
+// stops the data path, once.
 func TestUpgrader(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		var stops []string
@@ -186,7 +188,7 @@ func TestUpgrader(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("the data path was not stopped")
 		}
-		if diff := cmp.Diff([]string{"admin", "data path"}, stops); diff != "" || !u.accepted() {
+		if diff := cmp.Diff([]string{"admin", "bgp", "data path"}, stops); diff != "" || !u.accepted() {
 			t.Errorf("stops (-want +got):\n%s; accepted %v", diff, u.accepted())
 		}
 		if u.record.From != u.Identity().String() || u.record.Stopped.IsZero() {
