@@ -196,6 +196,15 @@ func (sw *Switch) ActiveFlows() int64 {
 	return n
 }
 
+// FramesIn returns the frames the shards have taken from their rings.
+func (sw *Switch) FramesIn() uint64 {
+	var n uint64
+	for _, s := range sw.shards {
+		n += s.C.FramesIn.Load()
+	}
+	return n
+}
+
 // cookieKey derives the SYN cookies' key from the shared secret, so that a
 // handshake begun before a restart completes after it, and switches that
 // share the secret file accept each other's cookies (an ACK that a router

@@ -84,6 +84,9 @@ func startCluster(cfg *announce.Config, log zerolog.Logger) (*cluster, error) {
 	return cl, nil
 }
 
+// routed reports whether the switch announces the VIP by BGP.
+func (cl *cluster) routed() bool { return cl.sp != nil }
+
 // follow announces the VIP while serving reports true, until ctx ends.
 func (cl *cluster) follow(ctx context.Context, serving func() bool) {
 	if cl.sp != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/rs/zerolog"
 
 	"webswitch/conf"
 	"webswitch/internal/announce"
@@ -135,11 +136,13 @@ type drainPath struct {
 	cfg     shard.Config
 	drained chan struct{}
 	flows   atomic.Int64
+	frames  atomic.Uint64
 }
 
 func (d *drainPath) Config() *shard.Config { return &d.cfg }
 func (d *drainPath) Drain()                { close(d.drained) }
 func (d *drainPath) ActiveFlows() int64    { return d.flows.Load() }
+func (d *drainPath) FramesIn() uint64      { return d.frames.Load() }
 
 // TestDrainWithdrawsFirst: on SIGTERM the VIP is withdrawn, and the
 // withdrawal sent to the router, before the switch refuses new
@@ -178,7 +181,7 @@ func TestDrainWithdrawsFirst(t *testing.T) {
 		cl.leave()
 		atDrain, _ = cl.sp.Status(context.Background())
 	}
-	go drain(dp, leave, term, func() { close(stopped) }, announcetest.Logger(t))
+	go drain(dp, leave, 0, term, func() { close(stopped) }, announcetest.Logger(t))
 	term <- syscall.SIGTERM
 	select {
 	case <-dp.drained:
@@ -202,5 +205,32 @@ func TestDrainWithdrawsFirst(t *testing.T) {
 	case <-stopped:
 	case <-time.After(announcetest.Wait):
 		t.Fatal("the drain did not stop once the flows ended")
+	}
+}
+
+// TestDrainQuiet: a switch that withdrew the VIP ends its drain once no
+// frame has come for the quiet time, its flows still in the table (the
+// routers send them to the other switches), not at drain_timeout; frames
+// that keep coming keep it draining.
+func TestDrainQuiet(t *testing.T) {
+	dp := &drainPath{cfg: shard.Config{DrainTimeout: time.Minute}, drained: make(chan struct{})}
+	dp.flows.Store(5)
+	term := make(chan os.Signal, 1)
+	stopped := make(chan struct{})
+	const quiet = 300 * time.Millisecond
+	go drain(dp, func() {}, quiet, term, func() { close(stopped) }, zerolog.Nop())
+	term <- syscall.SIGTERM
+	start := time.Now()
+	for range 6 { // frames for 600 ms: longer than quiet
+		time.Sleep(100 * time.Millisecond)
+		dp.frames.Add(1)
+	}
+	select {
+	case <-stopped:
+		if d := time.Since(start); d < 600*time.Millisecond {
+			t.Errorf("stopped %v after the signal, while frames still came", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the drain did not end without frames; want it to end after the quiet time, not at drain_timeout")
 	}
 }

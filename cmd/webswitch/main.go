@@ -183,7 +183,11 @@ func run() (int, *upgrader) {
 	defer stop()
 	term := make(chan os.Signal, 2)
 	signal.Notify(term, syscall.SIGINT, syscall.SIGTERM)
-	go drain(sw, cl.leave, term, stop, log)
+	quiet := time.Duration(0)
+	if cl.routed() {
+		quiet = drainQuiet
+	}
+	go drain(sw, cl.leave, quiet, term, stop, log)
 	go cl.follow(ctx, sw.Serving)
 	up.draining, up.leave, up.stopData = sw.Draining, cl.leave, stop
 	up.stopAdmin = func(context.Context) error { return nil }
@@ -257,7 +261,14 @@ type drainable interface {
 	Config() *shard.Config
 	Drain()
 	ActiveFlows() int64
+	FramesIn() uint64
 }
+
+// drainQuiet ends the drain of a switch that withdrew the VIP (with
+// [bgp]) once no frame has come for this long: the routers send its flows
+// to the other switches, which recover them, so their ends never come
+// here and the flow table does not empty before drain_timeout.
+const drainQuiet = 2 * time.Second
 
 // drain waits for a stop signal, then drains the switch: it leaves its
 // cluster first (with [bgp]: the VIP is withdrawn, and the routers move
@@ -265,7 +276,7 @@ type drainable interface {
 // the flows in the table go on, until none is left, the drain timeout (the
 // running configuration's, when the signal comes) passes, or a second
 // signal comes; then it calls stop.
-func drain(sw drainable, leave func(), term <-chan os.Signal, stop func(), log zerolog.Logger) {
+func drain(sw drainable, leave func(), quiet time.Duration, term <-chan os.Signal, stop func(), log zerolog.Logger) {
 	sig := <-term
 	leave()
 	timeout := sw.Config().DrainTimeout
@@ -276,6 +287,7 @@ func drain(sw drainable, leave func(), term <-chan os.Signal, stop func(), log z
 	poll := time.NewTicker(100 * time.Millisecond)
 	defer poll.Stop()
 	next := time.Now().Add(drainProgress)
+	frames, heard := sw.FramesIn(), time.Now()
 	for {
 		select {
 		case sig := <-term:
@@ -290,6 +302,13 @@ func drain(sw drainable, leave func(), term <-chan os.Signal, stop func(), log z
 			n := sw.ActiveFlows()
 			if n == 0 {
 				log.Info().Msg("drained: no flow left")
+				stop()
+				return
+			}
+			if f := sw.FramesIn(); f != frames {
+				frames, heard = f, now
+			} else if quiet > 0 && now.Sub(heard) >= quiet {
+				log.Info().Int64("flows", n).Dur("quiet", quiet).Msg("drained: no frame since the VIP was withdrawn; the other switches have the flows")
 				stop()
 				return
 			}
