@@ -31,6 +31,7 @@ const (
 	DropNoAgent      // a connection to recover, and no agent to ask
 	DropRecoveryFull // a connection to recover, and maxRecovering being asked about
 	DropRecoveryRate // a connection to recover beyond recovery_rate
+	DropOtherHost    // a frame to another host's MAC address (flooded by a bridge)
 	numDrops
 )
 
@@ -38,7 +39,7 @@ var dropNames = [numDrops]string{
 	"truncated", "not_ipv4", "ip_header", "fragment", "ip_checksum", "not_tcp",
 	"tcp_header", "tcp_checksum", "tcp_options", "port", "no_flow", "table_full",
 	"queue_full", "no_neighbor", "draining", "no_owner", "no_agent", "recovery_full",
-	"recovery_rate",
+	"recovery_rate", "other_host",
 }
 
 func (d Drop) String() string { return dropNames[d] }

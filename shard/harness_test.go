@@ -328,6 +328,7 @@ type client struct {
 	window      uint16
 	opts        header.SynOptions
 	badChecksum bool
+	otherHost   bool // frames go to another host's MAC address
 	vipPort     uint16
 	viaLink     bool // frames go to the memLink, for the loop's next round, not straight to Shard.frame
 }
@@ -348,7 +349,11 @@ func (c *client) send(seq, ack seqnum.Value, flags uint8, payload string) {
 	raw := h.frame[:ring.VnetHdrLen+header.EthernetLen+ipLen]
 	clear(raw[:ring.VnetHdrLen])
 	eth := header.Ethernet(raw[ring.VnetHdrLen:])
-	eth.Encode(testSwitchMAC[:], testClientMAC[:], header.EtherTypeIPv4)
+	dst := testSwitchMAC
+	if c.otherHost {
+		dst = [6]byte{2, 0, 0, 0, 0, 0x99}
+	}
+	eth.Encode(dst[:], testClientMAC[:], header.EtherTypeIPv4)
 	ip := header.IPv4(eth[header.EthernetLen:])
 	ip.Encode(testClientIP, testVIP, header.ProtocolTCP, ipLen, 1)
 	tcp := header.TCP(ip[header.IPv4MinLen:])

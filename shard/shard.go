@@ -242,6 +242,13 @@ func (s *Shard) frame(f *ring.Frame) {
 		s.drop(DropTruncated)
 		return
 	}
+	if [6]byte(header.Ethernet(data).Dst()) != s.mac {
+		// For another host: a bridge floods a frame whose destination it
+		// has forgotten (a switch of the cluster died) to every port.
+		// Taking it would make two switches forward one flow.
+		s.drop(DropOtherHost)
+		return
+	}
 	if header.Ethernet(data).Type() != header.EtherTypeIPv4 {
 		s.drop(DropNotIPv4)
 		return

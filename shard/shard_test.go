@@ -209,6 +209,10 @@ func TestDrops(t *testing.T) {
 			c.send(c.isn, 0, header.FlagSYN, "")
 		}, DropTCPChecksum, false},
 		{"ACK without a valid cookie", func(c *client) { c.send(c.isn+1, 12345, header.FlagACK, "") }, DropNoFlow, true},
+		{"frame to another host's MAC", func(c *client) {
+			c.otherHost = true // a bridge flooded it: another switch's
+			c.send(c.isn, 0, header.FlagSYN, "")
+		}, DropOtherHost, false},
 		{"data without a valid cookie", func(c *client) { c.send(c.isn+1, 12345, header.FlagACK, "GET") }, DropNoFlow, false},
 		{"FIN of no connection", func(c *client) { c.send(c.isn+1, 12345, header.FlagFIN, "") }, DropNoFlow, false},
 		{"table full", func(c *client) {
