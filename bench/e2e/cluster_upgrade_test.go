@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -259,5 +263,255 @@ func TestClusterRollingUpgrade(t *testing.T) {
 		if benchsite.SumCounter(c, "syn_acks") == 0 {
 			t.Errorf("switch %d took no new connection after its upgrade", i)
 		}
+	}
+}
+
+// hostDeathHold is the BGP hold time of the sessions (site BGPConfig): the
+// longest a dead switch whose session never closes stays in the route.
+const hostDeathHold = 3 * time.Second
+
+// TestClusterHostDeath takes a switch's host off the network during 12
+// rate-limited 10 MiB downloads spread over the 3 switches: its port on
+// the LAN's bridge goes down, so its BGP session is never closed (no
+// Cease, no FIN) and the router finds out by BFD (300 ms x 3) or, without
+// it, by the hold timer (3 s). The route through that switch must go
+// within the hold time (plus a poll's margin), for the reason the case
+// expects (BIRD's last error: the BFD session, or the hold timer); every
+// download completes byte-exact, those on the dead switch recovered by the
+// others; and the switch is back in the route once its port is up again.
+func TestClusterHostDeath(t *testing.T) {
+	needBIRD(t)
+	for _, tc := range []struct {
+		name   string
+		bfd    bool
+		reason string // in BIRD's last error for the session
+	}{
+		{"BFD", true, "BFD session down"},
+		{"hold timer", false, "Hold timer expired"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testHostDeath(t, tc.bfd, tc.reason) })
+	}
+}
+
+func testHostDeath(t *testing.T, bfd bool, reason string) {
+	const (
+		downloads = 12
+		size      = 10 << 20
+	)
+	www := t.TempDir()
+	sum := randomFile(t, filepath.Join(www, "10m.bin"), size)
+	s := startUpgradeCluster(t, "", www, benchsite.BGPOptions{BFD: bfd, Listen: true})
+	// The client's receive buffer at most 1 MiB: the reader's pace then
+	// holds the back-ends' sending too (a larger one takes a good part of
+	// a download in the first second), so that every download still needs
+	// the switches to forward its ACKs when the switch dies.
+	if _, err := s.tb.Run("cli", "sysctl", "-qw", "net.ipv4.tcp_rmem=4096 131072 1048576"); err != nil {
+		t.Fatal(err)
+	}
+	if bfd {
+		if err := waitBFDUp(s.tb, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before [upgradeClusterSwitches]float64
+	for i := range before {
+		before[i] = s.synACKsN(i)
+	}
+	waits := make([]func() (string, error), downloads)
+	for i := range waits {
+		waits[i] = s.slowDownload(vipURL+"/10m.bin", size)
+	}
+	time.Sleep(1500 * time.Millisecond)
+
+	// The dead switch: the one with the most of the downloads.
+	victim, flows := 0, make([]float64, upgradeClusterSwitches)
+	for i := range flows {
+		flows[i] = s.synACKsN(i) - before[i]
+		if flows[i] > flows[victim] {
+			victim = i
+		}
+	}
+	host, hop := testbed.SwitchHost(victim+1), testbed.SwitchAddr(victim+1)
+	var recoveredBefore float64
+	for i := range upgradeClusterSwitches {
+		if i != victim {
+			recoveredBefore += s.recoveredN(i)
+		}
+	}
+	if c, err := s.ShardCountersN(victim); err == nil {
+		t.Logf("switch %d before its death: active flows %v, spliced %v, flows %v, frames in %v", victim,
+			benchsite.SumCounter(c, "active_flows"), benchsite.SumCounter(c, "spliced_flows"), benchsite.SumCounter(c, "flows"), benchsite.SumCounter(c, "frames_in"))
+	}
+	cliSockets, _ := s.tb.Run("cli", "ss", "-tni", "dst", testbed.VIP)
+	receiving := 0
+	for _, m := range regexp.MustCompile(`bytes_received:(\d+)`).FindAllStringSubmatch(cliSockets, -1) {
+		if n, _ := strconv.Atoi(m[1]); n < size {
+			receiving++
+		}
+	}
+	if receiving != downloads {
+		t.Errorf("%d of the %d downloads still receiving when the switch died: the test's pace did not hold them", receiving, downloads)
+	}
+	if os.Getenv("WS_E2E_DEBUG") != "" {
+		t.Logf("client sockets at the death:\n%s", cliSockets)
+		for _, be := range []string{"be1", "be2"} {
+			out, _ := s.tb.Run(be, "ss", "-tni", "src", testbed.VIP)
+			t.Logf("%s sockets at the death:\n%s", be, out)
+		}
+	}
+	down := time.Now()
+	if _, err := s.tb.Run("lan", "ip", "link", "set", host, "down"); err != nil {
+		t.Fatal(err)
+	}
+	var gone time.Duration
+	for {
+		rt, err := s.tb.VIPRoute()
+		if err == nil && !slices.Contains(rt.NextHops, hop) {
+			gone = time.Since(down)
+			break
+		}
+		if time.Since(down) > hostDeathHold+2*time.Second {
+			t.Fatalf("switch %d's host is off the network for %v and the router still routes through it: %+v %v", victim, time.Since(down), rt, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sessions, err := s.tb.BGPSessions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := ""
+	if j := slices.IndexFunc(sessions, func(b testbed.BGPSession) bool { return b.Switch == victim+1 }); j >= 0 {
+		info = sessions[j].Info
+	}
+	t.Logf("switch %d (%d of the %d downloads; all switches %v; %d downloads still receiving) off the network: out of the route after %v (BFD %v, hold time %v); BIRD: %q",
+		victim, int(flows[victim]), downloads, flows, receiving, gone.Round(time.Millisecond), bfd, hostDeathHold, info)
+	if gone > hostDeathHold+500*time.Millisecond {
+		t.Errorf("the route through the dead switch went after %v, want within the hold time %v (and a poll)", gone, hostDeathHold)
+	}
+	if !strings.Contains(info, reason) {
+		t.Errorf("BIRD's session with the dead switch: %q, want it down for %q", info, reason)
+	}
+
+	ok := 0
+	for i, wait := range waits {
+		got, err := wait()
+		if err != nil || got != sum {
+			t.Errorf("download %d: %v, sha256 %s, want %s", i, err, got, sum)
+			continue
+		}
+		ok++
+	}
+	t.Logf("%d of %d downloads byte-exact", ok, downloads)
+	// Each of the dead switch's flows sends a segment to another switch at
+	// least at its end (the client's FIN), which that one recovers; the
+	// last ones may still be on their way.
+	var recovered float64
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		recovered = -recoveredBefore
+		for i := range upgradeClusterSwitches {
+			if i != victim {
+				recovered += s.recoveredN(i)
+			}
+		}
+		if recovered >= flows[victim] || time.Now().After(deadline) {
+			break
+		}
+	}
+	for i := range upgradeClusterSwitches {
+		c, err := s.ShardCountersN(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("switch %d: connections %v, recovered %v, asked %v, unanswered %v, conflicts %v, drops %v, resets %v", i,
+			benchsite.SumCounter(c, "syn_acks"), counterSum(c, "recovered"), benchsite.SumCounter(c, "recovery_asked"),
+			benchsite.SumCounter(c, "recovery_unanswered"), benchsite.SumCounter(c, "recovery_conflicts"), counterSum(c, "drops"), benchsite.SumCounter(c, "resets"))
+	}
+	if recovered < flows[victim] {
+		t.Errorf("the other switches recovered %v flows since the death, want at least the dead switch's %v", recovered, flows[victim])
+	}
+
+	if _, err := s.tb.Run("lan", "ip", "link", "set", host, "up"); err != nil {
+		t.Fatal(err)
+	}
+	up := time.Now()
+	if rt, err := s.tb.WaitVIPRouteVia(victim+1, 15*time.Second); err != nil {
+		t.Errorf("switch %d's host back on the network: not back in the route: %+v %v", victim, rt, err)
+	} else {
+		t.Logf("switch %d back in the route %v after its port came up", victim, time.Since(up).Round(time.Millisecond))
+	}
+}
+
+// waitBFDUp waits until the router's BFD session with every switch is up.
+func waitBFDUp(tb *testbed.Testbed, timeout time.Duration) error {
+	var sessions map[string]string
+	var err error
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		sessions, err = tb.BFDSessions()
+		up := 0
+		for i := 1; i <= upgradeClusterSwitches; i++ {
+			if sessions[testbed.SwitchAddr(i)] == "Up" {
+				up++
+			}
+		}
+		if err == nil && up == upgradeClusterSwitches {
+			return nil
+		}
+	}
+	return fmt.Errorf("the router's BFD sessions after %v: %v %v, want %d up", timeout, sessions, err, upgradeClusterSwitches)
+}
+
+// synACKsN returns how many connections switch i (counting from 0) has
+// taken: its SYN-ACKs sent.
+func (s *site) synACKsN(i int) float64 {
+	s.t.Helper()
+	c, err := s.ShardCountersN(i)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return benchsite.SumCounter(c, "syn_acks")
+}
+
+// recoveredN returns how many flows switch i has recovered, by any means.
+func (s *site) recoveredN(i int) float64 {
+	s.t.Helper()
+	c, err := s.ShardCountersN(i)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var n float64
+	for _, v := range counterSum(c, "recovered") {
+		n += v
+	}
+	return n
+}
+
+// slowChunk and slowPause are slowDownload's pace: 2 MiB/s at most.
+const (
+	slowChunk = 256 << 10
+	slowPause = "0.125"
+)
+
+// slowDownload is download at 2 MiB/s at most, of a body of size bytes,
+// paced by the reader: curl writes into a pipe read slowChunk every
+// slowPause s, so its socket's receive buffer fills and its window holds
+// the sender back. (curl 7.88's --limit-rate here let half of 12
+// downloads take their 10 MiB in the first second.)
+func (s *site) slowDownload(url string, size int) (wait func() (string, error)) {
+	s.t.Helper()
+	var out bytes.Buffer
+	pace := fmt.Sprintf("for i in $(seq %d); do dd bs=%d count=1 iflag=fullblock status=none; sleep %s; done; cat",
+		(size+slowChunk-1)/slowChunk, slowChunk, slowPause)
+	cmd := s.tb.Command("cli", "bash", "-o", "pipefail", "-c", "curl -sS -m 60 "+url+" | { "+pace+"; } | sha256sum")
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return func() (string, error) {
+		err := cmd.Wait()
+		if f := strings.Fields(out.String()); len(f) > 0 {
+			return f[0], err
+		}
+		return "", err
 	}
 }
