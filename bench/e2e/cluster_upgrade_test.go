@@ -179,7 +179,7 @@ func TestClusterRollingUpgrade(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+newVersion, "-o", newBin, "webswitch/cmd/webswitch").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	s := startUpgradeCluster(t, bin, www, benchsite.BGPOptions{Listen: true})
+	s := startUpgradeCluster(t, bin, www, benchsite.BGPOptions{})
 	var before [upgradeClusterSwitches]switchIdentity
 	for i := range before {
 		before[i] = s.identityN(i)
@@ -315,7 +315,7 @@ func testHostDeath(t *testing.T, bfd bool, reason string, flood bool) {
 	)
 	www := t.TempDir()
 	sum := randomFile(t, filepath.Join(www, "10m.bin"), size)
-	s := startUpgradeCluster(t, "", www, benchsite.BGPOptions{BFD: bfd, Listen: true})
+	s := startUpgradeCluster(t, "", www, benchsite.BGPOptions{BFD: bfd})
 	// The client's receive buffer at most 1 MiB: the reader's pace then
 	// holds the back-ends' sending too (a larger one takes a good part of
 	// a download in the first second), so that every download still needs
