@@ -20,27 +20,37 @@ import (
 )
 
 // TestBGPConfig checks that a switch's configuration with its [bgp] table
-// is TOML with the keys of issue 12.
+// is TOML with the keys of issue 12, with and without the options.
 func TestBGPConfig(t *testing.T) {
-	var got struct {
-		BGP struct {
-			ASN      int    `toml:"asn"`
-			RouterID string `toml:"router_id"`
-			HoldTime string `toml:"hold_time"`
-			Peer     []struct {
-				Address string `toml:"address"`
-				ASN     int    `toml:"asn"`
-			} `toml:"peer"`
-		} `toml:"bgp"`
+	for _, o := range []BGPOptions{{}, {BFD: true}} {
+		var got struct {
+			BGP struct {
+				ASN        int    `toml:"asn"`
+				RouterID   string `toml:"router_id"`
+				HoldTime   string `toml:"hold_time"`
+				ListenPort int    `toml:"listen_port"`
+				Peer       []struct {
+					Address string `toml:"address"`
+					ASN     int    `toml:"asn"`
+					BFD     bool   `toml:"bfd"`
+				} `toml:"peer"`
+			} `toml:"bgp"`
+		}
+		conf := SwitchConfig("/secret", 2, false, "", "") + BGPConfigWith(2, o)
+		if _, err := toml.Decode(conf, &got); err != nil {
+			t.Fatalf("switch configuration with BGPConfigWith(2, %+v): %v\n%s", o, err, conf)
+		}
+		b := got.BGP
+		if b.ASN != testbed.SwitchAS || b.RouterID != "198.18.0.3" || b.HoldTime != "3s" ||
+			len(b.Peer) != 1 || b.Peer[0].Address != testbed.RouterIP || b.Peer[0].ASN != testbed.RouterAS {
+			t.Errorf("[bgp] of switch 2 with %+v: %+v", o, b)
+		}
+		if b.ListenPort != 179 || len(b.Peer) == 1 && b.Peer[0].BFD != o.BFD {
+			t.Errorf("[bgp] of switch 2 with %+v: listen_port %d, bfd %v", o, b.ListenPort, b.Peer)
+		}
 	}
-	conf := SwitchConfig("/secret", 2, false, "", "") + BGPConfig(2)
-	if _, err := toml.Decode(conf, &got); err != nil {
-		t.Fatalf("switch configuration with BGPConfig(2): %v\n%s", err, conf)
-	}
-	b := got.BGP
-	if b.ASN != testbed.SwitchAS || b.RouterID != "198.18.0.3" || b.HoldTime != "3s" ||
-		len(b.Peer) != 1 || b.Peer[0].Address != testbed.RouterIP || b.Peer[0].ASN != testbed.RouterAS {
-		t.Errorf("[bgp] of switch 2: %+v", b)
+	if BGPConfig(2) != BGPConfigWith(2, BGPOptions{}) {
+		t.Errorf("BGPConfig(2) is not BGPConfigWith(2) without options")
 	}
 }
 
