@@ -24,10 +24,11 @@ import (
 func TestBGPConfig(t *testing.T) {
 	var got struct {
 		BGP struct {
-			ASN      int    `toml:"asn"`
-			RouterID string `toml:"router_id"`
-			HoldTime string `toml:"hold_time"`
-			Peer     []struct {
+			ASN        int    `toml:"asn"`
+			RouterID   string `toml:"router_id"`
+			HoldTime   string `toml:"hold_time"`
+			ListenPort int    `toml:"listen_port"`
+			Peer       []struct {
 				Address string `toml:"address"`
 				ASN     int    `toml:"asn"`
 			} `toml:"peer"`
@@ -38,7 +39,7 @@ func TestBGPConfig(t *testing.T) {
 		t.Fatalf("switch configuration with BGPConfig(2): %v\n%s", err, conf)
 	}
 	b := got.BGP
-	if b.ASN != testbed.SwitchAS || b.RouterID != "198.18.0.3" || b.HoldTime != "3s" ||
+	if b.ASN != testbed.SwitchAS || b.RouterID != "198.18.0.3" || b.HoldTime != "3s" || b.ListenPort != 179 ||
 		len(b.Peer) != 1 || b.Peer[0].Address != testbed.RouterIP || b.Peer[0].ASN != testbed.RouterAS {
 		t.Errorf("[bgp] of switch 2: %+v", b)
 	}

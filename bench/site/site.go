@@ -437,8 +437,10 @@ agent = "%s:7070"
 // from 1) in a routed site with Config.BGP: the switch, as
 // testbed.SwitchAS with its own address as router id, peers with the
 // router (testbed.RouterIP, testbed.RouterAS), which connects to the
-// switch's port 179 and accepts its connections too, and announces the
-// VIP/32 with itself as next hop. The keys are
+// switch's port 179 (listen_port: a restarted switch is back within a
+// second, not after its own first attempt 2 s or 7 s later) and accepts
+// its connections too, and announces the VIP/32 with itself as next hop.
+// The keys are
 // those of issue 12; this is the one place to change if the switch's keys
 // differ.
 func BGPConfig(i int) string {
@@ -447,6 +449,7 @@ func BGPConfig(i int) string {
 asn = %d
 router_id = %q
 hold_time = "3s"
+listen_port = 179
 
 [[bgp.peer]]
 address = %q
