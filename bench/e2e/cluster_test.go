@@ -432,6 +432,7 @@ func TestCluster(t *testing.T) {
 		s := &site{Site: s.Site, t: t, tb: s.tb}
 		const rate, duration = 20, 6 * time.Second // a new connection every 50 ms
 		_, synRetrans := s.clientSYNs()
+		before := s.recoveries()
 		handoffs := benchsite.SumCounter(s.switchCounters(second), "handoffs_ok")
 		wait := s.startLoad(wsbench, "-url", vipURL+"/small.txt", "-rate", strconv.Itoa(rate), "-c", "32",
 			"-d", duration.String(), "-keepalive=false", "-timeout", "5s")
@@ -458,7 +459,8 @@ func TestCluster(t *testing.T) {
 			t.Errorf("switch %d handed off no new connection in the 2 s before it was killed: the kill proved nothing", second+1)
 		}
 		_, synAfter := s.clientSYNs()
-		t.Logf("%d requests at %d/s over %.1f s, %d failed (switch %d had handed off %.0f in the 2 s before its kill); route without switch %d after %v: %v; longest request %.0f ms (p99 %.0f ms); client SYNs sent again %d",
-			res.Requests, rate, res.Seconds, failed, second+1, handoffs, second+1, routeGone.Round(time.Millisecond), rt.NextHops, res.Latency.Max, res.Latency.P99, synAfter-synRetrans)
+		figures, _ := s.recoveredSince(before, second)
+		t.Logf("%d requests at %d/s over %.1f s, %d failed (switch %d had handed off %.0f in the 2 s before its kill); route without switch %d after %v: %v; longest request %.0f ms (p99 %.0f ms); client SYNs sent again %d; recovered:%s",
+			res.Requests, rate, res.Seconds, failed, second+1, handoffs, second+1, routeGone.Round(time.Millisecond), rt.NextHops, res.Latency.Max, res.Latency.P99, synAfter-synRetrans, figures)
 	})
 }
