@@ -32,17 +32,6 @@ const upgradeClusterAdminPort = 9100
 // upgradeClusterSwitches is the number of switches.
 const upgradeClusterSwitches = 3
 
-// needBIRD skips a test that needs the routed testbed's BIRD.
-func needBIRD(t *testing.T) {
-	t.Helper()
-	needRoot(t, "ip", "curl")
-	for _, tool := range []string{"bird", "birdc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("cluster test: needs BIRD 2 (%s) for the router (.ci/run installs it): %v", tool, err)
-		}
-	}
-}
-
 // startUpgradeCluster brings up 3 switches with BGP (and o) behind BIRD,
 // each with its admin API, one shard, and one pool of both back-ends
 // serving www, and waits until the router's route has the 3 next hops.
@@ -166,6 +155,7 @@ func with(hop string) func([]string) bool {
 // upgraded; no request may fail; and each upgraded switch takes new
 // connections again.
 func TestClusterRollingUpgrade(t *testing.T) {
+	needRoot(t, "ip", "curl")
 	needBIRD(t)
 	needRoot(t, "install")
 	www := t.TempDir()
@@ -293,6 +283,7 @@ const rejoinWait = 15 * time.Second
 // does until its entry ages when a host dies with its link up: only the
 // router's re-hashing moves the flows. The last lets the bridge flood.
 func TestClusterHostDeath(t *testing.T) {
+	needRoot(t, "ip", "curl")
 	needBIRD(t)
 	for _, tc := range []struct {
 		name   string
