@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -160,15 +159,8 @@ func TestClusterRollingUpgrade(t *testing.T) {
 	needRoot(t, "install")
 	www := t.TempDir()
 	writeFile(t, filepath.Join(www, "1k.txt"), strings.Repeat("x", 1024))
-	// The site's own binaries: the test installs a new webswitch over them.
-	bin, newBin := t.TempDir(), filepath.Join(t.TempDir(), "webswitch")
-	for _, name := range []string{"webswitch", "handoffd"} {
-		install(t, filepath.Join(buildBinaries(t), name), filepath.Join(bin, name))
-	}
 	const newVersion = "e2e-rolling"
-	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+newVersion, "-o", newBin, "webswitch/cmd/webswitch").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin, newBin := upgradeBinaries(t, newVersion)
 	s := startUpgradeCluster(t, bin, www, benchsite.BGPOptions{})
 	var before [upgradeClusterSwitches]switchIdentity
 	for i := range before {

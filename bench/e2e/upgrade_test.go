@@ -90,6 +90,21 @@ func (s *site) identity() switchIdentity {
 	return id
 }
 
+// upgradeBinaries returns a directory with the site's own copies of the
+// binaries (a test installs a new webswitch over them) and a webswitch
+// built with version, to upgrade to.
+func upgradeBinaries(t *testing.T, version string) (bin, newBin string) {
+	t.Helper()
+	bin, newBin = t.TempDir(), filepath.Join(t.TempDir(), "webswitch")
+	for _, name := range []string{"webswitch", "handoffd"} {
+		install(t, filepath.Join(buildBinaries(t), name), filepath.Join(bin, name))
+	}
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+version, "-o", newBin, "webswitch/cmd/webswitch").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin, newBin
+}
+
 // TestUpgrade upgrades the switch in place (webswitch ctl upgrade) under
 // load, after two refused tries: a truncated binary (by SIGUSR2), and a
 // configuration the new binary refuses (by ctl upgrade), which must leave
@@ -101,15 +116,8 @@ func TestUpgrade(t *testing.T) {
 	needRoot(t, "ip", "curl", "install")
 	www := t.TempDir()
 	writeFile(t, filepath.Join(www, "1k.txt"), strings.Repeat("x", 1024))
-	// The site's own binaries: the test installs a new webswitch over them.
-	bin, newBin := t.TempDir(), filepath.Join(t.TempDir(), "webswitch")
-	for _, name := range []string{"webswitch", "handoffd"} {
-		install(t, filepath.Join(buildBinaries(t), name), filepath.Join(bin, name))
-	}
 	const newVersion = "e2e-upgraded"
-	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+newVersion, "-o", newBin, "webswitch/cmd/webswitch").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin, newBin := upgradeBinaries(t, newVersion)
 	s := startSiteConfig(t, benchsite.Config{BinDir: bin, Static1: www, Static2: www, Balanced: true, Shards: 2, Offloads: true,
 		SwitchKeys: "[admin]\nlisten = \"" + adminAddr + "\"\n"})
 	pid := s.Switch.Cmd.Process.Pid
