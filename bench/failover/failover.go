@@ -19,7 +19,6 @@ package failover
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -327,12 +326,8 @@ func trial(s *site.Site, cfg Config, setup string, kill func() error) (t Trial, 
 	if werr != nil {
 		return t, fmt.Errorf("failover: the small requests' client: %w", werr)
 	}
-	out, err := os.ReadFile(logPath)
-	if err != nil {
+	if t.Load, err = load.ReadResult(logPath); err != nil {
 		return t, err
-	}
-	if err := json.Unmarshal(out, &t.Load); err != nil {
-		return t, fmt.Errorf("failover: the client's output (%s): %w", logPath, err)
 	}
 	for _, ok := range ok {
 		if !ok {

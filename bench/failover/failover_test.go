@@ -44,3 +44,31 @@ func TestKeepalivedConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestOutage checks the time until new connections succeed again for good,
+// from probes around a kill at t=0.
+func TestOutage(t *testing.T) {
+	kill := time.Unix(1000, 0)
+	at := func(startMs, tookMs int, ok bool) sample {
+		return sample{start: kill.Add(time.Duration(startMs) * time.Millisecond), took: time.Duration(tookMs) * time.Millisecond, ok: ok}
+	}
+	for _, tc := range []struct {
+		name      string
+		samples   []sample
+		want      time.Duration
+		failed    int
+		recovered bool
+	}{
+		{"none failed", []sample{at(-100, 2, true), at(10, 2, true)}, 0, 0, true},
+		{"failed before the kill only", []sample{at(-300, 200, false), at(10, 2, true)}, 0, 0, true},
+		{"recovered after failures", []sample{at(0, 200, false), at(250, 2, true), at(300, 200, false), at(550, 3, true), at(600, 2, true)}, 553 * time.Millisecond, 2, true},
+		{"never recovered", []sample{at(0, 200, false), at(250, 200, false)}, 450 * time.Millisecond, 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, failed, recovered := outage(tc.samples, kill)
+			if d != tc.want || failed != tc.failed || recovered != tc.recovered {
+				t.Errorf("outage = %v, %d failed, recovered %v; want %v, %d, %v", d, failed, recovered, tc.want, tc.failed, tc.recovered)
+			}
+		})
+	}
+}
