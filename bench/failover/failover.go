@@ -3,12 +3,14 @@
 // keepalived moves by VRRP, and webswitch with two switches announcing the
 // VIP by BGP to the router ("wsbench failover").
 //
-// The same load runs against both: rate-limited downloads of a 10 MiB file
-// (checked byte for byte) and a steady stream of small requests, each on a
-// new connection; KillAfter into it, one node is killed with SIGKILL (the
-// HAProxy master's haproxy and keepalived; webswitch's switch 1). What it
-// measures: downloads broken, small requests failed, the longest small
-// request, and the time until a new connection succeeds again for good.
+// The same load runs against both: paced downloads of a 10 MiB file
+// (checked by SHA-256) and a steady stream of small requests, each on a
+// new connection; KillAfter into it, one node dies: the HAProxy master (sw)
+// or webswitch's switch 1 (sw). With DeathHost, the LAN first drops its
+// frames; then its processes are killed with SIGKILL (haproxy and
+// keepalived; the switch). What it measures: downloads broken, small
+// requests failed, the longest small request, and the time until a new
+// connection succeeds again for good.
 //
 // Both run in the switch hosts sw and sw2 of one site: webswitch first,
 // then, its switches gone, HAProxy and keepalived in the same hosts, in
@@ -86,15 +88,15 @@ var ErrConfig = errors.New("failover: bad configuration")
 
 // Config describes the load of each trial and the HAProxy pair's VRRP.
 type Config struct {
-	Wsbench      string        // the wsbench binary, whose "wsbench load" sends the small requests (required)
-	Downloads    int           // concurrent downloads of BigFile
-	DownloadRate int           // bytes/s of each download (curl --limit-rate)
-	Rate         float64       // small requests per second, each on a new connection (open loop)
-	Timeout      time.Duration // a small request's time limit: a slower one failed
-	KillAfter    time.Duration // from the start of the load to the kill
-	Duration     time.Duration // the small requests' run
-	Advert       time.Duration // keepalived's advert_int
-	Death        string        // DeathProcess or DeathHost; "": DeathHost
+	Wsbench      string        `json:"-"`             // the wsbench binary, whose "wsbench load" sends the small requests (required)
+	Downloads    int           `json:"downloads"`     // concurrent downloads of BigFile
+	DownloadRate int           `json:"download_rate"` // bytes/s each download reads
+	Rate         float64       `json:"rate"`          // small requests per second, each on a new connection (open loop)
+	Timeout      time.Duration `json:"timeout_ns"`    // a small request's time limit: a slower one failed
+	KillAfter    time.Duration `json:"kill_after_ns"` // from the start of the load to the kill
+	Duration     time.Duration `json:"duration_ns"`   // the small requests' run
+	Advert       time.Duration `json:"advert_ns"`     // keepalived's advert_int
+	Death        string        `json:"death"`         // DeathProcess or DeathHost; "": DeathHost
 }
 
 // withDefaults returns c with zero fields set to the defaults, or an error.
@@ -156,8 +158,8 @@ type Trial struct {
 	Setup           string `json:"setup"`
 	Downloads       int    `json:"downloads"`
 	DownloadsBroken int    `json:"downloads_broken"` // failed, or not byte-exact
-	// DownloadStatus says of each download when it started and ended
-	// (from the start of the load), and what curl said.
+	// DownloadStatus says of each download when it ended (from the
+	// start of the load), the bytes it got, and what went wrong.
 	DownloadStatus []string `json:"download_status"`
 	// The small requests: succeeded, failed (all kinds of load.Result's
 	// errors), the longest that succeeded (from its intended start).
@@ -264,17 +266,24 @@ func cut(tb *testbed.Testbed, death, host string, on bool) error {
 }
 
 // waitMaster waits until the VIP is on sw's eth0 (keepalived's master)
-// and a request through it succeeds.
+// and not on sw2's (the backup, which would be master too if it did not
+// hear sw's adverts), and a request through it succeeds.
 func waitMaster(tb *testbed.Testbed, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	hasVIP := func(host string) (bool, string) {
+		addrs, _ := tb.Run(host, "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+		return strings.Contains(addrs, " "+testbed.VIP+"/"), addrs
+	}
 	for {
-		addrs, _ := tb.Run("sw", "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+		master, addrs := hasVIP("sw")
+		backup, addrs2 := hasVIP("sw2")
 		code, _ := tb.Run("cli", "curl", "-sS", "-m", "1", "-o", "/dev/null", "-w", "%{http_code}", site.VIPURL+"/"+SmallFile)
-		if strings.Contains(addrs, " "+testbed.VIP+"/") && code == "200" {
+		if master && !backup && code == "200" {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("failover: the HAProxy pair not serving through sw after %v: sw's eth0: %s; GET: %s", timeout, addrs, code)
+			return fmt.Errorf("failover: the HAProxy pair not serving through sw alone after %v: sw's eth0: %s; sw2's: %s; GET: %s",
+				timeout, addrs, addrs2, code)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
