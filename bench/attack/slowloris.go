@@ -2,7 +2,6 @@ package attack
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -418,12 +417,8 @@ sampling:
 	if err := client.Wait(); err != nil {
 		return res, fmt.Errorf("attack: the real clients failed: %w", err)
 	}
-	out, err := os.ReadFile(logPath)
-	if err != nil {
+	if res.Load, err = load.ReadResult(logPath); err != nil {
 		return res, err
-	}
-	if err := json.Unmarshal(out, &res.Load); err != nil {
-		return res, fmt.Errorf("attack: the real clients' output (%s): %w", logPath, err)
 	}
 	res.Success = successRate(&res.Load)
 	<-slowDone

@@ -2,7 +2,6 @@ package attack
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -177,12 +176,8 @@ func FloodTrial(ctx context.Context, s *site.Site, cfg FloodTrialConfig) (res Fl
 	if err := client.Wait(); err != nil {
 		return res, fmt.Errorf("attack: the client failed: %w", err)
 	}
-	out, err := os.ReadFile(logPath)
-	if err != nil {
+	if res.Load, err = load.ReadResult(logPath); err != nil {
 		return res, err
-	}
-	if err := json.Unmarshal(out, &res.Load); err != nil {
-		return res, fmt.Errorf("attack: the client's output (%s): %w", logPath, err)
 	}
 	res.Success = successRate(&res.Load)
 	res.countersDelta(before, after)

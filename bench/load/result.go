@@ -5,6 +5,12 @@
 // latency histogram.
 package load
 
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
 // Result is the outcome of one load run: what `wsbench load -json` prints
 // and what the bench report is made of.
 type Result struct {
@@ -50,4 +56,18 @@ type Latency struct {
 	P999 float64 `json:"p99_9"`
 	Max  float64 `json:"max"`
 	Mean float64 `json:"mean"`
+}
+
+// ReadResult reads the Result that "wsbench load -json" wrote to the file
+// at path (its log, when a bench ran it in a namespace).
+func ReadResult(path string) (Result, error) {
+	var r Result
+	out, err := os.ReadFile(path)
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		return r, fmt.Errorf("load: the output of wsbench load (%s): %w", path, err)
+	}
+	return r, nil
 }

@@ -12,14 +12,16 @@ import (
 // The two-way proxies run in the switch's namespace, on its own address,
 // each on its own port, in front of the agents' direct listeners.
 const (
-	directPort  = 8080 // the back-ends' plain listeners (serve.direct_listen)
+	DirectPort  = 8080 // the back-ends' plain listeners (serve.direct_listen)
 	haproxyPort = 8081
 	nginxPort   = 8082
 )
 
-// haproxyConfig is HAProxy in HTTP mode, one thread, keep-alive on both
-// sides with connection reuse towards the back-ends.
-func haproxyConfig(dir string) string {
+// HAProxyConfig is HAProxy in HTTP mode, one thread, keep-alive on both
+// sides with connection reuse towards the back-ends' direct listeners
+// (DirectPort), listening on bind ("ADDR:PORT", or ":PORT" for every
+// address), its PID file in dir. wsbench failover runs it too.
+func HAProxyConfig(dir, bind string) string {
 	return fmt.Sprintf(`global
     nbthread 1
     maxconn 4096
@@ -32,11 +34,11 @@ defaults
     option http-keep-alive
     http-reuse always
 frontend fe
-    bind %s:%d
+    bind %s
     default_backend be
 backend be
     balance roundrobin
-%s`, dir, testbed.SwitchIP, haproxyPort, upstreamLines("    server be%d %s:%d\n"))
+%s`, dir, bind, upstreamLines("    server be%d %s:%d\n"))
 }
 
 // nginxConfig is nginx as a reverse proxy: one worker, HTTP/1.1 with a
@@ -76,7 +78,7 @@ http {
 func upstreamLines(format string) string {
 	var b strings.Builder
 	for i := 1; i <= backends; i++ {
-		fmt.Fprintf(&b, format, i, testbed.BackendIP(i), directPort)
+		fmt.Fprintf(&b, format, i, testbed.BackendIP(i), DirectPort)
 	}
 	return b.String()
 }
@@ -87,7 +89,7 @@ func writeProxyConfigs(dir string) error {
 		return err
 	}
 	for name, content := range map[string]string{
-		"haproxy.cfg": haproxyConfig(dir),
+		"haproxy.cfg": HAProxyConfig(dir, fmt.Sprintf("%s:%d", testbed.SwitchIP, haproxyPort)),
 		"nginx.conf":  nginxConfig(dir),
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {

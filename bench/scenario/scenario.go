@@ -74,7 +74,7 @@ func Run(cfg Config) (_ *report.Report, err error) {
 	}
 	s, err := site.Start(site.Config{
 		BinDir: cfg.BinDir, Dir: dir, Static1: www, Static2: www,
-		Balanced: true, DirectPort: directPort, Offloads: true, Shards: cfg.Shards,
+		Balanced: true, DirectPort: DirectPort, Offloads: true, Shards: cfg.Shards,
 		SwitchArgs: profileArgs(cfg.CPUProfile), SwitchKeys: ringKeys(cfg.RingVersion),
 	})
 	if err != nil {
@@ -164,7 +164,7 @@ func urls(setup, file string) []string {
 	case report.SetupDirect:
 		var u []string
 		for i := 1; i <= backends; i++ {
-			u = append(u, fmt.Sprintf("http://%s:%d/%s", testbed.BackendIP(i), directPort, file))
+			u = append(u, fmt.Sprintf("http://%s:%d/%s", testbed.BackendIP(i), DirectPort, file))
 		}
 		return u
 	case report.SetupHAProxy:

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -104,8 +105,12 @@ func TestHAProxyConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("haproxy -c: %v\n%s", err, out)
 	}
-	for _, want := range []string{"server be1 198.18.0.21:8080", "server be2 198.18.0.22:8080", "nbthread 1"} {
-		if !strings.Contains(haproxyConfig(dir), want) {
+	conf, err := os.ReadFile(filepath.Join(dir, "haproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"server be1 198.18.0.21:8080", "server be2 198.18.0.22:8080", "nbthread 1", "bind 198.18.0.2:8081"} {
+		if !strings.Contains(string(conf), want) {
 			t.Errorf("haproxy.cfg lacks %q", want)
 		}
 	}

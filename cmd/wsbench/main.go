@@ -10,6 +10,7 @@
 //	wsbench synflood [-kind syn|ack] [-bin DIR] [-d 10s] [-rate R] [-shards N] [-prefix P] [-json]
 //	wsbench slowloris [-bin DIR] [-json] (see -h)
 //	wsbench recovery [-bin DIR] [-flows N] [-agents 1|2] [-rate R] [-send-rate R] [-restart=false] [-json] (see -h)
+//	wsbench failover [-bin DIR] [-downloads N] [-rate R] [-advert 1s] [-json] (see -h)
 package main
 
 import (
@@ -45,6 +46,7 @@ var commands = []command{
 	{name: "synflood", summary: "SYN or random-ACK flood from an attacker namespace while wsbench load fetches pages", run: runSYNFlood},
 	{name: "slowloris", summary: "slow clients holding the switch's flows while wsbench load fetches pages", run: runSlowloris},
 	{name: "recovery", summary: "flow recovery: spliced flows a fresh switch recovers per second; restart to first recovery", run: runRecovery},
+	{name: "failover", summary: "the active node killed under load: an HAProxy pair under keepalived against webswitch with 2 switches", run: runFailover},
 	{name: "policies", summary: "trace-driven comparison of the balancing policies: cache hit rate, load balance", run: runPolicies},
 	{name: recoveryHold, summary: "hold connections for wsbench recovery in this namespace", run: runRecoveryHold, hidden: true},
 }
