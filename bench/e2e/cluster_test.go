@@ -337,7 +337,9 @@ func (s *site) pacedDownload(url string, rate int) (wait func() (string, error))
 //     returns mid-download, so the router's hash moves flows to it: all 24
 //     byte-exact, and the new switch recovered flows by lookup;
 //   - connections: new connections at 20/s across a SIGKILL of another
-//     switch: none fails.
+//     switch: none fails;
+//   - health: with every agent dead no switch can serve, and each
+//     withdraws the VIP; they announce it again when the agents return.
 func TestCluster(t *testing.T) {
 	needRoot(t, "ip", "curl")
 	needBIRD(t)
@@ -462,5 +464,40 @@ func TestCluster(t *testing.T) {
 		figures, _ := s.recoveredSince(before, second)
 		t.Logf("%d requests at %d/s over %.1f s, %d failed (switch %d had handed off %.0f in the 2 s before its kill); route without switch %d after %v: %v; longest request %.0f ms (p99 %.0f ms); client SYNs sent again %d; recovered:%s",
 			res.Requests, rate, res.Seconds, failed, second+1, handoffs, second+1, routeGone.Round(time.Millisecond), rt.NextHops, res.Latency.Max, res.Latency.P99, synAfter-synRetrans, figures)
+	})
+
+	t.Run("health", func(t *testing.T) {
+		// Every back-end's agent dies: no switch can serve, so each
+		// withdraws the VIP; they announce it again once the agents are
+		// back.
+		before, err := s.tb.VIPRoute()
+		if err != nil || len(before.NextHops) == 0 {
+			t.Fatalf("the router's route before: %+v %v", before, err)
+		}
+		for i, a := range s.Agents {
+			if err := a.Kill(); err != nil {
+				t.Fatalf("agent %d: %v", i, err)
+			}
+		}
+		killed := time.Now()
+		if rt, err := s.tb.WaitVIPNextHops(0, clusterRouteWait); err != nil {
+			t.Fatalf("the router's route with no back-end left: %+v %v, want none: every switch withdraws the VIP", rt, err)
+		}
+		gone := time.Since(killed)
+		for i := range s.Agents {
+			if err := s.StartAgent(i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		started := time.Now()
+		rt, err := s.tb.WaitVIPNextHops(len(before.NextHops), clusterRouteWait)
+		if err != nil || !slices.Equal(rt.NextHops, before.NextHops) {
+			t.Fatalf("the router's route with the agents back: %+v %v, want %v again", rt, err, before.NextHops)
+		}
+		if got := s.curl(vipURL + "/small.txt"); got != smallBody {
+			t.Errorf("a request once the VIP is back: %q", got)
+		}
+		t.Logf("both agents killed: the VIP withdrawn by every switch after %v; announced again %v after the agents restarted",
+			gone.Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
 	})
 }
